@@ -1,0 +1,41 @@
+"""What an architecture family provides: how to build a model, its inputs, task and tolerances."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from ..recipe import TensorSpec
+from ..registry import Registry
+
+
+@dataclass
+class ModelBundle:
+    """A model ready for edgekit: ``module(*inputs)`` returns one tensor (logits or an embedding)."""
+
+    module: torch.nn.Module
+    inputs: tuple[TensorSpec, ...]
+    family: str
+    task: str  # "classification" | "embedding"
+    output_name: str = "output"
+    is_transformer: bool = True
+    tokenizer_dir: str | None = None  # for text data sources
+    info: dict[str, Any] = field(default_factory=dict)  # shown in the manifest (config, parameter count)
+
+    @property
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.module.parameters())
+
+
+@dataclass(frozen=True)
+class ArchFamily:
+    name: str
+    build: Callable[[dict[str, Any], str | None], ModelBundle]  # (config overrides, task) -> bundle
+    description: str
+    load: Callable[[str, str | None], ModelBundle] | None = None  # (checkpoint dir, task) -> bundle
+
+
+ARCHS: Registry[ArchFamily] = Registry("architecture")

@@ -1,0 +1,38 @@
+"""Shared helpers for Hugging Face transformers models (imported lazily: transformers is the [hf] extra)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from ..errors import MissingBackendError, ModelError
+
+
+def transformers():
+    try:
+        import transformers as tf
+    except ImportError:
+        raise MissingBackendError("hf models", "transformers", "hf") from None
+    return tf
+
+
+def make_config(model_type: str, defaults: dict[str, Any], overrides: dict[str, Any]):
+    """An HF config for ``model_type`` with our small defaults, then the user's overrides, eager attention."""
+    tf = transformers()
+    params = {**defaults, **overrides}
+    try:
+        config = tf.AutoConfig.for_model(model_type, **params)
+    except (ValueError, TypeError) as exc:
+        raise ModelError(f"cannot build a '{model_type}' config from {params}: {exc}") from None
+    unknown = [k for k in overrides if not hasattr(config, k)]
+    if unknown:
+        raise ModelError(f"'{model_type}' config has no field(s) {unknown}; see transformers' "
+                         f"{type(config).__name__} for the valid names")
+    # Eager attention exports to plain MatMul/Softmax on every target (SDPA does not on all of them).
+    config._attn_implementation = "eager"
+    return config
+
+
+def count_params(module: torch.nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())

@@ -1,0 +1,96 @@
+"""Resolve a model source (HF checkpoint dir, architecture name, or ``package.module:factory``)."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+from pathlib import Path
+
+import torch
+
+from ..errors import ModelError, RecipeError, did_you_mean
+from ..recipe import ModelSpec, TensorSpec
+from .base import ARCHS, ModelBundle
+
+_FAMILIES_LOADED = False
+
+
+def _ensure_families() -> None:
+    # Importing a family module registers it; kept lazy so `import edgekit` stays light.
+    global _FAMILIES_LOADED
+    if not _FAMILIES_LOADED:
+        from . import hf_text, hf_vision  # noqa: F401
+
+        _FAMILIES_LOADED = True
+
+
+def arch_names() -> list[str]:
+    _ensure_families()
+    return ARCHS.names()
+
+
+def load_model(spec: ModelSpec, inputs: tuple[TensorSpec, ...] | None = None) -> ModelBundle:
+    """Build or load the model named by ``spec``; ``inputs`` (from the recipe) override the family's spec."""
+    _ensure_families()
+    source = spec.source
+    if ":" in source and not os.path.exists(source) and not source.startswith(("hf:", "/")):
+        bundle = _from_factory(source, spec, inputs)
+    elif _looks_like_path(source):
+        bundle = _from_checkpoint(Path(source), spec)
+    else:
+        name = source.removeprefix("hf:")
+        if name not in ARCHS:
+            raise ModelError(f"model '{source}' is neither an existing directory nor a known architecture"
+                             f"{did_you_mean(name, ARCHS.names())}")
+        bundle = ARCHS.get(name).build(dict(spec.config), spec.task)
+    if inputs:
+        bundle.inputs = tuple(inputs)
+    bundle.module.eval()
+    return bundle
+
+
+def _looks_like_path(source: str) -> bool:
+    return os.sep in source or source.startswith(".") or os.path.exists(source)
+
+
+def _from_checkpoint(path: Path, spec: ModelSpec) -> ModelBundle:
+    if not path.exists():
+        raise ModelError(f"model path '{path}' does not exist; pass an HF checkpoint directory, an architecture "
+                         f"name ({', '.join(ARCHS.names())}) or package.module:factory")
+    config_file = path / "config.json"
+    if not config_file.is_file():
+        raise ModelError(f"'{path}' has no config.json: it is not a Hugging Face checkpoint directory")
+    try:
+        model_type = json.loads(config_file.read_text()).get("model_type", "")
+    except json.JSONDecodeError as exc:
+        raise ModelError(f"{config_file}: not valid JSON ({exc})") from None
+    if model_type not in ARCHS:
+        raise ModelError(f"'{path}' is a '{model_type}' checkpoint; edgekit supports {', '.join(ARCHS.names())}")
+    family = ARCHS.get(model_type)
+    if family.load is None:
+        raise ModelError(f"architecture '{model_type}' cannot be loaded from a checkpoint directory")
+    bundle = family.load(str(path), spec.task)
+    bundle.info["checkpoint"] = str(path.resolve())
+    return bundle
+
+
+def _from_factory(source: str, spec: ModelSpec, inputs: tuple[TensorSpec, ...] | None) -> ModelBundle:
+    module_name, _, attr = source.partition(":")
+    try:
+        factory = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as exc:
+        raise ModelError(f"cannot import factory '{source}': {exc}") from None
+    try:
+        model = factory(**spec.config)
+    except TypeError as exc:
+        raise ModelError(f"factory '{source}' rejected config {spec.config}: {exc}") from None
+    if not isinstance(model, torch.nn.Module):
+        raise ModelError(f"factory '{source}' returned {type(model).__name__}, not a torch.nn.Module")
+    declared = inputs or getattr(model, "edgekit_inputs", None)
+    if not declared:
+        raise RecipeError(f"model '{source}' is a custom module: declare its inputs in the recipe "
+                          "(inputs: [{name: x, shape: [batch, 3, 32, 32]}]) or with --input x:batch,3,32,32")
+    return ModelBundle(model.eval(), tuple(declared), family="custom",
+                       task=spec.task or "classification", is_transformer=False,
+                       info={"factory": source, "parameters": sum(p.numel() for p in model.parameters())})

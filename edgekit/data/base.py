@@ -1,0 +1,87 @@
+"""Data sets as arrays keyed by the model's input names, plus optional labels.
+
+Every source is registered under the name used in recipes (``DataSpec.source``). A source returns the
+whole (sampled) set in memory: edgekit's calibration and validation sets are small by design.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..archs.base import ModelBundle
+from ..errors import CalibrationError, InputSpecError
+from ..recipe import DataSpec
+from ..registry import Registry
+
+_NP_DTYPES = {"float32": np.float32, "float16": np.float16, "int64": np.int64, "int32": np.int32, "bool": np.bool_}
+
+
+@dataclass
+class DataSet:
+    inputs: dict[str, np.ndarray]
+    labels: np.ndarray | None
+    description: str
+
+    def __len__(self) -> int:
+        return len(next(iter(self.inputs.values())))
+
+    def batches(self, batch_size: int) -> Iterator[tuple[dict[str, np.ndarray], np.ndarray | None]]:
+        for start in range(0, len(self), batch_size):
+            sl = slice(start, start + batch_size)
+            yield ({k: v[sl] for k, v in self.inputs.items()},
+                   None if self.labels is None else self.labels[sl])
+
+    def subset(self, n: int, seed: int = 0) -> DataSet:
+        """The first ``n`` samples of a seeded, class-balanced-in-expectation permutation."""
+        if n >= len(self):
+            return self
+        idx = np.sort(np.random.default_rng(seed).permutation(len(self))[:n])
+        return DataSet({k: v[idx] for k, v in self.inputs.items()},
+                       None if self.labels is None else self.labels[idx], f"{self.description}, {n} samples")
+
+
+Source = Callable[[DataSpec, ModelBundle], DataSet]
+DATA: Registry[Source] = Registry("data source")
+
+
+def data_dir() -> Path:
+    """Where fetched data sets live: $EDGEKIT_DATA, else ~/.cache/edgekit."""
+    return Path(os.environ.get("EDGEKIT_DATA", Path.home() / ".cache" / "edgekit"))
+
+
+def np_dtype(name: str) -> type:
+    return _NP_DTYPES[name]
+
+
+def load_data(spec: DataSpec, bundle: ModelBundle, purpose: str = "data") -> DataSet:
+    """Load, sample and check a data set against the model's input spec."""
+    from . import arrays, images, text  # noqa: F401  (register the sources)
+
+    ds = DATA.get(spec.source)(spec, bundle)
+    if spec.samples is not None:
+        ds = ds.subset(spec.samples, spec.seed)
+    if len(ds) == 0:
+        raise CalibrationError(f"{purpose} data '{ds.description}' is empty; point it at a non-empty set")
+    check_inputs(ds.inputs, bundle, f"{purpose} data '{spec.source}'")
+    return ds
+
+
+def check_inputs(inputs: dict[str, np.ndarray], bundle: ModelBundle, where: str) -> None:
+    """Names, ranks, static dimensions and dtypes must match the model's IO spec."""
+    expected = {s.name: s for s in bundle.inputs}
+    if set(inputs) != set(expected):
+        raise InputSpecError(f"{where} provides inputs {sorted(inputs)} but the model expects {sorted(expected)}")
+    for name, arr in inputs.items():
+        spec = expected[name]
+        ok_rank = arr.ndim == len(spec.shape)
+        ok_dims = ok_rank and all(isinstance(d, str) or d == n for d, n in zip(spec.shape, arr.shape))
+        if not ok_dims:
+            raise InputSpecError(f"{where}: input '{name}' has shape {list(arr.shape)} but the model expects "
+                                 f"{list(spec.shape)}")
+        if arr.dtype != np_dtype(spec.dtype):
+            raise InputSpecError(f"{where}: input '{name}' has dtype {arr.dtype} but the model expects {spec.dtype}")

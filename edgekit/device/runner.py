@@ -1,0 +1,170 @@
+#!/usr/bin/env python3
+"""Standalone artifact runner: needs only numpy and one runtime (onnxruntime or openvino).
+
+Loads one compiled artifact directory (``artifact.json`` + model files written by edgekit), runs warm-up
+plus timed iterations, and prints JSON. This file imports nothing from edgekit so it can be copied to a
+device on its own; edgekit itself uses it both in-process (validation) and as a subprocess (latency, so
+peak RSS is the runtime's, not PyTorch's).
+
+    python runner.py ARTIFACT_DIR [--warmup 20] [--iterations 200] [--threads 2] [--batch 1] [--inputs x.npz]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+SCHEMA = "edgekit-bench/1"
+_DTYPES = {"float32": np.float32, "float16": np.float16, "int64": np.int64, "int32": np.int32, "bool": np.bool_}
+
+
+class OrtSession:
+    runtime = "onnxruntime"
+
+    def __init__(self, path: Path, meta: dict, threads: int):
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+        opts.log_severity_level = 3
+        self.session = ort.InferenceSession(str(path / meta["file"]), opts, providers=["CPUExecutionProvider"])
+        self.version = ort.__version__
+        self.settings = {"providers": ["CPUExecutionProvider"], "intra_op_num_threads": threads}
+
+    def run(self, feeds: dict) -> np.ndarray:
+        return self.session.run(None, feeds)[0]
+
+
+class OpenVINOSession:
+    runtime = "openvino"
+
+    def __init__(self, path: Path, meta: dict, threads: int):
+        import openvino as ov
+
+        core = ov.Core()
+        hint = meta.get("options", {}).get("inference_precision", "f32")
+        config = {"INFERENCE_PRECISION_HINT": hint, "INFERENCE_NUM_THREADS": threads,
+                  "PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1}
+        self.compiled = core.compile_model(str(path / meta["file"]), "CPU", config)
+        self.request = self.compiled.create_infer_request()
+        self.version = ov.get_version()
+        self.settings = {"device": "CPU",
+                         "inference_precision": str(self.compiled.get_property("INFERENCE_PRECISION_HINT")),
+                         "threads": int(self.compiled.get_property("INFERENCE_NUM_THREADS"))}
+
+    def run(self, feeds: dict) -> np.ndarray:
+        return np.array(self.request.infer(feeds)[0], copy=True)
+
+
+BACKENDS = {"onnxruntime": OrtSession, "openvino": OpenVINOSession}
+
+
+def read_meta(path: Path) -> dict:
+    meta_file = Path(path) / "artifact.json"
+    if not meta_file.is_file():
+        raise FileNotFoundError(f"{path} is not an edgekit artifact directory (no artifact.json)")
+    return json.loads(meta_file.read_text())
+
+
+def load(path: str | Path, threads: int = 2):
+    """Open the artifact in its runtime; raises ImportError naming the runtime when it is missing."""
+    path = Path(path)
+    meta = read_meta(path)
+    runtime = meta["runtime"]
+    if runtime not in BACKENDS:
+        raise RuntimeError(f"artifact runtime '{runtime}' cannot run here (runner knows {sorted(BACKENDS)})")
+    return BACKENDS[runtime](path, meta, threads)
+
+
+def synthetic_inputs(meta: dict, batch: int, sequence: int, seed: int = 0) -> dict:
+    """Seeded inputs with the declared shapes: latency does not depend on values, only on shapes/dtypes."""
+    rng = np.random.default_rng(seed)
+    feeds = {}
+    for spec in meta["inputs"]:
+        sizes = {"batch": batch, "sequence": sequence}
+        shape = [d if isinstance(d, int) else sizes.get(d, 1) for d in spec["shape"]]
+        dtype = _DTYPES[spec["dtype"]]
+        if spec["dtype"].startswith("float"):
+            feeds[spec["name"]] = rng.standard_normal(shape).astype(dtype)
+        elif spec["name"] == "attention_mask":
+            feeds[spec["name"]] = np.ones(shape, dtype=dtype)
+        else:
+            feeds[spec["name"]] = rng.integers(0, 1000, size=shape).astype(dtype)
+    return feeds
+
+
+def peak_rss_mb() -> float | None:
+    try:
+        import resource
+    except ImportError:  # Windows
+        return None
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss / (1024 * 1024) if sys.platform == "darwin" else rss / 1024
+
+
+def latency_stats(times_ms: list[float], batch: int) -> dict:
+    t = np.asarray(times_ms)
+    return {"p50_ms": float(np.percentile(t, 50)), "p90_ms": float(np.percentile(t, 90)),
+            "p99_ms": float(np.percentile(t, 99)), "mean_ms": float(t.mean()), "std_ms": float(t.std()),
+            "min_ms": float(t.min()), "max_ms": float(t.max()),
+            "throughput_per_s": float(1000.0 * batch / t.mean())}
+
+
+def benchmark(path: str | Path, warmup: int = 20, iterations: int = 200, threads: int = 2, batch: int = 1,
+              sequence: int = 64, inputs: str | None = None) -> dict:
+    path = Path(path)
+    meta = read_meta(path)
+    t0 = time.perf_counter()
+    session = load(path, threads)
+    load_ms = (time.perf_counter() - t0) * 1000
+    if inputs:
+        with np.load(inputs) as z:
+            feeds = {s["name"]: z[s["name"]][:batch] for s in meta["inputs"]}
+    else:
+        feeds = synthetic_inputs(meta, batch, sequence)
+    for _ in range(warmup):
+        session.run(feeds)
+    times = []
+    for _ in range(iterations):
+        start = time.perf_counter_ns()
+        session.run(feeds)
+        times.append((time.perf_counter_ns() - start) / 1e6)
+    return {"schema": SCHEMA, "artifact": str(path), "target": meta["target"], "precision": meta["precision"],
+            "runtime": session.runtime, "runtime_version": session.version, "settings": session.settings,
+            "warmup": warmup, "iterations": iterations, "threads": threads, "batch": batch,
+            "input_shapes": {k: list(v.shape) for k, v in feeds.items()},
+            **latency_stats(times, batch), "load_ms": load_ms, "peak_rss_mb": peak_rss_mb(),
+            "device": {"hostname": platform.node(), "machine": platform.machine(), "system": platform.system(),
+                       "processor": platform.processor(), "cpu_count": os.cpu_count(),
+                       "python": platform.python_version()}}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("artifact")
+    p.add_argument("--warmup", type=int, default=20)
+    p.add_argument("--iterations", type=int, default=200)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--batch", type=int, default=1)
+    p.add_argument("--sequence", type=int, default=64)
+    p.add_argument("--inputs", help=".npz with one array per input name")
+    a = p.parse_args(argv)
+    try:
+        result = benchmark(a.artifact, a.warmup, a.iterations, a.threads, a.batch, a.sequence, a.inputs)
+    except (ImportError, RuntimeError, FileNotFoundError) as exc:
+        print(json.dumps({"schema": SCHEMA, "error": f"{type(exc).__name__}: {exc}"}))
+        return 3
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

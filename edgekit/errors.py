@@ -1,0 +1,67 @@
+"""Typed errors. Every message says what went wrong, where, and how to fix it.
+
+The CLI turns any :class:`EdgekitError` into a one-line message on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+
+class EdgekitError(Exception):
+    """Base class for user-facing errors (bad input, missing backend, failed checks)."""
+
+    exit_code = 2
+
+
+class RecipeError(EdgekitError):
+    """The recipe (YAML or CLI flags) is malformed or names something unknown."""
+
+
+class ModelError(EdgekitError):
+    """The model cannot be found, built or run with the declared inputs."""
+
+
+class InputSpecError(EdgekitError):
+    """An input has the wrong name, shape or dtype for the model's IO spec."""
+
+
+class UnsupportedOpError(EdgekitError):
+    """A target cannot convert an operation of the model."""
+
+
+class MissingBackendError(EdgekitError):
+    """A target's Python package is not installed."""
+
+    def __init__(self, target: str, module: str, extra: str):
+        super().__init__(
+            f"target '{target}' needs the Python package '{module}', which is not installed; "
+            f"install it with: pip install 'edgekit[{extra}]'"
+        )
+        self.target, self.module, self.extra = target, module, extra
+
+
+class CalibrationError(EdgekitError):
+    """Calibration data is empty, malformed or does not match the model's inputs."""
+
+
+class ParityError(EdgekitError):
+    """A compiled artifact disagrees with its reference beyond tolerance."""
+
+
+class DeviceError(EdgekitError):
+    """A target or device cannot run here (no GPU, wrong OS, unreachable device)."""
+
+
+class OutputExistsError(EdgekitError):
+    """The output directory exists and --force was not given."""
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """Return ' (did you mean 'x'?)' for the closest choice, or a list of choices when none is close."""
+    choices = sorted(choices)
+    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
+    if close:
+        return f" (did you mean '{close[0]}'?)"
+    return f" (choose from: {', '.join(choices)})" if choices else ""

@@ -1,0 +1,93 @@
+"""Validation and benchmarking of compiled artifacts, and assembly of the report dict."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from .data import DataSet
+from .errors import DeviceError, EdgekitError, ModelError
+from .recipe import BenchSpec, Metric, Precision
+from .targets.base import Artifact, Target
+from .validate.latency import bench_local
+from .validate.metrics import compare
+
+DEFAULT_BUDGET = {"top1": 1.0, "cosine": 0.02}
+
+
+def resolve_metric(metric: Metric, task: str, data: DataSet) -> str:
+    if metric is Metric.AUTO:
+        return "top1" if task == "classification" and data.labels is not None else "cosine"
+    if metric is Metric.TOP1 and data.labels is None:
+        raise ModelError(f"metric top1 needs labelled validation data; '{data.description}' has no labels")
+    return metric.value
+
+
+def predict_torch(model: torch.nn.Module, names: list[str], data: DataSet, batch_size: int,
+                  desc: str = "fp32 reference", progress: bool = True) -> np.ndarray:
+    outs = []
+    n = -(-len(data) // batch_size)
+    with torch.inference_mode():
+        for feeds, _ in tqdm(data.batches(batch_size), total=n, desc=desc, leave=False, disable=not progress):
+            try:
+                y = model(*[torch.from_numpy(feeds[k]) for k in names])
+            except (RuntimeError, ValueError, TypeError, IndexError) as exc:
+                shapes = {k: list(v.shape) for k, v in feeds.items()}
+                raise ModelError(f"the model failed on inputs {shapes}: {str(exc).splitlines()[0]}; check the "
+                                 "recipe's inputs (shape/dtype) against the model") from None
+            outs.append(y.float().numpy())
+    return np.concatenate(outs)
+
+
+def predict_artifact(target: Target, art: Artifact, data: DataSet, batch_size: int, threads: int,
+                     progress: bool = True) -> np.ndarray:
+    session = target.load(art, threads)
+    outs = []
+    n = -(-len(data) // batch_size)
+    for feeds, _ in tqdm(data.batches(batch_size), total=n, desc=f"validate {art.target} {art.precision.value}",
+                         leave=False, disable=not progress):
+        outs.append(np.asarray(target.run(session, feeds), dtype=np.float32))
+    return np.concatenate(outs)
+
+
+def drop(metric: str, value: float, fp32: float) -> float:
+    return fp32 - value
+
+
+def accuracy_row(art: Artifact, outputs: np.ndarray, fp32_out: np.ndarray, fp32_metric: float,
+                 labels: np.ndarray | None, metric: str, budget: float, sim_out: np.ndarray | None) -> dict[str, Any]:
+    use_sim = sim_out if art.precision is Precision.INT8 and art.quantizer == "edgekit" else None
+    acc = compare(outputs, fp32_out, labels, metric, use_sim)
+    value = float(acc["metric"])  # type: ignore[arg-type]
+    within = drop(metric, value, fp32_metric) <= budget
+    return {"target": art.target, "precision": art.precision.value, "quantizer": art.quantizer,
+            "artifact": f"{art.target}/{art.precision.value}", "size_mb": art.size_mb, "accuracy": acc,
+            "delta": value - fp32_metric, "within_budget": within, "status": "ok" if within else "fail",
+            "notes": list(art.notes), "latency": None, "latency_note": "not run"}
+
+
+def bench_rows(root: Path, rows: list[dict[str, Any]], spec: BenchSpec, sequence: int, progress: bool = True) -> None:
+    """Fill each row's latency (each artifact in its own process) and the speedup vs that target's FP32."""
+    todo = [r for r in rows if r["status"] in ("ok", "fail")]
+    for r in tqdm(todo, desc="benchmark", unit="artifact", leave=False, disable=not progress):
+        try:
+            r["latency"] = bench_local(root / r["artifact"], spec, sequence)
+            r["latency_note"] = "measured"
+        except DeviceError as exc:
+            r["latency"], r["latency_note"] = None, f"not measured: {exc}"
+    base = {r["target"]: r["latency"]["p50_ms"] for r in rows if r["precision"] == "fp32" and r.get("latency")}
+    for r in rows:
+        b = base.get(r["target"])
+        r["speedup"] = b / r["latency"]["p50_ms"] if b and r.get("latency") else None
+
+
+def passed(rows: list[dict[str, Any]]) -> bool:
+    return all(r["status"] in ("ok", "skipped") for r in rows)
+
+
+def describe_error(exc: EdgekitError) -> str:
+    return str(exc).splitlines()[0]

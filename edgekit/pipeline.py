@@ -1,0 +1,169 @@
+"""Run a recipe stage by stage into one artifact directory with a manifest.
+
+model -> (train) -> transforms -> FP32 reference -> calibrate once -> compile per target/precision
+      -> validate each artifact -> benchmark each artifact -> report + manifest
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .archs import ModelBundle, load_model
+from .artifacts import RunDir, write_manifest
+from .data import DataSet, load_data
+from .errors import RecipeError
+from .evaluate import (DEFAULT_BUDGET, accuracy_row, bench_rows, passed, predict_artifact, predict_torch,
+                       resolve_metric)
+from .quant import calibrate
+from .recipe import DataSpec, Precision, Quantizer, Recipe
+from .targets.base import CompileContext, Target, all_targets, get_target
+from .transforms import TRANSFORMS
+from .validate.report import write_reports
+
+
+@dataclass
+class RunResult:
+    out: Path
+    report: dict[str, Any]
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.report["passed"])
+
+
+def plan_targets(recipe: Recipe) -> tuple[list[tuple[Target, Any]], list[dict[str, Any]]]:
+    """Resolve target specs; ``all`` expands to every target that can run here (the rest become skipped rows)."""
+    plan, skipped = [], []
+    for spec in recipe.targets:
+        if spec.name == "all":
+            for t in all_targets():
+                ok, why = t.available()
+                if ok:
+                    plan.append((t, spec.__class__(t.name, tuple(p for p in spec.precisions if p in t.precisions))))
+                else:
+                    skipped += [{"target": t.name, "precision": p.value, "status": "skipped", "notes": [why],
+                                 "latency_note": "not measured here"} for p in spec.precisions]
+            continue
+        target = get_target(spec.name)
+        target.check_spec(spec)
+        target.require()
+        plan.append((target, spec))
+    return plan, skipped
+
+
+def run_recipe(recipe: Recipe, out: str | Path, force: bool = False, progress: bool = True,
+               benchmark: bool = True, log: Any = print) -> RunResult:
+    plan, skipped = plan_targets(recipe)  # fail fast, before any training
+    for t in recipe.transforms:
+        TRANSFORMS.get(t.name)
+    with RunDir(Path(out), force) as tmp:
+        bundle = load_model(recipe.model, recipe.inputs)
+        log(f"model: {recipe.model.source} ({bundle.family}, {bundle.num_parameters:,} parameters)")
+        names = [s.name for s in bundle.inputs]
+        val_spec = recipe.validation.data or DataSpec("random", samples=64)
+        val = load_data(val_spec, bundle, "validation")
+        metric = resolve_metric(recipe.validation.metric, bundle.task, val)
+        budget = recipe.validation.budget if recipe.validation.budget is not None else DEFAULT_BUDGET[metric]
+        bs = recipe.validation.batch_size
+        predict_torch(bundle.module, names, val.subset(2), 2, progress=False)  # wrong IO spec fails here, fast
+        train_info = _train(recipe, bundle, names, tmp, progress, log)
+        applied = _transforms(recipe, bundle)
+        fp32_out = predict_torch(bundle.module, names, val, bs, progress=progress)
+        fp32_metric = _metric_value(metric, fp32_out, fp32_out, val)
+        log(f"fp32 pytorch {metric}: {fp32_metric:.4f} on {val.description}")
+
+        calib, sim, encodings, sim_out, calib_info = _quantize(recipe, bundle, names, tmp, val, progress)
+        sim_metric = None if sim_out is None else _metric_value(metric, sim_out, fp32_out, val)
+
+        ctx = CompileContext(bundle, bundle.module, sim, encodings, recipe.quantization, calib, tmp / ".work")
+        ctx.workdir.mkdir()
+        rows: list[dict[str, Any]] = []
+        for target, spec in plan:
+            for precision in spec.precisions:
+                adir = tmp / target.name / precision.value
+                adir.mkdir(parents=True)
+                log(f"compile {target.name} {precision.value}")
+                art = target.compile(ctx, precision, dict(spec.options), adir)
+                art.write_meta(bundle)
+                outputs = predict_artifact(target, art, val, bs, recipe.benchmark.threads, progress)
+                rows.append(accuracy_row(art, outputs, fp32_out, fp32_metric, val.labels, metric, budget, sim_out))
+        shutil.rmtree(ctx.workdir)
+        if benchmark:
+            bench_rows(tmp, rows, recipe.benchmark, val_spec.max_length, progress)
+        rows += skipped
+
+        np.savez_compressed(tmp / "reference.npz", fp32=fp32_out, **({"sim_int8": sim_out} if sim_out is not None
+                            else {}), **({"labels": val.labels} if val.labels is not None else {}))
+        (tmp / "recipe.yaml").write_text(recipe.to_yaml())
+        report = {
+            "recipe": recipe.name, "metric": metric, "budget": budget,
+            "model": {"source": recipe.model.source, "family": bundle.family, "task": bundle.task,
+                      "parameters": bundle.num_parameters, **bundle.info},
+            "io": {"inputs": [{"name": s.name, "shape": list(s.shape), "dtype": s.dtype} for s in bundle.inputs],
+                   "output": bundle.output_name, "tokenizer_dir": bundle.tokenizer_dir},
+            "validation": {"data": val.description, "samples": len(val), "spec": val_spec.__dict__},
+            "reference": {"fp32_torch": fp32_metric, "sim_int8": sim_metric},
+            "train": train_info, "transforms": applied, "calibration": calib_info,
+            "benchmark": recipe.benchmark.__dict__ if benchmark else None,
+            "rows": rows, "passed": passed(rows),
+        }
+        write_reports(report, tmp)
+        write_manifest(tmp, {"recipe": recipe.to_dict(), "io": report["io"], "results": {
+            "passed": report["passed"], "rows": [{k: r.get(k) for k in ("target", "precision", "status", "delta")}
+                                                 for r in rows]}})
+    return RunResult(Path(out), report)
+
+
+def _metric_value(metric: str, outputs: np.ndarray, fp32_out: np.ndarray, val: DataSet) -> float:
+    from .validate.metrics import cosine, top1
+
+    return top1(outputs, val.labels) if metric == "top1" else cosine(outputs, fp32_out)
+
+
+def _train(recipe: Recipe, bundle: ModelBundle, names: list[str], tmp: Path, progress: bool,
+           log: Any) -> dict[str, Any] | None:
+    if recipe.train is None:
+        return None
+    from .train.trainer import train_classifier
+
+    data = load_data(recipe.train.data, bundle, "training")
+    log(f"train: {recipe.train.epochs} epoch(s) on {data.description}")
+    res = train_classifier(bundle.module, names, data, recipe.train, progress)
+    log(f"train: {res.steps} steps in {res.seconds:.0f} s, loss {res.final_loss:.3f}")
+    hf = getattr(bundle.module, "hf", None)
+    if hf is not None:  # the trained model as an HF checkpoint: `edgekit export RUN/model` works on it
+        hf.save_pretrained(tmp / "model")
+    return {"data": data.description, "samples": len(data), **res.__dict__}
+
+
+def _transforms(recipe: Recipe, bundle: ModelBundle) -> list[str]:
+    applied = []
+    for t in recipe.transforms:
+        bundle.module = TRANSFORMS.get(t.name)(bundle.module, dict(t.options)).eval()
+        applied.append(t.name)
+    return applied
+
+
+def _quantize(recipe: Recipe, bundle: ModelBundle, names: list[str], tmp: Path, val: DataSet,
+              progress: bool):
+    if Precision.INT8 not in recipe.precisions():
+        return None, None, None, None, None
+    q = recipe.quantization
+    if q.calibration is None:
+        raise RecipeError("int8 needs quantization.calibration")
+    calib = load_data(q.calibration, bundle, "calibration")
+    info = {"data": calib.description, "samples": len(calib), "estimator": q.estimator.value,
+            "quantizer": q.quantizer.value, "encodings": 0}
+    if q.quantizer is Quantizer.NATIVE:
+        return calib, None, None, None, info
+    cal = calibrate(bundle.module, names, calib, q, batch_size=q.calibration.batch_size, progress=progress)
+    cal.encodings.meta["data"] = calib.description
+    cal.encodings.save(tmp / "encodings.json")
+    info["encodings"] = len(cal.encodings)
+    sim_out = predict_torch(cal.sim, names, val, recipe.validation.batch_size, "simulated int8", progress)
+    return calib, cal.sim, cal.encodings, sim_out, info

@@ -1,0 +1,120 @@
+"""The simulated-quantized model: Linear/Conv layers wrapped with fake-quant on input and weight.
+
+``torch.fake_quantize_*`` ops export to ONNX QuantizeLinear/DequantizeLinear pairs, so the exported graph of
+the simulated model *is* the explicit-Q/DQ INT8 model, carrying exactly the calibrated encodings.
+"""
+
+from __future__ import annotations
+
+import copy
+import fnmatch
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..recipe import QuantSpec
+from .encodings import Encoding, EncodingSet
+from .observers import Observer
+
+QUANTIZABLE = (nn.Linear, nn.Conv1d, nn.Conv2d)
+
+
+class QuantWrapper(nn.Module):
+    """Observe (calibration) or fake-quantize (simulation/export) the input and weight of one layer."""
+
+    def __init__(self, layer: nn.Module, name: str):
+        super().__init__()
+        self.layer = layer
+        self.qname = name
+        self.observer: Observer | None = None
+        self.register_buffer("act_scale", torch.ones(()), persistent=False)
+        self.register_buffer("act_zp", torch.zeros((), dtype=torch.int32), persistent=False)
+        self.act_range = (0, 255)
+        self.register_buffer("w_scale", torch.ones(1), persistent=False)
+        self.register_buffer("w_zp", torch.zeros(1, dtype=torch.int32), persistent=False)
+        self.w_axis = 0
+        self.w_range = (-128, 127)
+        self.quantize_act = False
+        self.quantize_weight = False
+        self.weight_per_channel = True
+
+    def set_encodings(self, act: Encoding | None, weight: Encoding | None) -> None:
+        self.quantize_act = act is not None
+        if act is not None:
+            self.act_scale = torch.tensor(act.scale[0], dtype=torch.float32)
+            self.act_zp = torch.tensor(act.zero_point[0], dtype=torch.int32)
+            # ONNX accepts only (0, 255) and (-128, 127); a symmetric int8 code never reaches -128.
+            self.act_range = (-128, 127) if act.signed else (0, 255)
+        self.quantize_weight = weight is not None
+        if weight is not None:
+            self.w_scale = torch.tensor(weight.scale, dtype=torch.float32)
+            self.w_zp = torch.tensor(weight.zero_point, dtype=torch.int32)
+            self.weight_per_channel = weight.axis is not None
+            self.w_axis = weight.axis or 0
+
+    # Models read `layer.weight.dtype` and friends (HF ViT does): expose the wrapped layer's parameters.
+    @property
+    def weight(self) -> torch.Tensor:
+        return self.layer.weight
+
+    @property
+    def bias(self) -> torch.Tensor | None:
+        return self.layer.bias
+
+    def _qweight(self) -> torch.Tensor:
+        w = self.layer.weight
+        if not self.quantize_weight:
+            return w
+        if self.weight_per_channel:
+            return torch.fake_quantize_per_channel_affine(w, self.w_scale, self.w_zp, self.w_axis, *self.w_range)
+        return torch.fake_quantize_per_tensor_affine(w, self.w_scale[0], self.w_zp[0], *self.w_range)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.observer is not None:
+            self.observer.update(x)
+        if self.quantize_act:
+            x = torch.fake_quantize_per_tensor_affine(x, self.act_scale, self.act_zp, *self.act_range)
+        layer = self.layer
+        w = self._qweight()
+        if isinstance(layer, nn.Linear):
+            return nn.functional.linear(x, w, layer.bias)
+        return layer._conv_forward(x, w, layer.bias)
+
+
+def is_ignored(name: str, module: nn.Module, patterns: tuple[str, ...]) -> bool:
+    for pat in patterns:
+        if pat.startswith("type:"):
+            if type(module).__name__ == pat[5:]:
+                return True
+        elif fnmatch.fnmatchcase(name, pat):
+            return True
+    return False
+
+
+def wrap_layers(model: nn.Module, spec: QuantSpec) -> nn.Module:
+    """A deep copy of ``model`` with every quantizable, non-ignored layer wrapped in a QuantWrapper."""
+    sim = copy.deepcopy(model).eval()
+    for name, module in list(sim.named_modules()):
+        for child_name, child in list(module.named_children()):
+            full = f"{name}.{child_name}" if name else child_name
+            if isinstance(child, QUANTIZABLE) and not is_ignored(full, child, spec.ignore):
+                setattr(module, child_name, QuantWrapper(child, full))
+    return sim
+
+
+def wrappers(model: nn.Module) -> list[QuantWrapper]:
+    return [m for m in model.modules() if isinstance(m, QuantWrapper)]
+
+
+def apply_encodings(sim: nn.Module, encodings: EncodingSet) -> nn.Module:
+    for w in wrappers(sim):
+        w.observer = None
+        act = encodings.tensors.get(f"{w.qname}.input")
+        weight = encodings.tensors.get(f"{w.qname}.weight")
+        w.set_encodings(act, weight)
+    return sim
+
+
+def weight_array(w: QuantWrapper) -> np.ndarray:
+    return w.layer.weight.detach().float().numpy()

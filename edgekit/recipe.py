@@ -1,0 +1,238 @@
+"""The recipe schema: typed, frozen, round-trips to YAML, rejects unknown keys.
+
+A recipe states only what differs from the defaults below; the architecture family fills in the
+rest (input spec, task metric) when the model is built.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .config import from_dict, to_dict
+from .errors import RecipeError
+
+
+class Precision(str, enum.Enum):
+    FP32 = "fp32"
+    FP16 = "fp16"
+    INT8 = "int8"
+
+
+class Estimator(str, enum.Enum):
+    """How the range of a tensor is estimated from calibration data."""
+
+    MINMAX = "minmax"
+    PERCENTILE = "percentile"
+    MSE = "mse"
+    ENTROPY = "entropy"
+
+
+class Quantizer(str, enum.Enum):
+    """Whose INT8 encodings a target uses: edgekit's (one set for every target) or the runtime's own."""
+
+    EDGEKIT = "edgekit"
+    NATIVE = "native"
+
+
+class Metric(str, enum.Enum):
+    AUTO = "auto"  # top1 when the data has labels and the model classifies, cosine otherwise
+    TOP1 = "top1"
+    COSINE = "cosine"
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """One model input. Dynamic axes are given by name, e.g. ``shape: [batch, 1, 28, 28]``."""
+
+    name: str
+    shape: tuple[int | str, ...]
+    dtype: str = "float32"
+
+    def __post_init__(self) -> None:
+        if self.dtype not in ("float32", "float16", "int64", "int32", "bool"):
+            raise ValueError(f"dtype '{self.dtype}' of input '{self.name}' is not one of float32, float16, "
+                             "int64, int32, bool")
+
+    @property
+    def dynamic_axes(self) -> dict[int, str]:
+        return {i: d for i, d in enumerate(self.shape) if isinstance(d, str)}
+
+    def concrete_shape(self, batch: int = 1, **dims: int) -> tuple[int, ...]:
+        """The shape with named axes filled in (``batch`` and any other named dimension)."""
+        sizes = {"batch": batch, **dims}
+        out = []
+        for d in self.shape:
+            if isinstance(d, int):
+                out.append(d)
+            elif d in sizes:
+                out.append(sizes[d])
+            else:
+                raise InputSpecMissing(self.name, d)
+        return tuple(out)
+
+
+class InputSpecMissing(RecipeError):
+    def __init__(self, name: str, dim: str):
+        super().__init__(f"input '{name}': no size given for dynamic axis '{dim}'")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """``source`` is an HF checkpoint directory, an architecture name (random init from ``config``), or
+    ``package.module:factory`` returning an ``nn.Module``."""
+
+    source: str
+    config: dict[str, Any] = field(default_factory=dict)
+    task: str | None = None  # classification | embedding; default from the architecture
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """A data set: a registered source (``fashion-mnist``, ``digits``, ``random``, ``npz``, ``text-csv``)."""
+
+    source: str
+    split: str = "test"
+    samples: int | None = None
+    batch_size: int = 64
+    path: str | None = None
+    seed: int = 0
+    max_length: int = 64
+
+    def __post_init__(self) -> None:
+        if self.samples is not None and self.samples <= 0:
+            raise ValueError(f"samples must be positive, got {self.samples}")
+        if self.batch_size <= 0:
+            raise ValueError(f"batch_size must be positive, got {self.batch_size}")
+
+    @classmethod
+    def parse(cls, text: str, **kw: Any) -> DataSpec:
+        """Parse the CLI form: ``fashion-mnist[:split]``, ``digits``, ``random``, or a ``.npz``/``.csv`` path."""
+        if text.endswith(".npz"):
+            return cls(source="npz", path=text, **kw)
+        if text.endswith(".csv"):
+            return cls(source="text-csv", path=text, **kw)
+        source, _, split = text.partition(":")
+        return cls(source=source, **({"split": split} if split else {}), **kw)
+
+
+@dataclass(frozen=True)
+class TransformSpec:
+    name: str
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TrainSpec:
+    """Short supervised training (from scratch or fine-tuning) before the transforms."""
+
+    data: DataSpec
+    epochs: float = 1.0
+    lr: float = 1e-3
+    weight_decay: float = 0.05
+    batch_size: int = 128
+    warmup_fraction: float = 0.05
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class QuantSpec:
+    estimator: Estimator = Estimator.MINMAX
+    percentile: float = 99.99
+    per_channel: bool = True
+    activation_symmetric: bool = False
+    bits: int = 8
+    calibration: DataSpec | None = None
+    quantizer: Quantizer = Quantizer.EDGEKIT
+    ignore: tuple[str, ...] = ()  # module-name globs ("*.classifier") or type names ("type:Conv2d")
+
+    def __post_init__(self) -> None:
+        if self.bits != 8:
+            raise ValueError("only 8-bit integer quantization is supported by the int8 stage (bits: 8)")
+        if not 50.0 < self.percentile <= 100.0:
+            raise ValueError(f"percentile must be in (50, 100], got {self.percentile}")
+
+
+@dataclass(frozen=True)
+class TargetSpec:
+    name: str
+    precisions: tuple[Precision, ...] = (Precision.FP32, Precision.INT8)
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ValidationSpec:
+    data: DataSpec | None = None
+    metric: Metric = Metric.AUTO
+    budget: float | None = None  # max drop of the metric vs FP32: top-1 points, or cosine
+    batch_size: int = 100
+
+
+@dataclass(frozen=True)
+class BenchSpec:
+    warmup: int = 20
+    iterations: int = 200
+    threads: int = 2
+    batch_size: int = 1
+
+    def __post_init__(self) -> None:
+        if self.iterations <= 0 or self.warmup < 0 or self.threads <= 0:
+            raise ValueError("benchmark needs iterations > 0, warmup >= 0 and threads > 0")
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str
+    model: ModelSpec
+    targets: tuple[TargetSpec, ...] = (TargetSpec("onnx"),)
+    description: str = ""
+    inputs: tuple[TensorSpec, ...] | None = None
+    train: TrainSpec | None = None
+    transforms: tuple[TransformSpec, ...] = ()
+    quantization: QuantSpec = field(default_factory=QuantSpec)
+    validation: ValidationSpec = field(default_factory=ValidationSpec)
+    benchmark: BenchSpec = field(default_factory=BenchSpec)
+
+    def __post_init__(self) -> None:
+        if not self.targets:
+            raise ValueError("at least one target is required")
+        wants_int8 = any(Precision.INT8 in t.precisions for t in self.targets)
+        if wants_int8 and self.quantization.calibration is None:
+            raise ValueError("int8 needs calibration data: set quantization.calibration "
+                             "(e.g. {source: fashion-mnist, split: train, samples: 512}) or pass --calib")
+
+    def precisions(self) -> set[Precision]:
+        return {p for t in self.targets for p in t.precisions}
+
+    def with_(self, **changes: Any) -> Recipe:
+        return replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_dict(self)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+
+def recipe_from_dict(data: Any, where: str = "recipe") -> Recipe:
+    return from_dict(Recipe, data, where)
+
+
+def load_recipe(path: str | os.PathLike[str]) -> Recipe:
+    """Load and validate a recipe YAML file; errors name the file and the offending key."""
+    p = Path(path)
+    if not p.is_file():
+        raise RecipeError(f"recipe file '{p}' not found; `edgekit recipes` lists the shipped recipes")
+    try:
+        data = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as exc:
+        raise RecipeError(f"{p}: not valid YAML: {str(exc).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise RecipeError(f"{p}: a recipe is a mapping of keys (name, model, targets, ...)")
+    data.setdefault("name", p.stem)
+    return recipe_from_dict(data, where=p.name)

@@ -1,0 +1,80 @@
+"""`edgekit validate DIR` and `edgekit bench DIR`: re-check the artifacts of an existing run directory.
+
+Validation re-reads the recipe's validation data and compares each artifact with the stored FP32 (and
+simulated INT8) reference outputs in reference.npz, so no PyTorch model needs to be rebuilt.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .archs.base import ModelBundle
+from .artifacts import write_manifest
+from .data import load_data
+from .errors import ModelError
+from .evaluate import accuracy_row, bench_rows, passed, predict_artifact
+from .pipeline import RunResult
+from .recipe import BenchSpec, TensorSpec, load_recipe
+from .targets.base import Artifact, get_target
+from .validate.report import write_reports
+
+
+def _load(root: Path) -> tuple[dict[str, Any], Any]:
+    if not (root / "report.json").is_file() or not (root / "recipe.yaml").is_file():
+        raise ModelError(f"'{root}' is not an edgekit run directory (no report.json / recipe.yaml)")
+    return json.loads((root / "report.json").read_text()), load_recipe(root / "recipe.yaml")
+
+
+def _save(root: Path, report: dict[str, Any], recipe: Any) -> RunResult:
+    report["passed"] = passed(report["rows"])
+    write_reports(report, root)
+    write_manifest(root, {"recipe": recipe.to_dict(), "io": report["io"], "results": {"passed": report["passed"]}})
+    return RunResult(root, report)
+
+
+def revalidate(root: Path, progress: bool = True) -> RunResult:
+    report, recipe = _load(root)
+    io = report["io"]
+    inputs = tuple(TensorSpec(i["name"], tuple(i["shape"]), i["dtype"]) for i in io["inputs"])
+    stub = ModelBundle(torch.nn.Identity(), inputs, report["model"]["family"], report["model"]["task"],
+                       io["output"], tokenizer_dir=io.get("tokenizer_dir"))
+    spec = report["validation"]["spec"]
+    from .recipe import DataSpec
+
+    val = load_data(DataSpec(**spec), stub, "validation")
+    with np.load(root / "reference.npz") as z:
+        fp32, sim = z["fp32"], (z["sim_int8"] if "sim_int8" in z.files else None)
+    if len(fp32) != len(val):
+        raise ModelError(f"validation data now has {len(val)} samples but the run recorded {len(fp32)}")
+    metric, budget = report["metric"], report["budget"]
+    fp32_metric = report["reference"]["fp32_torch"]
+    rows = []
+    for old in report["rows"]:
+        if old["status"] == "skipped":
+            rows.append(old)
+            continue
+        art = Artifact.read(root / old["artifact"])
+        target = get_target(art.target)
+        outputs = predict_artifact(target, art, val, recipe.validation.batch_size, recipe.benchmark.threads, progress)
+        row = accuracy_row(art, outputs, fp32, fp32_metric, val.labels, metric, budget, sim)
+        row.update({k: old.get(k) for k in ("latency", "latency_note", "speedup")})
+        rows.append(row)
+    report["rows"] = rows
+    return _save(root, report, recipe)
+
+
+def rebench(root: Path, iterations: int | None = None, warmup: int | None = None, threads: int | None = None,
+            progress: bool = True) -> RunResult:
+    report, recipe = _load(root)
+    spec: BenchSpec = recipe.benchmark
+    changes = {k: v for k, v in (("iterations", iterations), ("warmup", warmup), ("threads", threads)) if v}
+    spec = replace(spec, **changes)
+    bench_rows(root, report["rows"], spec, report["validation"]["spec"].get("max_length", 64), progress)
+    report["benchmark"] = spec.__dict__
+    return _save(root, report, recipe)

@@ -1,0 +1,133 @@
+"""The Target interface and registry. Every target: available(), compile(), load(), run()."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..archs.base import ModelBundle
+from ..data import DataSet
+from ..device import runner
+from ..errors import MissingBackendError, RecipeError, UnsupportedOpError
+from ..quant import EncodingSet
+from ..recipe import Precision, QuantSpec, TargetSpec
+from ..registry import Registry
+
+
+@dataclass
+class CompileContext:
+    """Everything a target needs; ``cache`` shares intermediate exports (the ONNX files) between targets."""
+
+    bundle: ModelBundle
+    model: torch.nn.Module  # FP32, after transforms
+    sim: torch.nn.Module | None  # simulated-quantized model (None when no int8 is asked for)
+    encodings: EncodingSet | None
+    quant: QuantSpec
+    calib: DataSet | None
+    workdir: Path
+    opset: int = 18
+    cache: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Artifact:
+    target: str
+    precision: Precision
+    path: Path  # directory holding artifact.json and the model files
+    runtime: str
+    file: str
+    quantizer: str | None = None  # "edgekit" | "native" for int8
+    notes: list[str] = field(default_factory=list)
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def size_mb(self) -> float:
+        return sum(f.stat().st_size for f in self.path.rglob("*") if f.is_file()
+                   and f.name != "artifact.json") / 1e6
+
+    def write_meta(self, bundle: ModelBundle) -> None:
+        meta = {"format": "edgekit-artifact/1", "target": self.target, "precision": self.precision.value,
+                "runtime": self.runtime, "file": self.file, "quantizer": self.quantizer, "notes": self.notes,
+                "options": self.options, "output": bundle.output_name,
+                "inputs": [{"name": s.name, "shape": list(s.shape), "dtype": s.dtype} for s in bundle.inputs]}
+        (self.path / "artifact.json").write_text(json.dumps(meta, indent=1))
+
+    @classmethod
+    def read(cls, path: Path) -> Artifact:
+        m = runner.read_meta(path)
+        return cls(m["target"], Precision(m["precision"]), Path(path), m["runtime"], m["file"], m.get("quantizer"),
+                   m.get("notes", []), m.get("options", {}))
+
+
+class Target(ABC):
+    name: str
+    runtime: str  # the runtime in the device runner that executes the artifact
+    module: str  # the Python package the target needs
+    extra: str  # pip extra that installs it
+    precisions: tuple[Precision, ...] = (Precision.FP32, Precision.FP16, Precision.INT8)
+    option_keys: tuple[str, ...] = ()
+
+    def installed(self) -> bool:
+        return importlib.util.find_spec(self.module) is not None
+
+    def available(self) -> tuple[bool, str]:
+        """(can compile and run here, why not)."""
+        if not self.installed():
+            return False, f"not installed: pip install 'edgekit[{self.extra}]'"
+        return True, "installed, runs on this machine"
+
+    def require(self) -> None:
+        if not self.installed():
+            raise MissingBackendError(self.name, self.module, self.extra)
+
+    def check_spec(self, spec: TargetSpec) -> None:
+        for p in spec.precisions:
+            if p not in self.precisions:
+                raise RecipeError(f"target '{self.name}' does not support precision '{p.value}' "
+                                  f"(supports {', '.join(x.value for x in self.precisions)})")
+        for key in spec.options:
+            if key not in self.option_keys:
+                from ..errors import did_you_mean
+
+                raise RecipeError(f"target '{self.name}': unknown option '{key}'{did_you_mean(key, self.option_keys)}")
+
+    @abstractmethod
+    def compile(self, ctx: CompileContext, precision: Precision, options: dict[str, Any], out: Path) -> Artifact:
+        """Write the artifact for ``precision`` into the empty directory ``out``."""
+
+    def load(self, artifact: Artifact, threads: int = 2) -> Any:
+        self.require()
+        try:
+            return runner.load(artifact.path, threads)
+        except Exception as exc:  # runtimes raise their own types; name the op when they say it
+            raise UnsupportedOpError(f"{self.name} cannot load {artifact.path.name}: {_first_line(exc)}") from None
+
+    def run(self, session: Any, feeds: dict[str, np.ndarray]) -> np.ndarray:
+        return session.run(feeds)
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+TARGETS: Registry[Target] = Registry("target")
+
+
+def get_target(name: str) -> Target:
+    from . import onnxrt, openvino  # noqa: F401  (register)
+
+    return TARGETS.get(name)
+
+
+def all_targets() -> list[Target]:
+    from . import onnxrt, openvino  # noqa: F401
+
+    return [TARGETS.get(n) for n in TARGETS.names()]

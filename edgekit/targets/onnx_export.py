@@ -1,0 +1,186 @@
+"""PyTorch -> ONNX export (opset 18), shared by every ONNX-based target, and the Q/DQ finalization.
+
+The simulated-quantized model exports with QuantizeLinear/DequantizeLinear around every quantized layer.
+``finalize_qdq`` then stores weights as int8 initializers (Q folded away) and folds the weight Transpose
+that the exporter inserts for MatMul, so the graph has the canonical ``DQ(int8 W) -> MatMul`` pattern that
+ONNX Runtime, OpenVINO and TensorRT fuse into integer kernels.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import warnings
+from pathlib import Path
+
+import numpy as np
+import onnx
+import torch
+from onnx import helper, numpy_helper
+
+from ..archs.base import ModelBundle
+from ..errors import UnsupportedOpError
+
+EXPORT_BATCH, EXPORT_SEQUENCE = 2, 16
+
+
+def example_inputs(bundle: ModelBundle) -> tuple[torch.Tensor, ...]:
+    out = []
+    for s in bundle.inputs:
+        shape = s.concrete_shape(batch=EXPORT_BATCH, sequence=EXPORT_SEQUENCE)
+        if s.dtype.startswith("float"):
+            out.append(torch.randn(shape, dtype=getattr(torch, s.dtype)))
+        elif s.name == "attention_mask":
+            out.append(torch.ones(shape, dtype=getattr(torch, s.dtype)))
+        else:
+            out.append(torch.randint(0, 100, shape, dtype=getattr(torch, s.dtype)))
+    return tuple(out)
+
+
+def export_onnx(module: torch.nn.Module, bundle: ModelBundle, path: Path, opset: int = 18) -> onnx.ModelProto:
+    """Export with the TorchScript exporter (it lowers fake-quant ops to Q/DQ); weights stay in one file."""
+    args = example_inputs(bundle)
+    dynamic = {s.name: s.dynamic_axes for s in bundle.inputs if s.dynamic_axes}
+    dynamic[bundle.output_name] = {0: "batch"}
+    buf = io.BytesIO()
+    try:
+        with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(module, args, buf, dynamo=False, opset_version=opset,
+                              input_names=[s.name for s in bundle.inputs], output_names=[bundle.output_name],
+                              dynamic_axes=dynamic, do_constant_folding=True)
+    except Exception as exc:
+        raise unsupported_op_error(exc, "onnx") from None
+    model = onnx.load_from_string(buf.getvalue())
+    model = finalize_qdq(model)
+    onnx.save(model, str(path))
+    return model
+
+
+_OP_PATTERNS = [
+    re.compile(r"Exporting the operator '?([\w:.]+)'? to ONNX opset version \d+ is not supported"),
+    re.compile(r"Unsupported: ONNX export of operator ([\w:.]+)"),
+    re.compile(r"unsupported operator '?([\w:.]+)'?", re.I),
+]
+
+
+def unsupported_op_error(exc: Exception, target: str) -> UnsupportedOpError:
+    """Turn an exporter failure into one line naming the op and, when the trace says it, the module."""
+    text = str(exc)
+    op = next((m.group(1) for p in _OP_PATTERNS if (m := p.search(text))), None)
+    node = re.search(r"(?:node|module)\s+'?([\w./:-]+)'?", text)
+    where = f" at node '{node.group(1)}'" if node else ""
+    if op:
+        return UnsupportedOpError(f"{target}: operator '{op}'{where} cannot be converted; replace it in the model, "
+                                  "add a transform that rewrites it, or exclude this target")
+    first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+    return UnsupportedOpError(f"{target}: export failed{where}: {first}")
+
+
+def _constants(model: onnx.ModelProto) -> dict[str, np.ndarray]:
+    values = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    for node in model.graph.node:
+        if node.op_type == "Constant" and node.attribute and node.attribute[0].name == "value":
+            values[node.output[0]] = numpy_helper.to_array(node.attribute[0].t)
+    return values
+
+
+def _consumers(model: onnx.ModelProto) -> dict[str, list[onnx.NodeProto]]:
+    out: dict[str, list[onnx.NodeProto]] = {}
+    for node in model.graph.node:
+        for name in node.input:
+            out.setdefault(name, []).append(node)
+    return out
+
+
+def _attr(node: onnx.NodeProto, name: str, default: int) -> int:
+    return next((a.i for a in node.attribute if a.name == name), default)
+
+
+def finalize_qdq(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Fold Q(weight) into int8 initializers and Transpose(DQ(w)) into a transposed int8 weight."""
+    graph = model.graph
+    consts = _constants(model)
+    inits = {i.name for i in graph.initializer}
+    users = _consumers(model)
+    remove: list[onnx.NodeProto] = []
+    new_inits: list[onnx.TensorProto] = []
+    for q in [n for n in graph.node if n.op_type == "QuantizeLinear"]:
+        w_name, s_name, z_name = q.input[0], q.input[1], q.input[2]
+        if w_name not in inits or s_name not in consts or z_name not in consts:
+            continue  # an activation Q: stays
+        dqs = users.get(q.output[0], [])
+        if not dqs or any(d.op_type != "DequantizeLinear" for d in dqs):
+            continue
+        w, scale, zp = consts[w_name], consts[s_name].astype(np.float32), consts[z_name]
+        axis = _attr(q, "axis", 1)
+        if scale.ndim == 1 and scale.size > 1:
+            shape = [1] * w.ndim
+            shape[axis] = -1
+            scale_b, zp_b = scale.reshape(shape), zp.reshape(shape).astype(np.float32)
+        else:
+            scale_b, zp_b = scale, zp.astype(np.float32)
+        info = np.iinfo(zp.dtype)
+        qw = np.clip(np.rint(w / scale_b) + zp_b, info.min, info.max).astype(zp.dtype)
+        dq_axis = axis
+        dq = dqs[0]
+        after = users.get(dq.output[0], [])
+        if len(dqs) == 1 and len(after) == 1 and after[0].op_type == "Transpose" and qw.ndim == 2:
+            tr = after[0]
+            perm = list(next((a.ints for a in tr.attribute if a.name == "perm"), [1, 0]))
+            qw = np.ascontiguousarray(qw.transpose(perm))
+            dq_axis = perm.index(axis)
+            for n in users.get(tr.output[0], []):
+                n.input[:] = [dq.output[0] if i == tr.output[0] else i for i in n.input]
+            for o in graph.output:
+                if o.name == tr.output[0]:
+                    o.name = dq.output[0]
+            remove.append(tr)
+        q_name = f"{w_name}_quantized"
+        new_inits.append(numpy_helper.from_array(qw, q_name))
+        for d in dqs:
+            d.input[0] = q_name
+            if scale.size > 1:
+                kept = [a for a in d.attribute if a.name != "axis"]
+                del d.attribute[:]
+                d.attribute.extend([*kept, helper.make_attribute("axis", dq_axis)])
+        remove.append(q)
+    for node in remove:
+        graph.node.remove(node)
+    graph.initializer.extend(new_inits)
+    used = {i for n in graph.node for i in n.input} | {o.name for o in graph.output}
+    keep = [i for i in graph.initializer if i.name in used]
+    del graph.initializer[:]
+    graph.initializer.extend(keep)
+    return model
+
+
+def weights_to_fp16(model: onnx.ModelProto, min_elements: int = 16) -> onnx.ModelProto:
+    """Store float32 weights as float16 with a Cast back to float32 (fp16 storage, fp32 compute).
+
+    ONNX Runtime's CPU provider lacks fp16 kernels for most ops; this keeps the graph runnable everywhere
+    while halving the weight size. The report says "fp16 weights, fp32 compute" for this artifact.
+    """
+    graph = model.graph
+    casts = []
+    for init in graph.initializer:
+        if init.data_type != onnx.TensorProto.FLOAT:
+            continue
+        arr = numpy_helper.to_array(init)
+        if arr.size < min_elements:
+            continue
+        name = init.name
+        init.CopyFrom(numpy_helper.from_array(arr.astype(np.float16), f"{name}_fp16"))
+        casts.append(helper.make_node("Cast", [f"{name}_fp16"], [name], to=onnx.TensorProto.FLOAT,
+                                      name=f"{name}_cast"))
+    nodes = casts + list(graph.node)  # Casts of initializers go first: the graph stays topologically sorted
+    del graph.node[:]
+    graph.node.extend(nodes)
+    return model
+
+
+def op_counts(model: onnx.ModelProto) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for n in model.graph.node:
+        counts[n.op_type] = counts.get(n.op_type, 0) + 1
+    return counts
