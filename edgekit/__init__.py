@@ -27,14 +27,23 @@ def run_recipe(recipe: Any, out: Any, force: bool = False, **kw: Any) -> Any:
     return _run(recipe, out, force=force, **kw)
 
 
-def export(model: Any, out: Any, targets: Any = ("onnx",), precisions: Any = ("fp32", "int8"),
-           calib: Any = None, val: Any = None, inputs: Any = None, force: bool = False, **kw: Any) -> Any:
+def export(
+    model: Any,
+    out: Any,
+    targets: Any = ("onnx",),
+    precisions: Any = ("fp32", "int8"),
+    calib: Any = None,
+    val: Any = None,
+    inputs: Any = None,
+    force: bool = False,
+    **kw: Any,
+) -> Any:
     """Export ``model`` (a source string or an ``nn.Module`` with ``inputs``) to ``targets``; validated.
 
     ``calib``/``val`` are data spec strings (``"fashion-mnist:train"``, ``"x.npz"``) or DataSpec objects.
     """
     from .pipeline import run_recipe as _run
-    from .recipe import DataSpec, ModelSpec, QuantSpec, Recipe, TargetSpec, TensorSpec, ValidationSpec
+    from .recipe import DataSpec, ModelSpec, Precision, QuantSpec, Recipe, TargetSpec, TensorSpec, ValidationSpec
     from .registry_models import register_module
 
     def data(d: Any) -> Any:
@@ -43,10 +52,16 @@ def export(model: Any, out: Any, targets: Any = ("onnx",), precisions: Any = ("f
     source = register_module(model) if not isinstance(model, str) else model
     specs = tuple(TensorSpec(**i) if isinstance(i, dict) else i for i in inputs) if inputs else None
     recipe = Recipe(
-        name=kw.pop("name", "export"), model=ModelSpec(source),
-        targets=tuple(TargetSpec(t, tuple(precisions)) for t in ([targets] if isinstance(targets, str) else targets)),
-        inputs=specs, quantization=QuantSpec(calibration=data(calib) if calib else None),
-        validation=ValidationSpec(data=data(val) if val else None))
+        name=kw.pop("name", "export"),
+        model=ModelSpec(source),
+        targets=tuple(
+            TargetSpec(t, tuple(Precision(p) for p in precisions))
+            for t in ([targets] if isinstance(targets, str) else targets)
+        ),
+        inputs=specs,
+        quantization=QuantSpec(calibration=data(calib) if calib else None),
+        validation=ValidationSpec(data=data(val) if val else None),
+    )
     return _run(recipe, out, force=force, **kw)
 
 

@@ -14,8 +14,19 @@ from typing import Any
 
 from .errors import OutputExistsError
 
-PACKAGES = ("edgekit", "torch", "numpy", "onnx", "onnxruntime", "openvino", "nncf", "transformers",
-            "coremltools", "ai-edge-litert", "litert-torch")
+PACKAGES = (
+    "edgekit",
+    "torch",
+    "numpy",
+    "onnx",
+    "onnxruntime",
+    "openvino",
+    "nncf",
+    "transformers",
+    "coremltools",
+    "ai-edge-litert",
+    "litert-torch",
+)
 
 
 class RunDir:
@@ -25,8 +36,9 @@ class RunDir:
         self.out = Path(out)
         self.force = force
         if self.out.exists() and not force:
-            raise OutputExistsError(f"output directory '{self.out}' already exists; pass --force to replace it "
-                                    "or choose another --out")
+            raise OutputExistsError(
+                f"output directory '{self.out}' already exists; pass --force to replace it or choose another --out"
+            )
         self.tmp: Path | None = None
 
     def __enter__(self) -> Path:
@@ -34,8 +46,9 @@ class RunDir:
         self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.tmp-", dir=self.out.parent))
         return self.tmp
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         assert self.tmp is not None
         if exc_type is not None:
             shutil.rmtree(self.tmp, ignore_errors=True)
@@ -69,9 +82,16 @@ def sha256(path: Path) -> str:
 
 def write_manifest(root: Path, content: dict[str, Any]) -> None:
     """manifest.json: the given content plus versions, platform and the sha256 of every other file."""
-    files = {str(p.relative_to(root)): {"sha256": sha256(p), "bytes": p.stat().st_size}
-             for p in sorted(root.rglob("*")) if p.is_file() and p.name != "manifest.json"}
-    doc = {"format": "edgekit-manifest/1", **content, "versions": package_versions(),
-           "platform": {"system": platform.system(), "machine": platform.machine(), "node": platform.node()},
-           "files": files}
+    files = {
+        str(p.relative_to(root)): {"sha256": sha256(p), "bytes": p.stat().st_size}
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and p.name != "manifest.json"
+    }
+    doc = {
+        "format": "edgekit-manifest/1",
+        **content,
+        "versions": package_versions(),
+        "platform": {"system": platform.system(), "machine": platform.machine(), "node": platform.node()},
+        "files": files,
+    }
     (root / "manifest.json").write_text(json.dumps(doc, indent=1, default=str))

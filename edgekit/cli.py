@@ -152,8 +152,10 @@ def cmd_recipe_check(a: argparse.Namespace) -> int:
     plan_targets(r)
     for t in r.transforms:
         TRANSFORMS.get(t.name)
-    print(f"{a.file}: ok ({r.name}: model {r.model.source}, targets "
-          f"{', '.join(t.name for t in r.targets)}, precisions {', '.join(sorted(p.value for p in r.precisions()))})")
+    print(
+        f"{a.file}: ok ({r.name}: model {r.model.source}, targets "
+        f"{', '.join(t.name for t in r.targets)}, precisions {', '.join(sorted(p.value for p in r.precisions()))})"
+    )
     return 0
 
 

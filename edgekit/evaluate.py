@@ -27,29 +27,45 @@ def resolve_metric(metric: Metric, task: str, data: DataSet) -> str:
     return metric.value
 
 
-def predict_torch(model: torch.nn.Module, names: list[str], data: DataSet, batch_size: int,
-                  desc: str = "fp32 reference", progress: bool = True) -> np.ndarray:
+def predict_torch(
+    model: torch.nn.Module,
+    names: list[str],
+    data: DataSet,
+    batch_size: int,
+    desc: str = "fp32 reference",
+    progress: bool = True,
+) -> np.ndarray:
     outs = []
     n = -(-len(data) // batch_size)
     with torch.inference_mode():
-        for feeds, _ in tqdm(data.batches(batch_size), total=n, desc=desc, leave=False, disable=not progress):
+        for feeds, _ in tqdm(
+            data.batches(batch_size), total=n, desc=desc, leave=False, disable=None if progress else True
+        ):
             try:
                 y = model(*[torch.from_numpy(feeds[k]) for k in names])
             except (RuntimeError, ValueError, TypeError, IndexError) as exc:
                 shapes = {k: list(v.shape) for k, v in feeds.items()}
-                raise ModelError(f"the model failed on inputs {shapes}: {str(exc).splitlines()[0]}; check the "
-                                 "recipe's inputs (shape/dtype) against the model") from None
+                raise ModelError(
+                    f"the model failed on inputs {shapes}: {str(exc).splitlines()[0]}; check the "
+                    "recipe's inputs (shape/dtype) against the model"
+                ) from None
             outs.append(y.float().numpy())
     return np.concatenate(outs)
 
 
-def predict_artifact(target: Target, art: Artifact, data: DataSet, batch_size: int, threads: int,
-                     progress: bool = True) -> np.ndarray:
+def predict_artifact(
+    target: Target, art: Artifact, data: DataSet, batch_size: int, threads: int, progress: bool = True
+) -> np.ndarray:
     session = target.load(art, threads)
     outs = []
     n = -(-len(data) // batch_size)
-    for feeds, _ in tqdm(data.batches(batch_size), total=n, desc=f"validate {art.target} {art.precision.value}",
-                         leave=False, disable=not progress):
+    for feeds, _ in tqdm(
+        data.batches(batch_size),
+        total=n,
+        desc=f"validate {art.target} {art.precision.value}",
+        leave=False,
+        disable=None if progress else True,
+    ):
         outs.append(np.asarray(target.run(session, feeds), dtype=np.float32))
     return np.concatenate(outs)
 
@@ -58,22 +74,40 @@ def drop(metric: str, value: float, fp32: float) -> float:
     return fp32 - value
 
 
-def accuracy_row(art: Artifact, outputs: np.ndarray, fp32_out: np.ndarray, fp32_metric: float,
-                 labels: np.ndarray | None, metric: str, budget: float, sim_out: np.ndarray | None) -> dict[str, Any]:
+def accuracy_row(
+    art: Artifact,
+    outputs: np.ndarray,
+    fp32_out: np.ndarray,
+    fp32_metric: float,
+    labels: np.ndarray | None,
+    metric: str,
+    budget: float,
+    sim_out: np.ndarray | None,
+) -> dict[str, Any]:
     use_sim = sim_out if art.precision is Precision.INT8 and art.quantizer == "edgekit" else None
     acc = compare(outputs, fp32_out, labels, metric, use_sim)
     value = float(acc["metric"])  # type: ignore[arg-type]
     within = drop(metric, value, fp32_metric) <= budget
-    return {"target": art.target, "precision": art.precision.value, "quantizer": art.quantizer,
-            "artifact": f"{art.target}/{art.precision.value}", "size_mb": art.size_mb, "accuracy": acc,
-            "delta": value - fp32_metric, "within_budget": within, "status": "ok" if within else "fail",
-            "notes": list(art.notes), "latency": None, "latency_note": "not run"}
+    return {
+        "target": art.target,
+        "precision": art.precision.value,
+        "quantizer": art.quantizer,
+        "artifact": f"{art.target}/{art.precision.value}",
+        "size_mb": art.size_mb,
+        "accuracy": acc,
+        "delta": value - fp32_metric,
+        "within_budget": within,
+        "status": "ok" if within else "fail",
+        "notes": list(art.notes),
+        "latency": None,
+        "latency_note": "not run",
+    }
 
 
 def bench_rows(root: Path, rows: list[dict[str, Any]], spec: BenchSpec, sequence: int, progress: bool = True) -> None:
     """Fill each row's latency (each artifact in its own process) and the speedup vs that target's FP32."""
     todo = [r for r in rows if r["status"] in ("ok", "fail")]
-    for r in tqdm(todo, desc="benchmark", unit="artifact", leave=False, disable=not progress):
+    for r in tqdm(todo, desc="benchmark", unit="artifact", leave=False, disable=None if progress else True):
         try:
             r["latency"] = bench_local(root / r["artifact"], spec, sequence)
             r["latency_note"] = "measured"

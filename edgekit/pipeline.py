@@ -17,8 +17,15 @@ from .archs import ModelBundle, load_model
 from .artifacts import RunDir, write_manifest
 from .data import DataSet, load_data
 from .errors import RecipeError
-from .evaluate import (DEFAULT_BUDGET, accuracy_row, bench_rows, passed, predict_artifact, predict_torch,
-                       resolve_metric)
+from .evaluate import (
+    DEFAULT_BUDGET,
+    accuracy_row,
+    bench_rows,
+    passed,
+    predict_artifact,
+    predict_torch,
+    resolve_metric,
+)
 from .quant import calibrate
 from .recipe import DataSpec, Precision, Quantizer, Recipe
 from .targets.base import CompileContext, Target, all_targets, get_target
@@ -46,8 +53,16 @@ def plan_targets(recipe: Recipe) -> tuple[list[tuple[Target, Any]], list[dict[st
                 if ok:
                     plan.append((t, spec.__class__(t.name, tuple(p for p in spec.precisions if p in t.precisions))))
                 else:
-                    skipped += [{"target": t.name, "precision": p.value, "status": "skipped", "notes": [why],
-                                 "latency_note": "not measured here"} for p in spec.precisions]
+                    skipped += [
+                        {
+                            "target": t.name,
+                            "precision": p.value,
+                            "status": "skipped",
+                            "notes": [why],
+                            "latency_note": "not measured here",
+                        }
+                        for p in spec.precisions
+                    ]
             continue
         target = get_target(spec.name)
         target.check_spec(spec)
@@ -56,8 +71,14 @@ def plan_targets(recipe: Recipe) -> tuple[list[tuple[Target, Any]], list[dict[st
     return plan, skipped
 
 
-def run_recipe(recipe: Recipe, out: str | Path, force: bool = False, progress: bool = True,
-               benchmark: bool = True, log: Any = print) -> RunResult:
+def run_recipe(
+    recipe: Recipe,
+    out: str | Path,
+    force: bool = False,
+    progress: bool = True,
+    benchmark: bool = True,
+    log: Any = print,
+) -> RunResult:
     plan, skipped = plan_targets(recipe)  # fail fast, before any training
     for t in recipe.transforms:
         TRANSFORMS.get(t.name)
@@ -97,25 +118,50 @@ def run_recipe(recipe: Recipe, out: str | Path, force: bool = False, progress: b
             bench_rows(tmp, rows, recipe.benchmark, val_spec.max_length, progress)
         rows += skipped
 
-        np.savez_compressed(tmp / "reference.npz", fp32=fp32_out, **({"sim_int8": sim_out} if sim_out is not None
-                            else {}), **({"labels": val.labels} if val.labels is not None else {}))
+        np.savez_compressed(
+            tmp / "reference.npz",
+            fp32=fp32_out,
+            **({"sim_int8": sim_out} if sim_out is not None else {}),
+            **({"labels": val.labels} if val.labels is not None else {}),
+        )
         (tmp / "recipe.yaml").write_text(recipe.to_yaml())
         report = {
-            "recipe": recipe.name, "metric": metric, "budget": budget,
-            "model": {"source": recipe.model.source, "family": bundle.family, "task": bundle.task,
-                      "parameters": bundle.num_parameters, **bundle.info},
-            "io": {"inputs": [{"name": s.name, "shape": list(s.shape), "dtype": s.dtype} for s in bundle.inputs],
-                   "output": bundle.output_name, "tokenizer_dir": bundle.tokenizer_dir},
+            "recipe": recipe.name,
+            "metric": metric,
+            "budget": budget,
+            "model": {
+                "source": recipe.model.source,
+                "family": bundle.family,
+                "task": bundle.task,
+                "parameters": bundle.num_parameters,
+                **bundle.info,
+            },
+            "io": {
+                "inputs": [{"name": s.name, "shape": list(s.shape), "dtype": s.dtype} for s in bundle.inputs],
+                "output": bundle.output_name,
+                "tokenizer_dir": bundle.tokenizer_dir,
+            },
             "validation": {"data": val.description, "samples": len(val), "spec": val_spec.__dict__},
             "reference": {"fp32_torch": fp32_metric, "sim_int8": sim_metric},
-            "train": train_info, "transforms": applied, "calibration": calib_info,
+            "train": train_info,
+            "transforms": applied,
+            "calibration": calib_info,
             "benchmark": recipe.benchmark.__dict__ if benchmark else None,
-            "rows": rows, "passed": passed(rows),
+            "rows": rows,
+            "passed": passed(rows),
         }
         write_reports(report, tmp)
-        write_manifest(tmp, {"recipe": recipe.to_dict(), "io": report["io"], "results": {
-            "passed": report["passed"], "rows": [{k: r.get(k) for k in ("target", "precision", "status", "delta")}
-                                                 for r in rows]}})
+        write_manifest(
+            tmp,
+            {
+                "recipe": recipe.to_dict(),
+                "io": report["io"],
+                "results": {
+                    "passed": report["passed"],
+                    "rows": [{k: r.get(k) for k in ("target", "precision", "status", "delta")} for r in rows],
+                },
+            },
+        )
     return RunResult(Path(out), report)
 
 
@@ -125,8 +171,9 @@ def _metric_value(metric: str, outputs: np.ndarray, fp32_out: np.ndarray, val: D
     return top1(outputs, val.labels) if metric == "top1" else cosine(outputs, fp32_out)
 
 
-def _train(recipe: Recipe, bundle: ModelBundle, names: list[str], tmp: Path, progress: bool,
-           log: Any) -> dict[str, Any] | None:
+def _train(
+    recipe: Recipe, bundle: ModelBundle, names: list[str], tmp: Path, progress: bool, log: Any
+) -> dict[str, Any] | None:
     if recipe.train is None:
         return None
     from .train.trainer import train_classifier
@@ -149,16 +196,20 @@ def _transforms(recipe: Recipe, bundle: ModelBundle) -> list[str]:
     return applied
 
 
-def _quantize(recipe: Recipe, bundle: ModelBundle, names: list[str], tmp: Path, val: DataSet,
-              progress: bool):
+def _quantize(recipe: Recipe, bundle: ModelBundle, names: list[str], tmp: Path, val: DataSet, progress: bool):
     if Precision.INT8 not in recipe.precisions():
         return None, None, None, None, None
     q = recipe.quantization
     if q.calibration is None:
         raise RecipeError("int8 needs quantization.calibration")
     calib = load_data(q.calibration, bundle, "calibration")
-    info = {"data": calib.description, "samples": len(calib), "estimator": q.estimator.value,
-            "quantizer": q.quantizer.value, "encodings": 0}
+    info = {
+        "data": calib.description,
+        "samples": len(calib),
+        "estimator": q.estimator.value,
+        "quantizer": q.quantizer.value,
+        "encodings": 0,
+    }
     if q.quantizer is Quantizer.NATIVE:
         return calib, None, None, None, info
     cal = calibrate(bundle.module, names, calib, q, batch_size=q.calibration.batch_size, progress=progress)

@@ -56,8 +56,9 @@ class TensorSpec:
 
     def __post_init__(self) -> None:
         if self.dtype not in ("float32", "float16", "int64", "int32", "bool"):
-            raise ValueError(f"dtype '{self.dtype}' of input '{self.name}' is not one of float32, float16, "
-                             "int64, int32, bool")
+            raise ValueError(
+                f"dtype '{self.dtype}' of input '{self.name}' is not one of float32, float16, int64, int32, bool"
+            )
 
     @property
     def dynamic_axes(self) -> dict[int, str]:
@@ -203,8 +204,10 @@ class Recipe:
             raise ValueError("at least one target is required")
         wants_int8 = any(Precision.INT8 in t.precisions for t in self.targets)
         if wants_int8 and self.quantization.calibration is None:
-            raise ValueError("int8 needs calibration data: set quantization.calibration "
-                             "(e.g. {source: fashion-mnist, split: train, samples: 512}) or pass --calib")
+            raise ValueError(
+                "int8 needs calibration data: set quantization.calibration "
+                "(e.g. {source: fashion-mnist, split: train, samples: 512}) or pass --calib"
+            )
 
     def precisions(self) -> set[Precision]:
         return {p for t in self.targets for p in t.precisions}

@@ -42,8 +42,14 @@ def revalidate(root: Path, progress: bool = True) -> RunResult:
     report, recipe = _load(root)
     io = report["io"]
     inputs = tuple(TensorSpec(i["name"], tuple(i["shape"]), i["dtype"]) for i in io["inputs"])
-    stub = ModelBundle(torch.nn.Identity(), inputs, report["model"]["family"], report["model"]["task"],
-                       io["output"], tokenizer_dir=io.get("tokenizer_dir"))
+    stub = ModelBundle(
+        torch.nn.Identity(),
+        inputs,
+        report["model"]["family"],
+        report["model"]["task"],
+        io["output"],
+        tokenizer_dir=io.get("tokenizer_dir"),
+    )
     spec = report["validation"]["spec"]
     from .recipe import DataSpec
 
@@ -69,8 +75,13 @@ def revalidate(root: Path, progress: bool = True) -> RunResult:
     return _save(root, report, recipe)
 
 
-def rebench(root: Path, iterations: int | None = None, warmup: int | None = None, threads: int | None = None,
-            progress: bool = True) -> RunResult:
+def rebench(
+    root: Path,
+    iterations: int | None = None,
+    warmup: int | None = None,
+    threads: int | None = None,
+    progress: bool = True,
+) -> RunResult:
     report, recipe = _load(root)
     spec: BenchSpec = recipe.benchmark
     changes = {k: v for k, v in (("iterations", iterations), ("warmup", warmup), ("threads", threads)) if v}

@@ -11,8 +11,14 @@ from ..recipe import TensorSpec
 from .base import ARCHS, ArchFamily, ModelBundle
 from .hf_common import count_params, make_config, transformers
 
-SMALL_BERT = {"vocab_size": 30522, "hidden_size": 128, "num_hidden_layers": 2, "num_attention_heads": 2,
-              "intermediate_size": 256, "max_position_embeddings": 128}
+SMALL_BERT = {
+    "vocab_size": 30522,
+    "hidden_size": 128,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 2,
+    "intermediate_size": 256,
+    "max_position_embeddings": 128,
+}
 
 
 class SentenceEmbedder(torch.nn.Module):
@@ -30,11 +36,19 @@ class SentenceEmbedder(torch.nn.Module):
 
 
 def _bundle(model: torch.nn.Module, tokenizer_dir: str | None) -> ModelBundle:
-    inputs = (TensorSpec("input_ids", ("batch", "sequence"), "int64"),
-              TensorSpec("attention_mask", ("batch", "sequence"), "int64"))
-    return ModelBundle(SentenceEmbedder(model).eval(), inputs, family="bert", task="embedding",
-                       output_name="embedding", tokenizer_dir=tokenizer_dir,
-                       info={"hf_class": type(model).__name__, "parameters": count_params(model)})
+    inputs = (
+        TensorSpec("input_ids", ("batch", "sequence"), "int64"),
+        TensorSpec("attention_mask", ("batch", "sequence"), "int64"),
+    )
+    return ModelBundle(
+        SentenceEmbedder(model).eval(),
+        inputs,
+        family="bert",
+        task="embedding",
+        output_name="embedding",
+        tokenizer_dir=tokenizer_dir,
+        info={"hf_class": type(model).__name__, "parameters": count_params(model)},
+    )
 
 
 def build(overrides: dict[str, Any], task: str | None) -> ModelBundle:
@@ -49,8 +63,9 @@ def build(overrides: dict[str, Any], task: str | None) -> ModelBundle:
 def load(path: str, task: str | None) -> ModelBundle:
     tf = transformers()
     try:
-        model = tf.AutoModel.from_pretrained(path, local_files_only=True, attn_implementation="eager",
-                                             add_pooling_layer=False)
+        model = tf.AutoModel.from_pretrained(
+            path, local_files_only=True, attn_implementation="eager", add_pooling_layer=False
+        )
     except (OSError, ValueError) as exc:
         raise ModelError(f"cannot load a BERT encoder from '{path}': {str(exc).splitlines()[0]}") from None
     return _bundle(model.eval(), path)

@@ -19,27 +19,78 @@ from .hf_common import count_params, make_config, transformers
 _IMAGE = {"image_size": 28, "num_channels": 1, "num_labels": 10}
 
 SMALL_DEFAULTS: dict[str, dict[str, Any]] = {
-    "vit": {**_IMAGE, "patch_size": 4, "hidden_size": 96, "num_hidden_layers": 4, "num_attention_heads": 4,
-            "intermediate_size": 192},
-    "deit": {**_IMAGE, "patch_size": 4, "hidden_size": 96, "num_hidden_layers": 4, "num_attention_heads": 4,
-             "intermediate_size": 192, "architectures": ["DeiTForImageClassification"]},
-    "swin": {**_IMAGE, "patch_size": 2, "embed_dim": 32, "depths": [2, 2], "num_heads": [2, 4],
-             "window_size": 7},
-    "convnext": {"num_channels": 1, "num_labels": 10, "patch_size": 2, "hidden_sizes": [32, 64, 128],
-                 "depths": [2, 2, 2], "num_stages": 3, "image_size": 28},
-    "poolformer": {"num_channels": 1, "num_labels": 10, "hidden_sizes": [32, 64, 128, 160],
-                   "depths": [1, 1, 2, 1], "patch_size": 3, "stride": 2, "padding": 1,
-                   "num_encoder_blocks": 4, "patch_sizes": [3, 3, 3, 3], "strides": [2, 2, 2, 1],
-                   "padding": [1, 1, 1, 1]},
-    "cvt": {"num_channels": 1, "num_labels": 10, "embed_dim": [32, 64], "depth": [1, 2], "num_heads": [1, 2],
-            "patch_sizes": [3, 3], "patch_stride": [2, 2], "patch_padding": [1, 1],
-            "kernel_qkv": [3, 3], "padding_q": [1, 1], "padding_kv": [1, 1], "stride_kv": [2, 2],
-            "stride_q": [1, 1], "mlp_ratio": [2.0, 2.0], "attention_drop_rate": [0.0, 0.0],
-            "drop_rate": [0.0, 0.0], "drop_path_rate": [0.0, 0.0], "qkv_bias": [True, True],
-            "cls_token": [False, True], "qkv_projection_method": ["dw_bn", "dw_bn"]},
-    "pvt_v2": {**_IMAGE, "num_encoder_blocks": 2, "depths": [2, 2], "sr_ratios": [2, 1],
-               "hidden_sizes": [32, 64], "patch_sizes": [3, 3], "strides": [2, 2], "num_attention_heads": [1, 2],
-               "mlp_ratios": [4, 4]},
+    "vit": {
+        **_IMAGE,
+        "patch_size": 4,
+        "hidden_size": 96,
+        "num_hidden_layers": 4,
+        "num_attention_heads": 4,
+        "intermediate_size": 192,
+    },
+    "deit": {
+        **_IMAGE,
+        "patch_size": 4,
+        "hidden_size": 96,
+        "num_hidden_layers": 4,
+        "num_attention_heads": 4,
+        "intermediate_size": 192,
+        "architectures": ["DeiTForImageClassification"],
+    },
+    "swin": {**_IMAGE, "patch_size": 2, "embed_dim": 32, "depths": [2, 2], "num_heads": [2, 4], "window_size": 7},
+    "convnext": {
+        "num_channels": 1,
+        "num_labels": 10,
+        "patch_size": 2,
+        "hidden_sizes": [32, 64, 128],
+        "depths": [2, 2, 2],
+        "num_stages": 3,
+        "image_size": 28,
+    },
+    "poolformer": {
+        "num_channels": 1,
+        "num_labels": 10,
+        "hidden_sizes": [32, 64, 128, 160],
+        "depths": [1, 1, 2, 1],
+        "patch_size": 3,
+        "stride": 2,
+        "num_encoder_blocks": 4,
+        "patch_sizes": [3, 3, 3, 3],
+        "strides": [2, 2, 2, 1],
+        "padding": [1, 1, 1, 1],
+    },
+    "cvt": {
+        "num_channels": 1,
+        "num_labels": 10,
+        "embed_dim": [32, 64],
+        "depth": [1, 2],
+        "num_heads": [1, 2],
+        "patch_sizes": [3, 3],
+        "patch_stride": [2, 2],
+        "patch_padding": [1, 1],
+        "kernel_qkv": [3, 3],
+        "padding_q": [1, 1],
+        "padding_kv": [1, 1],
+        "stride_kv": [2, 2],
+        "stride_q": [1, 1],
+        "mlp_ratio": [2.0, 2.0],
+        "attention_drop_rate": [0.0, 0.0],
+        "drop_rate": [0.0, 0.0],
+        "drop_path_rate": [0.0, 0.0],
+        "qkv_bias": [True, True],
+        "cls_token": [False, True],
+        "qkv_projection_method": ["dw_bn", "dw_bn"],
+    },
+    "pvt_v2": {
+        **_IMAGE,
+        "num_encoder_blocks": 2,
+        "depths": [2, 2],
+        "sr_ratios": [2, 1],
+        "hidden_sizes": [32, 64],
+        "patch_sizes": [3, 3],
+        "strides": [2, 2],
+        "num_attention_heads": [1, 2],
+        "mlp_ratios": [4, 4],
+    },
 }
 _TRANSFORMERS = {"vit", "deit", "swin", "cvt", "pvt_v2"}
 
@@ -61,8 +112,12 @@ def _bundle(family: str, hf_model: torch.nn.Module) -> ModelBundle:
     size = size[0] if isinstance(size, (list, tuple)) else size
     spec = TensorSpec("pixel_values", ("batch", cfg.num_channels, size, size))
     return ModelBundle(
-        module=ImageClassifier(hf_model).eval(), inputs=(spec,), family=family, task="classification",
-        output_name="logits", is_transformer=family in _TRANSFORMERS,
+        module=ImageClassifier(hf_model).eval(),
+        inputs=(spec,),
+        family=family,
+        task="classification",
+        output_name="logits",
+        is_transformer=family in _TRANSFORMERS,
         info={"hf_class": type(hf_model).__name__, "parameters": count_params(hf_model)},
     )
 
@@ -84,7 +139,8 @@ def _loader(family: str):
         tf = transformers()
         try:
             model = tf.AutoModelForImageClassification.from_pretrained(
-                path, local_files_only=True, attn_implementation="eager")
+                path, local_files_only=True, attn_implementation="eager"
+            )
         except (OSError, ValueError) as exc:
             raise ModelError(f"cannot load an image classifier from '{path}': {str(exc).splitlines()[0]}") from None
         return _bundle(family, model)

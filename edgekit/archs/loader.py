@@ -41,8 +41,10 @@ def load_model(spec: ModelSpec, inputs: tuple[TensorSpec, ...] | None = None) ->
     else:
         name = source.removeprefix("hf:")
         if name not in ARCHS:
-            raise ModelError(f"model '{source}' is neither an existing directory nor a known architecture"
-                             f"{did_you_mean(name, ARCHS.names())}")
+            raise ModelError(
+                f"model '{source}' is neither an existing directory nor a known architecture"
+                f"{did_you_mean(name, ARCHS.names())}"
+            )
         bundle = ARCHS.get(name).build(dict(spec.config), spec.task)
     if inputs:
         bundle.inputs = tuple(inputs)
@@ -56,8 +58,10 @@ def _looks_like_path(source: str) -> bool:
 
 def _from_checkpoint(path: Path, spec: ModelSpec) -> ModelBundle:
     if not path.exists():
-        raise ModelError(f"model path '{path}' does not exist; pass an HF checkpoint directory, an architecture "
-                         f"name ({', '.join(ARCHS.names())}) or package.module:factory")
+        raise ModelError(
+            f"model path '{path}' does not exist; pass an HF checkpoint directory, an architecture "
+            f"name ({', '.join(ARCHS.names())}) or package.module:factory"
+        )
     config_file = path / "config.json"
     if not config_file.is_file():
         raise ModelError(f"'{path}' has no config.json: it is not a Hugging Face checkpoint directory")
@@ -89,8 +93,15 @@ def _from_factory(source: str, spec: ModelSpec, inputs: tuple[TensorSpec, ...] |
         raise ModelError(f"factory '{source}' returned {type(model).__name__}, not a torch.nn.Module")
     declared = inputs or getattr(model, "edgekit_inputs", None)
     if not declared:
-        raise RecipeError(f"model '{source}' is a custom module: declare its inputs in the recipe "
-                          "(inputs: [{name: x, shape: [batch, 3, 32, 32]}]) or with --input x:batch,3,32,32")
-    return ModelBundle(model.eval(), tuple(declared), family="custom",
-                       task=spec.task or "classification", is_transformer=False,
-                       info={"factory": source, "parameters": sum(p.numel() for p in model.parameters())})
+        raise RecipeError(
+            f"model '{source}' is a custom module: declare its inputs in the recipe "
+            "(inputs: [{name: x, shape: [batch, 3, 32, 32]}]) or with --input x:batch,3,32,32"
+        )
+    return ModelBundle(
+        model.eval(),
+        tuple(declared),
+        family="custom",
+        task=spec.task or "classification",
+        is_transformer=False,
+        info={"factory": source, "parameters": sum(p.numel() for p in model.parameters())},
+    )

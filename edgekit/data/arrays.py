@@ -45,8 +45,10 @@ def npz_file(spec: DataSpec, bundle: ModelBundle) -> DataSet:
         raise CalibrationError(f"'{path}' is not a readable .npz file: {exc}") from None
     labels = arrays.pop("labels", None)
     if not arrays:
-        raise CalibrationError(f"'{path}' holds no input arrays; name them after the model's inputs "
-                               f"({', '.join(s.name for s in bundle.inputs)})")
+        raise CalibrationError(
+            f"'{path}' holds no input arrays; name them after the model's inputs "
+            f"({', '.join(s.name for s in bundle.inputs)})"
+        )
     counts = {k: len(v) for k, v in arrays.items()}
     if len(set(counts.values())) != 1 or (labels is not None and len(labels) != next(iter(counts.values()))):
         raise CalibrationError(f"'{path}': arrays have different sample counts {counts}")

@@ -33,16 +33,18 @@ class DataSet:
     def batches(self, batch_size: int) -> Iterator[tuple[dict[str, np.ndarray], np.ndarray | None]]:
         for start in range(0, len(self), batch_size):
             sl = slice(start, start + batch_size)
-            yield ({k: v[sl] for k, v in self.inputs.items()},
-                   None if self.labels is None else self.labels[sl])
+            yield ({k: v[sl] for k, v in self.inputs.items()}, None if self.labels is None else self.labels[sl])
 
     def subset(self, n: int, seed: int = 0) -> DataSet:
         """The first ``n`` samples of a seeded, class-balanced-in-expectation permutation."""
         if n >= len(self):
             return self
         idx = np.sort(np.random.default_rng(seed).permutation(len(self))[:n])
-        return DataSet({k: v[idx] for k, v in self.inputs.items()},
-                       None if self.labels is None else self.labels[idx], f"{self.description}, {n} samples")
+        return DataSet(
+            {k: v[idx] for k, v in self.inputs.items()},
+            None if self.labels is None else self.labels[idx],
+            self.description,
+        )
 
 
 Source = Callable[[DataSpec, ModelBundle], DataSet]
@@ -81,7 +83,8 @@ def check_inputs(inputs: dict[str, np.ndarray], bundle: ModelBundle, where: str)
         ok_rank = arr.ndim == len(spec.shape)
         ok_dims = ok_rank and all(isinstance(d, str) or d == n for d, n in zip(spec.shape, arr.shape))
         if not ok_dims:
-            raise InputSpecError(f"{where}: input '{name}' has shape {list(arr.shape)} but the model expects "
-                                 f"{list(spec.shape)}")
+            raise InputSpecError(
+                f"{where}: input '{name}' has shape {list(arr.shape)} but the model expects {list(spec.shape)}"
+            )
         if arr.dtype != np_dtype(spec.dtype):
             raise InputSpecError(f"{where}: input '{name}' has dtype {arr.dtype} but the model expects {spec.dtype}")

@@ -17,8 +17,10 @@ from ..recipe import DataSpec
 from .base import DATA, DataSet, data_dir
 
 FMNIST_MEAN, FMNIST_STD = 0.2860, 0.3530
-_FMNIST_FILES = {"train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
-                 "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")}
+_FMNIST_FILES = {
+    "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
+    "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
+}
 
 
 def read_idx(path: Path) -> np.ndarray:
@@ -51,8 +53,9 @@ def to_model_images(images: np.ndarray, bundle: ModelBundle, mean: float, std: f
     if (isinstance(h, int) and h != x.shape[2]) or (isinstance(w, int) and w != x.shape[3]):
         import torch
 
-        x = torch.nn.functional.interpolate(torch.from_numpy(x), size=(h, w), mode="bilinear",
-                                            align_corners=False).numpy()
+        x = torch.nn.functional.interpolate(
+            torch.from_numpy(x), size=(h, w), mode="bilinear", align_corners=False
+        ).numpy()
     if isinstance(c, int) and c != 1:
         x = np.repeat(x, c, axis=1)
     return np.ascontiguousarray(x, dtype=np.float32)
@@ -65,8 +68,10 @@ def fashion_mnist(spec: DataSpec, bundle: ModelBundle) -> DataSet:
     root = fashion_mnist_dir(spec)
     img_file, lab_file = (root / f for f in _FMNIST_FILES[spec.split])
     if not img_file.is_file() or not lab_file.is_file():
-        raise CalibrationError(f"Fashion-MNIST not found in '{root}'; fetch it with `make data` "
-                               "(runs calibration/fetch_fashion_mnist.sh) or set EDGEKIT_DATA")
+        raise CalibrationError(
+            f"Fashion-MNIST not found in '{root}'; fetch it with `make data` "
+            "(runs calibration/fetch_fashion_mnist.sh) or set EDGEKIT_DATA"
+        )
     images, labels = read_idx(img_file), read_idx(lab_file).astype(np.int64)
     x = to_model_images(images, bundle, FMNIST_MEAN, FMNIST_STD)
     return DataSet({bundle.inputs[0].name: x}, labels, f"fashion-mnist/{spec.split}")

@@ -13,19 +13,29 @@ from ..recipe import DataSpec
 from .base import DATA, DataSet
 
 
+def _label(cell: str) -> int | None:
+    try:
+        return int(float(cell))
+    except ValueError:
+        return None
+
+
 def read_labelled_csv(path: Path) -> tuple[list[str], np.ndarray]:
+    """Rows of ``label,text`` or ``text,label``; labels mapped to 0..K-1 in sorted order (-1/1 -> 0/1)."""
     texts, labels = [], []
-    with path.open(newline="", encoding="utf-8", errors="replace") as f:
+    with path.open(newline="", encoding="utf-8-sig", errors="replace") as f:
         for row in csv.reader(f):
             if len(row) < 2:
                 continue
-            try:
-                label = int(float(row[-1]))
-            except ValueError:
-                continue  # header or malformed row
-            texts.append(",".join(row[:-1]))
-            labels.append(label)
-    return texts, np.asarray(labels, dtype=np.int64)
+            first, last = _label(row[0]), _label(row[-1])
+            if first is not None:
+                texts.append(",".join(row[1:]))
+                labels.append(first)
+            elif last is not None:
+                texts.append(",".join(row[:-1]))
+                labels.append(last)
+    classes, ids = np.unique(np.asarray(labels, dtype=np.int64), return_inverse=True)
+    return texts, ids.astype(np.int64)
 
 
 @DATA.register("text-csv")
@@ -43,3 +53,30 @@ def text_csv(spec: DataSpec, bundle: ModelBundle) -> DataSet:
     enc = tok(texts, padding="max_length", truncation=True, max_length=spec.max_length, return_tensors="np")
     inputs = {s.name: enc[s.name].astype(np.int64) for s in bundle.inputs}
     return DataSet(inputs, labels, f"text {Path(spec.path).name}")
+
+
+@DATA.register("text")
+def text_corpus(spec: DataSpec, bundle: ModelBundle) -> DataSet:
+    """A fetched corpus by name (calibration/fetch_text.sh): ``text:NAME[/train|/test]``.
+
+    ``train``/``test`` is a fixed, seeded 80/20 split so calibration and validation never overlap.
+    """
+    from dataclasses import replace
+
+    from .base import data_dir
+
+    name, _, part = spec.split.partition("/")
+    path = data_dir() / "text" / f"{name}.csv"
+    if not path.is_file():
+        raise CalibrationError(
+            f"text corpus '{name}' not found at {path}; fetch it with `make data` (runs calibration/fetch_text.sh)"
+        )
+    ds = text_csv(replace(spec, path=str(path)), bundle)
+    if part not in ("", "all", "train", "test"):
+        raise CalibrationError(f"text corpus part must be train, test or all, not '{part}'")
+    if part in ("train", "test"):
+        order = np.random.default_rng(1234).permutation(len(ds))
+        cut = int(0.8 * len(order))
+        idx = np.sort(order[:cut] if part == "train" else order[cut:])
+        ds = DataSet({k: v[idx] for k, v in ds.inputs.items()}, ds.labels[idx], f"{ds.description} ({part})")
+    return ds

@@ -51,17 +51,29 @@ class OpenVINOSession:
 
         core = ov.Core()
         hint = meta.get("options", {}).get("inference_precision", "f32")
-        config = {"INFERENCE_PRECISION_HINT": hint, "INFERENCE_NUM_THREADS": threads,
-                  "PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1}
+        config = {
+            "INFERENCE_PRECISION_HINT": hint,
+            "INFERENCE_NUM_THREADS": threads,
+            "PERFORMANCE_HINT": "LATENCY",
+            "NUM_STREAMS": 1,
+        }
         self.compiled = core.compile_model(str(path / meta["file"]), "CPU", config)
         self.request = self.compiled.create_infer_request()
         self.version = ov.get_version()
-        self.settings = {"device": "CPU",
-                         "inference_precision": str(self.compiled.get_property("INFERENCE_PRECISION_HINT")),
-                         "threads": int(self.compiled.get_property("INFERENCE_NUM_THREADS"))}
+        self.settings = {
+            "device": "CPU",
+            "inference_precision": _type_name(self.compiled.get_property("INFERENCE_PRECISION_HINT")),
+            "threads": int(self.compiled.get_property("INFERENCE_NUM_THREADS")),
+        }
 
     def run(self, feeds: dict) -> np.ndarray:
         return np.array(self.request.infer(feeds)[0], copy=True)
+
+
+def _type_name(value: object) -> str:
+    """OpenVINO returns element types as objects; report them as 'f32', 'bf16', ..."""
+    to_string = getattr(value, "to_string", None)
+    return to_string() if callable(to_string) else str(value)
 
 
 BACKENDS = {"onnxruntime": OrtSession, "openvino": OpenVINOSession}
@@ -112,14 +124,27 @@ def peak_rss_mb() -> float | None:
 
 def latency_stats(times_ms: list[float], batch: int) -> dict:
     t = np.asarray(times_ms)
-    return {"p50_ms": float(np.percentile(t, 50)), "p90_ms": float(np.percentile(t, 90)),
-            "p99_ms": float(np.percentile(t, 99)), "mean_ms": float(t.mean()), "std_ms": float(t.std()),
-            "min_ms": float(t.min()), "max_ms": float(t.max()),
-            "throughput_per_s": float(1000.0 * batch / t.mean())}
+    return {
+        "p50_ms": float(np.percentile(t, 50)),
+        "p90_ms": float(np.percentile(t, 90)),
+        "p99_ms": float(np.percentile(t, 99)),
+        "mean_ms": float(t.mean()),
+        "std_ms": float(t.std()),
+        "min_ms": float(t.min()),
+        "max_ms": float(t.max()),
+        "throughput_per_s": float(1000.0 * batch / t.mean()),
+    }
 
 
-def benchmark(path: str | Path, warmup: int = 20, iterations: int = 200, threads: int = 2, batch: int = 1,
-              sequence: int = 64, inputs: str | None = None) -> dict:
+def benchmark(
+    path: str | Path,
+    warmup: int = 20,
+    iterations: int = 200,
+    threads: int = 2,
+    batch: int = 1,
+    sequence: int = 64,
+    inputs: str | None = None,
+) -> dict:
     path = Path(path)
     meta = read_meta(path)
     t0 = time.perf_counter()
@@ -137,14 +162,31 @@ def benchmark(path: str | Path, warmup: int = 20, iterations: int = 200, threads
         start = time.perf_counter_ns()
         session.run(feeds)
         times.append((time.perf_counter_ns() - start) / 1e6)
-    return {"schema": SCHEMA, "artifact": str(path), "target": meta["target"], "precision": meta["precision"],
-            "runtime": session.runtime, "runtime_version": session.version, "settings": session.settings,
-            "warmup": warmup, "iterations": iterations, "threads": threads, "batch": batch,
-            "input_shapes": {k: list(v.shape) for k, v in feeds.items()},
-            **latency_stats(times, batch), "load_ms": load_ms, "peak_rss_mb": peak_rss_mb(),
-            "device": {"hostname": platform.node(), "machine": platform.machine(), "system": platform.system(),
-                       "processor": platform.processor(), "cpu_count": os.cpu_count(),
-                       "python": platform.python_version()}}
+    return {
+        "schema": SCHEMA,
+        "artifact": str(path),
+        "target": meta["target"],
+        "precision": meta["precision"],
+        "runtime": session.runtime,
+        "runtime_version": session.version,
+        "settings": session.settings,
+        "warmup": warmup,
+        "iterations": iterations,
+        "threads": threads,
+        "batch": batch,
+        "input_shapes": {k: list(v.shape) for k, v in feeds.items()},
+        **latency_stats(times, batch),
+        "load_ms": load_ms,
+        "peak_rss_mb": peak_rss_mb(),
+        "device": {
+            "hostname": platform.node(),
+            "machine": platform.machine(),
+            "system": platform.system(),
+            "processor": platform.processor(),
+            "cpu_count": os.cpu_count(),
+            "python": platform.python_version(),
+        },
+    }
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -26,22 +26,36 @@ def feeds_to_torch(feeds: dict[str, object], names: list[str]) -> list[torch.Ten
     return [torch.from_numpy(feeds[n]) for n in names]  # type: ignore[arg-type]
 
 
-def calibrate(model: torch.nn.Module, input_names: list[str], data: DataSet, spec: QuantSpec,
-              batch_size: int = 32, progress: bool = True) -> Calibrated:
+def calibrate(
+    model: torch.nn.Module,
+    input_names: list[str],
+    data: DataSet,
+    spec: QuantSpec,
+    batch_size: int = 32,
+    progress: bool = True,
+) -> Calibrated:
     """Observe activations on ``data``, estimate ranges with ``spec.estimator``, return sim + encodings."""
     if len(data) == 0:
         raise CalibrationError("calibration data is empty")
     sim = wrap_layers(model, spec)
     layers = wrappers(sim)
     if not layers:
-        raise CalibrationError("no quantizable layer (Linear/Conv) left after the ignore list "
-                               f"{list(spec.ignore)}; relax quantization.ignore")
+        raise CalibrationError(
+            "no quantizable layer (Linear/Conv) left after the ignore list "
+            f"{list(spec.ignore)}; relax quantization.ignore"
+        )
     for i, w in enumerate(layers):
         w.observer = Observer(seed=i)
     n_batches = -(-len(data) // batch_size)
     with torch.inference_mode():
-        for feeds, _ in tqdm(data.batches(batch_size), total=n_batches, desc="calibrate", unit="batch",
-                             disable=not progress, leave=False):
+        for feeds, _ in tqdm(
+            data.batches(batch_size),
+            total=n_batches,
+            desc="calibrate",
+            unit="batch",
+            disable=None if progress else True,
+            leave=False,
+        ):
             sim(*feeds_to_torch(feeds, input_names))
     estimate = ESTIMATORS.get(spec.estimator.value)
     tensors: dict[str, Encoding] = {}
@@ -54,9 +68,16 @@ def calibrate(model: torch.nn.Module, input_names: list[str], data: DataSet, spe
         scale, zp, signed = affine_from_range(lo, hi, spec.bits, spec.activation_symmetric)
         tensors[f"{w.qname}.input"] = Encoding((scale,), (zp,), spec.bits, signed, None)
         tensors[f"{w.qname}.weight"] = weight_encoding(weight_array(w), spec.bits, spec.per_channel, axis=0)
-    meta = {"estimator": spec.estimator.value, "samples": len(data), "per_channel": spec.per_channel,
-            "activation_symmetric": spec.activation_symmetric, "torch": torch.__version__,
-            "python": platform.python_version(), "layers": len(layers), "ignored": list(spec.ignore)}
+    meta = {
+        "estimator": spec.estimator.value,
+        "samples": len(data),
+        "per_channel": spec.per_channel,
+        "activation_symmetric": spec.activation_symmetric,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "layers": len(layers),
+        "ignored": list(spec.ignore),
+    }
     encodings = EncodingSet(tensors, meta)
     return Calibrated(apply_encodings(sim, encodings), encodings)
 

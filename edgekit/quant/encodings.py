@@ -97,16 +97,21 @@ class EncodingSet:
         return len(self.tensors)
 
     def save(self, path: Path) -> None:
-        doc = {"format": "edgekit-encodings/1", "meta": self.meta,
-               "tensors": {k: asdict(v) for k, v in sorted(self.tensors.items())}}
+        doc = {
+            "format": "edgekit-encodings/1",
+            "meta": self.meta,
+            "tensors": {k: asdict(v) for k, v in sorted(self.tensors.items())},
+        }
         path.write_text(json.dumps(doc, indent=1))
 
     @classmethod
     def load(cls, path: Path) -> EncodingSet:
         try:
             doc = json.loads(Path(path).read_text())
-            tensors = {k: Encoding(tuple(v["scale"]), tuple(v["zero_point"]), v["bits"], v["signed"], v["axis"])
-                       for k, v in doc["tensors"].items()}
+            tensors = {
+                k: Encoding(tuple(v["scale"]), tuple(v["zero_point"]), v["bits"], v["signed"], v["axis"])
+                for k, v in doc["tensors"].items()
+            }
         except (OSError, KeyError, TypeError, json.JSONDecodeError) as exc:
             raise CalibrationError(f"'{path}' is not an edgekit encodings file: {exc}") from None
         return cls(tensors, doc.get("meta", {}))

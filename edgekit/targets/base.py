@@ -49,21 +49,36 @@ class Artifact:
 
     @property
     def size_mb(self) -> float:
-        return sum(f.stat().st_size for f in self.path.rglob("*") if f.is_file()
-                   and f.name != "artifact.json") / 1e6
+        return sum(f.stat().st_size for f in self.path.rglob("*") if f.is_file() and f.name != "artifact.json") / 1e6
 
     def write_meta(self, bundle: ModelBundle) -> None:
-        meta = {"format": "edgekit-artifact/1", "target": self.target, "precision": self.precision.value,
-                "runtime": self.runtime, "file": self.file, "quantizer": self.quantizer, "notes": self.notes,
-                "options": self.options, "output": bundle.output_name,
-                "inputs": [{"name": s.name, "shape": list(s.shape), "dtype": s.dtype} for s in bundle.inputs]}
+        meta = {
+            "format": "edgekit-artifact/1",
+            "target": self.target,
+            "precision": self.precision.value,
+            "runtime": self.runtime,
+            "file": self.file,
+            "quantizer": self.quantizer,
+            "notes": self.notes,
+            "options": self.options,
+            "output": bundle.output_name,
+            "inputs": [{"name": s.name, "shape": list(s.shape), "dtype": s.dtype} for s in bundle.inputs],
+        }
         (self.path / "artifact.json").write_text(json.dumps(meta, indent=1))
 
     @classmethod
     def read(cls, path: Path) -> Artifact:
         m = runner.read_meta(path)
-        return cls(m["target"], Precision(m["precision"]), Path(path), m["runtime"], m["file"], m.get("quantizer"),
-                   m.get("notes", []), m.get("options", {}))
+        return cls(
+            m["target"],
+            Precision(m["precision"]),
+            Path(path),
+            m["runtime"],
+            m["file"],
+            m.get("quantizer"),
+            m.get("notes", []),
+            m.get("options", {}),
+        )
 
 
 class Target(ABC):
@@ -90,8 +105,10 @@ class Target(ABC):
     def check_spec(self, spec: TargetSpec) -> None:
         for p in spec.precisions:
             if p not in self.precisions:
-                raise RecipeError(f"target '{self.name}' does not support precision '{p.value}' "
-                                  f"(supports {', '.join(x.value for x in self.precisions)})")
+                raise RecipeError(
+                    f"target '{self.name}' does not support precision '{p.value}' "
+                    f"(supports {', '.join(x.value for x in self.precisions)})"
+                )
         for key in spec.options:
             if key not in self.option_keys:
                 from ..errors import did_you_mean

@@ -8,6 +8,7 @@ ONNX Runtime, OpenVINO and TensorRT fuse into integer kernels.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import re
 import warnings
@@ -42,15 +43,28 @@ def export_onnx(module: torch.nn.Module, bundle: ModelBundle, path: Path, opset:
     args = example_inputs(bundle)
     dynamic = {s.name: s.dynamic_axes for s in bundle.inputs if s.dynamic_axes}
     dynamic[bundle.output_name] = {0: "batch"}
-    buf = io.BytesIO()
+    buf, log = io.BytesIO(), io.StringIO()
     try:
-        with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
+        with (
+            warnings.catch_warnings(),
+            torch.no_grad(),
+            contextlib.redirect_stderr(log),
+            contextlib.redirect_stdout(log),
+        ):
             warnings.simplefilter("ignore")
-            torch.onnx.export(module, args, buf, dynamo=False, opset_version=opset,
-                              input_names=[s.name for s in bundle.inputs], output_names=[bundle.output_name],
-                              dynamic_axes=dynamic, do_constant_folding=True)
+            torch.onnx.export(
+                module,
+                args,
+                buf,
+                dynamo=False,
+                opset_version=opset,
+                input_names=[s.name for s in bundle.inputs],
+                output_names=[bundle.output_name],
+                dynamic_axes=dynamic,
+                do_constant_folding=True,
+            )
     except Exception as exc:
-        raise unsupported_op_error(exc, "onnx") from None
+        raise unsupported_op_error(exc, "onnx", locate=lambda op: find_op_module(module, args, op)) from None
     model = onnx.load_from_string(buf.getvalue())
     model = finalize_qdq(model)
     onnx.save(model, str(path))
@@ -64,17 +78,50 @@ _OP_PATTERNS = [
 ]
 
 
-def unsupported_op_error(exc: Exception, target: str) -> UnsupportedOpError:
-    """Turn an exporter failure into one line naming the op and, when the trace says it, the module."""
+def find_op_module(module: torch.nn.Module, args: tuple[torch.Tensor, ...], op: str) -> str | None:
+    """Re-run the model and return the name of the innermost module that calls aten op ``op``."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    wanted = op.split("::")[-1]
+    stack: list[str] = [""]
+    found: list[str] = []
+
+    class Spy(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, a=(), kw=None):  # type: ignore[override]
+            if not found and func.__name__.split(".")[0] == wanted:
+                found.append(stack[-1])
+            return func(*a, **(kw or {}))
+
+    hooks = []
+    for name, m in module.named_modules():
+        hooks.append(m.register_forward_pre_hook(lambda _m, _i, n=name: stack.append(n)))
+        hooks.append(m.register_forward_hook(lambda _m, _i, _o: stack.pop()))
+    try:
+        with torch.no_grad(), Spy():
+            module(*args)
+    except Exception:
+        return None
+    finally:
+        for h in hooks:
+            h.remove()
+    if not found:
+        return None
+    return found[0] or f"{type(module).__name__} (top-level forward)"
+
+
+def unsupported_op_error(exc: Exception, target: str, locate=None) -> UnsupportedOpError:
+    """Turn an exporter failure into one line naming the op and the module (node) that calls it."""
     text = str(exc)
     op = next((m.group(1) for p in _OP_PATTERNS if (m := p.search(text))), None)
-    node = re.search(r"(?:node|module)\s+'?([\w./:-]+)'?", text)
-    where = f" at node '{node.group(1)}'" if node else ""
     if op:
-        return UnsupportedOpError(f"{target}: operator '{op}'{where} cannot be converted; replace it in the model, "
-                                  "add a transform that rewrites it, or exclude this target")
+        node = locate(op) if locate else None
+        where = f" at node '{node}'" if node else ""
+        return UnsupportedOpError(
+            f"{target}: operator '{op}'{where} cannot be converted to ONNX opset 18; "
+            "replace it in the model, add a transform that rewrites it, or exclude this target"
+        )
     first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
-    return UnsupportedOpError(f"{target}: export failed{where}: {first}")
+    return UnsupportedOpError(f"{target}: export failed: {first}")
 
 
 def _constants(model: onnx.ModelProto) -> dict[str, np.ndarray]:
@@ -171,8 +218,7 @@ def weights_to_fp16(model: onnx.ModelProto, min_elements: int = 16) -> onnx.Mode
             continue
         name = init.name
         init.CopyFrom(numpy_helper.from_array(arr.astype(np.float16), f"{name}_fp16"))
-        casts.append(helper.make_node("Cast", [f"{name}_fp16"], [name], to=onnx.TensorProto.FLOAT,
-                                      name=f"{name}_cast"))
+        casts.append(helper.make_node("Cast", [f"{name}_fp16"], [name], to=onnx.TensorProto.FLOAT, name=f"{name}_cast"))
     nodes = casts + list(graph.node)  # Casts of initializers go first: the graph stays topologically sorted
     del graph.node[:]
     graph.node.extend(nodes)

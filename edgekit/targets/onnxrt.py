@@ -43,14 +43,21 @@ class OnnxRuntimeTarget(Target):
         return art
 
     def _native_int8(self, ctx: CompileContext, dest: Path) -> None:
-        from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, quantize_static
+        from onnxruntime.quantization import (
+            CalibrationDataReader,
+            CalibrationMethod,
+            QuantFormat,
+            quantize_static,
+        )
 
         if ctx.calib is None:
             raise CalibrationError("native int8 needs calibration data: set quantization.calibration")
         method = _ORT_METHODS.get(ctx.quant.estimator)
         if method is None:
-            raise CalibrationError(f"ONNX Runtime's quantizer has no '{ctx.quant.estimator.value}' estimator; "
-                                   "use minmax, entropy or percentile with --quantizer native")
+            raise CalibrationError(
+                f"ONNX Runtime's quantizer has no '{ctx.quant.estimator.value}' estimator; "
+                "use minmax, entropy or percentile with --quantizer native"
+            )
         calib = ctx.calib
 
         class Reader(CalibrationDataReader):
@@ -61,8 +68,14 @@ class OnnxRuntimeTarget(Target):
                 nxt = next(self._it, None)
                 return None if nxt is None else nxt[0]
 
-        quantize_static(str(fp32_onnx(ctx)), str(dest), Reader(), quant_format=QuantFormat.QDQ,
-                        per_channel=ctx.quant.per_channel, calibrate_method=getattr(CalibrationMethod, method))
+        quantize_static(
+            str(fp32_onnx(ctx)),
+            str(dest),
+            Reader(),
+            quant_format=QuantFormat.QDQ,
+            per_channel=ctx.quant.per_channel,
+            calibrate_method=getattr(CalibrationMethod, method),
+        )
 
 
 TARGETS.add("onnx", OnnxRuntimeTarget())

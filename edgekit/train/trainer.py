@@ -24,8 +24,9 @@ class TrainResult:
     seconds: float
 
 
-def train_classifier(model: torch.nn.Module, input_names: list[str], data: DataSet, spec: TrainSpec,
-                     progress: bool = True) -> TrainResult:
+def train_classifier(
+    model: torch.nn.Module, input_names: list[str], data: DataSet, spec: TrainSpec, progress: bool = True
+) -> TrainResult:
     if data.labels is None:
         raise CalibrationError(f"training data '{data.description}' has no labels")
     torch.manual_seed(spec.seed)
@@ -36,16 +37,20 @@ def train_classifier(model: torch.nn.Module, input_names: list[str], data: DataS
     warmup = max(1, int(spec.warmup_fraction * total))
     opt = torch.optim.AdamW(model.parameters(), lr=spec.lr, weight_decay=spec.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: (s + 1) / warmup if s < warmup else 0.5 * (1 + math.cos(math.pi * (s - warmup) / (total - warmup + 1))))
+        opt,
+        lambda s: (
+            (s + 1) / warmup if s < warmup else 0.5 * (1 + math.cos(math.pi * (s - warmup) / (total - warmup + 1)))
+        ),
+    )
     model.train()
     start = time.perf_counter()
     order = np.empty(0, dtype=np.int64)
     loss_ema, correct, seen = 0.0, 0, 0
-    bar = tqdm(range(total), desc="train", unit="step", disable=not progress, leave=False)
+    bar = tqdm(range(total), desc="train", unit="step", disable=None if progress else True, leave=False)
     for step in bar:
         if len(order) < spec.batch_size:
             order = np.concatenate([order, rng.permutation(n)])
-        idx, order = order[: spec.batch_size], order[spec.batch_size:]
+        idx, order = order[: spec.batch_size], order[spec.batch_size :]
         xs = [torch.from_numpy(data.inputs[k][idx]) for k in input_names]
         y = torch.from_numpy(data.labels[idx])
         logits = model(*xs)

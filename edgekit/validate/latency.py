@@ -17,9 +17,21 @@ from ..recipe import BenchSpec
 
 
 def bench_local(artifact_dir: Path, spec: BenchSpec, sequence: int = 64, timeout: float = 900) -> dict:
-    cmd = [sys.executable, str(Path(runner.__file__)), str(artifact_dir), "--warmup", str(spec.warmup),
-           "--iterations", str(spec.iterations), "--threads", str(spec.threads), "--batch", str(spec.batch_size),
-           "--sequence", str(sequence)]
+    cmd = [
+        sys.executable,
+        str(Path(runner.__file__)),
+        str(artifact_dir),
+        "--warmup",
+        str(spec.warmup),
+        "--iterations",
+        str(spec.iterations),
+        "--threads",
+        str(spec.threads),
+        "--batch",
+        str(spec.batch_size),
+        "--sequence",
+        str(sequence),
+    ]
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
     except subprocess.TimeoutExpired:

@@ -31,8 +31,9 @@ def sqnr_db(reference: np.ndarray, test: np.ndarray) -> float:
     return float("inf") if noise == 0 else float(10.0 * np.log10(max(signal, 1e-30) / noise))
 
 
-def compare(outputs: np.ndarray, fp32: np.ndarray, labels: np.ndarray | None, metric: str,
-            sim: np.ndarray | None = None) -> dict[str, float | None]:
+def compare(
+    outputs: np.ndarray, fp32: np.ndarray, labels: np.ndarray | None, metric: str, sim: np.ndarray | None = None
+) -> dict[str, float | None]:
     """All the numbers the report shows for one artifact."""
     res: dict[str, float | None] = {
         "metric": top1(outputs, labels) if metric == "top1" and labels is not None else cosine(outputs, fp32),

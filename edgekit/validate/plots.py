@@ -42,8 +42,13 @@ def make_plots(report: dict[str, Any], folder: Path) -> dict[str, str]:
         if acc is None:
             continue
         ax.scatter(r["latency"]["p50_ms"], acc, s=40)
-        ax.annotate(f"{r['target']} {r['precision']}", (r["latency"]["p50_ms"], acc), fontsize=7,
-                    xytext=(4, 4), textcoords="offset points")
+        ax.annotate(
+            f"{r['target']} {r['precision']}",
+            (r["latency"]["p50_ms"], acc),
+            fontsize=7,
+            xytext=(4, 4),
+            textcoords="offset points",
+        )
     ax.axhline(report["reference"]["fp32_torch"], color="grey", linestyle="--", linewidth=1, label="FP32 PyTorch")
     ax.set_xlabel("p50 latency (ms)")
     ax.set_ylabel("top-1 %" if report["metric"] == "top1" else "cosine vs FP32")

@@ -34,22 +34,38 @@ def table_rows(report: dict[str, Any]) -> list[list[str]]:
     for r in report["rows"]:
         acc, lat = r.get("accuracy") or {}, r.get("latency") or {}
         agree = acc.get("agreement_vs_fp32")
-        rows.append([
-            r["target"], r["precision"] + (f" ({r['quantizer']})" if r.get("quantizer") else ""), r["status"],
-            _fmt(r.get("size_mb")), _fmt(acc.get("metric"), digits), _delta(r.get("delta"), metric),
-            _fmt(agree) if agree is not None else _fmt(acc.get("cosine_vs_fp32"), 4),
-            _fmt(lat.get("p50_ms"), 3) if lat else r.get("latency_note", "not measured"),
-            _fmt(lat.get("p99_ms"), 3) if lat else "-",
-            (_fmt(r["speedup"]) + "x") if r.get("speedup") else "-",
-        ])
+        rows.append(
+            [
+                r["target"],
+                r["precision"] + (f" ({r['quantizer']})" if r.get("quantizer") else ""),
+                r["status"],
+                _fmt(r.get("size_mb")),
+                _fmt(acc.get("metric"), digits),
+                _delta(r.get("delta"), metric),
+                _fmt(agree) if agree is not None else _fmt(acc.get("cosine_vs_fp32"), 4),
+                _fmt(lat.get("p50_ms"), 3) if lat else r.get("latency_note", "not measured"),
+                _fmt(lat.get("p99_ms"), 3) if lat else "-",
+                (_fmt(r["speedup"]) + "x") if r.get("speedup") else "-",
+            ]
+        )
     return rows
 
 
 def headers(report: dict[str, Any]) -> list[str]:
     metric = report["metric"]
     agree = "agree % vs FP32" if metric == "top1" else "cos vs FP32"
-    return ["target", "precision", "status", "size MB", METRIC_LABEL[metric], "Δ vs FP32", agree,
-            "p50 ms", "p99 ms", "speedup vs FP32"]
+    return [
+        "target",
+        "precision",
+        "status",
+        "size MB",
+        METRIC_LABEL[metric],
+        "Δ vs FP32",
+        agree,
+        "p50 ms",
+        "p99 ms",
+        "speedup vs FP32",
+    ]
 
 
 def markdown_table(report: dict[str, Any]) -> str:
@@ -71,21 +87,29 @@ def text_table(report: dict[str, Any]) -> str:
 def summary_lines(report: dict[str, Any]) -> list[str]:
     ref = report["reference"]
     metric = report["metric"]
-    lines = [f"Model: {report['model']['source']} ({report['model']['family']}, "
-             f"{report['model']['parameters']:,} parameters)",
-             f"Validation: {report['validation']['data']} ({report['validation']['samples']} samples); "
-             f"metric {METRIC_LABEL[metric]}, budget: drop <= {report['budget']}",
-             f"FP32 PyTorch: {_fmt(ref['fp32_torch'], 2 if metric == 'top1' else 4)}"]
+    lines = [
+        f"Model: {report['model']['source']} ({report['model']['family']}, "
+        f"{report['model']['parameters']:,} parameters)",
+        f"Validation: {report['validation']['data']} ({report['validation']['samples']} samples); "
+        f"metric {METRIC_LABEL[metric]}, budget: drop <= {report['budget']}",
+        f"FP32 PyTorch: {_fmt(ref['fp32_torch'], 2 if metric == 'top1' else 4)}",
+    ]
     if ref.get("sim_int8") is not None:
-        lines.append(f"Simulated INT8 (PyTorch, edgekit encodings): {_fmt(ref['sim_int8'], 2 if metric == 'top1' else 4)}")
+        lines.append(
+            f"Simulated INT8 (PyTorch, edgekit encodings): {_fmt(ref['sim_int8'], 2 if metric == 'top1' else 4)}"
+        )
     if report.get("calibration"):
         c = report["calibration"]
-        lines.append(f"Calibration: {c['data']}, {c['samples']} samples, estimator {c['estimator']}, "
-                     f"{c['encodings']} tensors encoded")
+        lines.append(
+            f"Calibration: {c['data']} ({c['samples']} samples), estimator {c['estimator']}, "
+            f"{c['encodings']} tensors encoded"
+        )
     b = report.get("benchmark")
     if b:
-        lines.append(f"Latency: batch {b['batch_size']}, {b['threads']} threads, {b['warmup']} warm-up + "
-                     f"{b['iterations']} timed runs, each artifact in its own process")
+        lines.append(
+            f"Latency: batch {b['batch_size']}, {b['threads']} threads, {b['warmup']} warm-up + "
+            f"{b['iterations']} timed runs, each artifact in its own process"
+        )
     lines.append(f"Transforms: {', '.join(report['transforms']) or 'none'}")
     lines.append(f"Result: {'PASS' if report['passed'] else 'FAIL'}")
     return lines
@@ -101,8 +125,14 @@ def notes_lines(report: dict[str, Any]) -> list[str]:
 
 def write_reports(report: dict[str, Any], out: Path) -> None:
     (out / "report.json").write_text(json.dumps(report, indent=1, default=str))
-    md = [f"# edgekit report: {report['recipe']}", "", *[f"- {s}" for s in summary_lines(report)], "",
-          markdown_table(report), ""]
+    md = [
+        f"# edgekit report: {report['recipe']}",
+        "",
+        *[f"- {s}" for s in summary_lines(report)],
+        "",
+        markdown_table(report),
+        "",
+    ]
     notes = notes_lines(report)
     if notes:
         md += ["## Notes", "", *notes, ""]
@@ -117,16 +147,23 @@ def render_html(report: dict[str, Any], images: dict[str, str]) -> str:
     esc = html.escape
     head = "".join(f"<th>{esc(h)}</th>" for h in headers(report))
     body = "".join(
-        f"<tr class='{esc(r[2])}'>" + "".join(f"<td>{esc(c)}</td>" for c in r) + "</tr>" for r in table_rows(report))
-    figs = "".join(f"<figure><img alt='{esc(k)}' src='data:image/png;base64,{v}'/><figcaption>{esc(k)}"
-                   "</figcaption></figure>" for k, v in images.items())
+        f"<tr class='{esc(r[2])}'>" + "".join(f"<td>{esc(c)}</td>" for c in r) + "</tr>" for r in table_rows(report)
+    )
+    figs = "".join(
+        f"<figure><img alt='{esc(k)}' src='data:image/png;base64,{v}'/><figcaption>{esc(k)}</figcaption></figure>"
+        for k, v in images.items()
+    )
     items = "".join(f"<li>{esc(s)}</li>" for s in summary_lines(report))
     notes = "".join(f"<li>{esc(n[2:])}</li>" for n in notes_lines(report))
-    style = ("body{font-family:system-ui,sans-serif;margin:2em;max-width:1100px}table{border-collapse:collapse}"
-             "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}th{background:#f3f3f3}"
-             "tr.fail td,tr.error td{background:#fde2e2}figure{display:inline-block;margin:1em}"
-             "img{max-width:520px}")
-    return (f"<!doctype html><html><head><meta charset='utf-8'><title>edgekit report: {esc(report['recipe'])}"
-            f"</title><style>{style}</style></head><body><h1>edgekit report: {esc(report['recipe'])}</h1>"
-            f"<ul>{items}</ul><table><tr>{head}</tr>{body}</table>{figs}"
-            f"{'<h2>Notes</h2><ul>' + notes + '</ul>' if notes else ''}</body></html>")
+    style = (
+        "body{font-family:system-ui,sans-serif;margin:2em;max-width:1100px}table{border-collapse:collapse}"
+        "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}th{background:#f3f3f3}"
+        "tr.fail td,tr.error td{background:#fde2e2}figure{display:inline-block;margin:1em}"
+        "img{max-width:520px}"
+    )
+    return (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>edgekit report: {esc(report['recipe'])}"
+        f"</title><style>{style}</style></head><body><h1>edgekit report: {esc(report['recipe'])}</h1>"
+        f"<ul>{items}</ul><table><tr>{head}</tr>{body}</table>{figs}"
+        f"{'<h2>Notes</h2><ul>' + notes + '</ul>' if notes else ''}</body></html>"
+    )

@@ -1,0 +1,43 @@
+# Two entry points: `make demo` (the main job on a real model) and `make test` (the whole suite).
+# torch is installed FIRST and pinned: any other version pulls several GB of CUDA wheels.
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+PIP    := $(BIN)/python -m pip
+export EDGEKIT_DATA ?= $(HOME)/.cache/edgekit
+export HF_HUB_OFFLINE := 1
+
+.PHONY: demo test data lint bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+
+$(VENV)/.torch: | $(BIN)/python
+	$(PIP) install --quiet torch==2.13.0
+	touch $@
+
+$(VENV)/.installed: pyproject.toml $(VENV)/.torch
+	$(PIP) install --quiet -e ".[openvino,hf,dev]"
+	touch $@
+
+data: $(VENV)/.installed
+	bash calibration/fetch_fashion_mnist.sh
+	PYTHON=$(BIN)/python bash calibration/fetch_text.sh
+
+demo: $(VENV)/.installed data
+	$(BIN)/edgekit run recipes/vit.yaml --out runs/vit --force
+
+test: $(VENV)/.installed data
+	$(BIN)/python -m pytest -q
+
+lint: $(VENV)/.installed
+	$(BIN)/ruff check edgekit tests benchmarks
+	$(BIN)/ruff format --check edgekit tests benchmarks
+
+bench: $(VENV)/.installed data
+	$(BIN)/python benchmarks/peer_compare.py --model deit-s
+	$(BIN)/python benchmarks/peer_compare.py --model minilm
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

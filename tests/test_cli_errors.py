@@ -1,0 +1,124 @@
+"""Bad input: one line that says what and how to fix, exit code 2, nothing half-written."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .conftest import write_yaml
+
+TINY = [
+    "--config",
+    "hidden_size=32",
+    "--config",
+    "num_hidden_layers=1",
+    "--config",
+    "num_attention_heads=2",
+    "--config",
+    "image_size=8",
+    "--config",
+    "patch_size=2",
+]
+
+
+def _assert_clean_failure(code, err, out_dir, pattern):
+    assert code == 2, err
+    lines = [ln for ln in err.strip().splitlines() if ln.startswith("edgekit: error:")]
+    assert len(lines) == 1, err
+    assert pattern in lines[0], lines[0]
+    assert not out_dir.exists()
+    assert not any(p.name.startswith(f".{out_dir.name}.tmp") for p in out_dir.parent.iterdir())
+
+
+def test_unknown_recipe_key(run_cli, tmp_path, tiny_vit_recipe):
+    tiny_vit_recipe["validaton"] = {}
+    path = write_yaml(tmp_path / "r.yaml", tiny_vit_recipe)
+    code, _, err = run_cli("run", path, "--out", tmp_path / "out")
+    _assert_clean_failure(code, err, tmp_path / "out", "unknown key 'validaton' (did you mean 'validation'?)")
+
+
+def test_wrong_input_shape(run_cli, tmp_path):
+    out = tmp_path / "out"
+    code, _, err = run_cli(
+        "export",
+        "vit",
+        *TINY,
+        "--input",
+        "pixel_values:batch,1,9,9",
+        "--precision",
+        "fp32",
+        "--val",
+        "random",
+        "--out",
+        out,
+    )
+    _assert_clean_failure(code, err, out, "the model failed on inputs")
+
+
+def test_wrong_input_dtype(run_cli, tmp_path):
+    out = tmp_path / "out"
+    npz = tmp_path / "calib.npz"
+    np.savez(npz, pixel_values=np.zeros((4, 1, 8, 8), np.float64))
+    code, _, err = run_cli("export", "vit", *TINY, "--calib", npz, "--out", out)
+    _assert_clean_failure(code, err, out, "has dtype float64 but the model expects float32")
+
+
+def test_missing_model_path(run_cli, tmp_path):
+    out = tmp_path / "out"
+    code, _, err = run_cli("export", str(tmp_path / "no-such-model"), "--precision", "fp32", "--out", out)
+    _assert_clean_failure(code, err, out, "does not exist")
+
+
+def test_unknown_architecture_suggests(run_cli, tmp_path):
+    out = tmp_path / "out"
+    code, _, err = run_cli("export", "vitt", "--precision", "fp32", "--out", out)
+    _assert_clean_failure(code, err, out, "did you mean 'vit'")
+
+
+def test_op_a_target_cannot_convert_names_op_and_node(run_cli, tmp_path):
+    out = tmp_path / "out"
+    code, _, err = run_cli(
+        "export",
+        "tests.conftest:unexportable",
+        "--input",
+        "x:batch,4",
+        "--precision",
+        "fp32",
+        "--val",
+        "random",
+        "--out",
+        out,
+    )
+    _assert_clean_failure(code, err, out, "operator 'aten::cummax' at node")
+
+
+def test_empty_calibration_data(run_cli, tmp_path):
+    out = tmp_path / "out"
+    npz = tmp_path / "empty.npz"
+    np.savez(npz, pixel_values=np.zeros((0, 1, 8, 8), np.float32))
+    code, _, err = run_cli("export", "vit", *TINY, "--calib", npz, "--out", out)
+    _assert_clean_failure(code, err, out, "is empty")
+
+
+def test_mismatched_calibration_data(run_cli, tmp_path):
+    out = tmp_path / "out"
+    npz = tmp_path / "calib.npz"
+    np.savez(npz, images=np.zeros((4, 1, 8, 8), np.float32))
+    code, _, err = run_cli("export", "vit", *TINY, "--calib", npz, "--out", out)
+    _assert_clean_failure(code, err, out, "provides inputs ['images'] but the model expects ['pixel_values']")
+
+
+def test_output_directory_exists(run_cli, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    code, _, err = run_cli("export", "vit", *TINY, "--precision", "fp32", "--out", out)
+    assert code == 2 and "already exists; pass --force" in err
+    assert (out / "keep.txt").read_text() == "mine"
+
+
+def test_unknown_target_and_bad_precision(run_cli, tmp_path):
+    out = tmp_path / "out"
+    code, _, err = run_cli("export", "vit", "--target", "openvnio", "--precision", "fp32", "--out", out)
+    _assert_clean_failure(code, err, out, "did you mean 'openvino'")
+    code, _, err = run_cli("export", "vit", "--precision", "int3", "--out", out)
+    _assert_clean_failure(code, err, out, "'int3' is not valid")

@@ -1,0 +1,78 @@
+import numpy as np
+import pytest
+import torch
+
+from edgekit.data.base import DataSet
+from edgekit.quant import EncodingSet, calibrate
+from edgekit.quant.encodings import Encoding, affine_from_range, weight_encoding
+from edgekit.quant.fakequant import QuantWrapper, wrappers
+from edgekit.quant.observers import ESTIMATORS, Observer
+from edgekit.recipe import Estimator, QuantSpec
+
+
+def test_affine_range_represents_zero_and_bounds():
+    scale, zp, signed = affine_from_range(-1.0, 3.0, 8, symmetric=False)
+    assert not signed and 0 <= zp <= 255
+    enc = Encoding((scale,), (zp,), 8, False)
+    x = np.array([-1.0, 0.0, 3.0], np.float32)
+    np.testing.assert_allclose(enc.dequantize(enc.quantize(x)), x, atol=scale / 2 + 1e-7)
+    assert enc.dequantize(enc.quantize(np.zeros(1, np.float32)))[0] == 0.0
+
+
+def test_weight_encoding_is_per_channel_symmetric():
+    w = np.stack([np.linspace(-1, 1, 16), np.linspace(-4, 2, 16)]).astype(np.float32)
+    enc = weight_encoding(w)
+    assert enc.axis == 0 and enc.symmetric
+    np.testing.assert_allclose(enc.scale, [1 / 127, 4 / 127], rtol=1e-6)
+    q = enc.quantize(w)
+    assert q.dtype == np.int8 and q.min() >= -127
+
+
+@pytest.mark.parametrize("estimator", [e.value for e in Estimator])
+def test_estimators_stay_inside_minmax(estimator):
+    obs = Observer()
+    rng = np.random.default_rng(0)
+    for _ in range(4):
+        x = rng.standard_normal(4096).astype(np.float32)
+        x[0] = 40.0  # one outlier
+        obs.update(torch.from_numpy(x))
+    lo, hi = ESTIMATORS.get(estimator)(obs, QuantSpec(percentile=99.9))
+    assert obs.lo <= lo < 0 < hi <= obs.hi
+    if estimator in ("percentile", "entropy"):
+        assert hi < 40.0  # the rare outlier is clipped
+
+
+def _tiny_mlp():
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.GELU(), torch.nn.Linear(16, 4))
+
+
+def test_calibrate_writes_one_encoding_per_tensor(tmp_path):
+    model = _tiny_mlp()
+    data = DataSet({"x": np.random.default_rng(0).standard_normal((64, 8)).astype(np.float32)}, None, "rand")
+    cal = calibrate(model, ["x"], data, QuantSpec(), batch_size=16, progress=False)
+    assert sorted(cal.encodings.tensors) == ["0.input", "0.weight", "2.input", "2.weight"]
+    assert len(wrappers(cal.sim)) == 2
+    cal.encodings.save(tmp_path / "enc.json")
+    assert EncodingSet.load(tmp_path / "enc.json").tensors == cal.encodings.tensors
+    x = torch.from_numpy(data.inputs["x"])
+    ref, sim = model(x), cal.sim(x)
+    assert not torch.equal(ref, sim)  # quantization happened
+    assert torch.nn.functional.cosine_similarity(ref, sim).min() > 0.99
+
+
+def test_ignore_by_name_and_type():
+    model = _tiny_mlp()
+    data = DataSet({"x": np.ones((4, 8), np.float32)}, None, "ones")
+    cal = calibrate(model, ["x"], data, QuantSpec(ignore=("2",)), progress=False)
+    assert [w.qname for w in wrappers(cal.sim)] == ["0"]
+    from edgekit.errors import CalibrationError
+
+    with pytest.raises(CalibrationError, match="no quantizable layer"):
+        calibrate(model, ["x"], data, QuantSpec(ignore=("type:Linear",)), progress=False)
+
+
+def test_wrapper_exposes_wrapped_weight():
+    lin = torch.nn.Linear(3, 2)
+    w = QuantWrapper(lin, "lin")
+    assert w.weight is lin.weight and w.bias is lin.bias
