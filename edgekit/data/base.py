@@ -36,15 +36,22 @@ class DataSet:
             yield ({k: v[sl] for k, v in self.inputs.items()}, None if self.labels is None else self.labels[sl])
 
     def subset(self, n: int, seed: int = 0) -> DataSet:
-        """The first ``n`` samples of a seeded, class-balanced-in-expectation permutation."""
+        """``n`` samples drawn by a seeded permutation (class-balanced in expectation)."""
         if n >= len(self):
             return self
-        idx = np.sort(np.random.default_rng(seed).permutation(len(self))[:n])
+        idx = sample_indices(len(self), n, seed)
         return DataSet(
             {k: v[idx] for k, v in self.inputs.items()},
             None if self.labels is None else self.labels[idx],
             self.description,
         )
+
+
+def sample_indices(total: int, n: int | None, seed: int) -> np.ndarray:
+    """The sorted indices of a seeded sample; sources call it before expensive conversions (resizing)."""
+    if n is None or n >= total:
+        return np.arange(total)
+    return np.sort(np.random.default_rng(seed).permutation(total)[:n])
 
 
 Source = Callable[[DataSpec, ModelBundle], DataSet]

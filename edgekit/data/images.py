@@ -14,7 +14,7 @@ import numpy as np
 from ..archs.base import ModelBundle
 from ..errors import CalibrationError, InputSpecError
 from ..recipe import DataSpec
-from .base import DATA, DataSet, data_dir
+from .base import DATA, DataSet, data_dir, sample_indices
 
 FMNIST_MEAN, FMNIST_STD = 0.2860, 0.3530
 _FMNIST_FILES = {
@@ -73,6 +73,8 @@ def fashion_mnist(spec: DataSpec, bundle: ModelBundle) -> DataSet:
             "(runs calibration/fetch_fashion_mnist.sh) or set EDGEKIT_DATA"
         )
     images, labels = read_idx(img_file), read_idx(lab_file).astype(np.int64)
+    idx = sample_indices(len(images), spec.samples, spec.seed)  # before resizing: 60k x 224^2 does not fit
+    images, labels = images[idx], labels[idx]
     x = to_model_images(images, bundle, FMNIST_MEAN, FMNIST_STD)
     return DataSet({bundle.inputs[0].name: x}, labels, f"fashion-mnist/{spec.split}")
 

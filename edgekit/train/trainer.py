@@ -60,7 +60,8 @@ def train_classifier(
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         sched.step()
-        loss_ema = float(loss) if step == 0 else 0.98 * loss_ema + 0.02 * float(loss)
+        value = float(loss.detach())
+        loss_ema = value if step == 0 else 0.98 * loss_ema + 0.02 * value
         if step >= total - steps_per_epoch // 4:  # accuracy over the last quarter epoch
             correct += int((logits.argmax(-1) == y).sum())
             seen += len(y)

