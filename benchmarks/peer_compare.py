@@ -29,18 +29,26 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from edgekit.archs import load_model  # noqa: E402
-from edgekit.artifacts import package_versions  # noqa: E402
-from edgekit.data import load_data  # noqa: E402
-from edgekit.evaluate import predict_artifact, predict_torch  # noqa: E402
-from edgekit.quant import calibrate  # noqa: E402
-from edgekit.recipe import BenchSpec, DataSpec, ModelSpec, Precision, QuantSpec, Quantizer  # noqa: E402
-from edgekit.targets.base import CompileContext, get_target  # noqa: E402
-from edgekit.validate.latency import bench_local  # noqa: E402
-from edgekit.validate.metrics import compare, top1  # noqa: E402
+from edgekit.archs import load_model
+from edgekit.artifacts import package_versions
+from edgekit.data import load_data
+from edgekit.evaluate import predict_artifact, predict_torch
+from edgekit.quant import calibrate
+from edgekit.recipe import BenchSpec, DataSpec, ModelSpec, Precision, Quantizer, QuantSpec
+from edgekit.targets.base import CompileContext, get_target
+from edgekit.validate.latency import bench_local
+from edgekit.validate.metrics import compare, top1
 
-DEIT_S = {"image_size": 224, "patch_size": 16, "num_channels": 3, "hidden_size": 384, "num_hidden_layers": 12,
-          "num_attention_heads": 6, "intermediate_size": 1536, "num_labels": 1000}
+DEIT_S = {
+    "image_size": 224,
+    "patch_size": 16,
+    "num_channels": 3,
+    "hidden_size": 384,
+    "num_hidden_layers": 12,
+    "num_attention_heads": 6,
+    "intermediate_size": 1536,
+    "num_labels": 1000,
+}
 
 
 def setup(name: str, calib_n: int, val_n: int):
@@ -91,9 +99,14 @@ def main() -> int:
     if bundle.task == "embedding":  # a downstream probe on FP32 embeddings of the calibration (train) split
         probe = (predict_torch(bundle.module, names, calib, 50, "probe train"), calib.labels)
 
-    variants = [("onnx", Precision.FP32, None), ("onnx", Precision.INT8, Quantizer.EDGEKIT),
-                ("onnx", Precision.INT8, Quantizer.NATIVE), ("openvino", Precision.FP32, None),
-                ("openvino", Precision.INT8, Quantizer.EDGEKIT), ("openvino", Precision.INT8, Quantizer.NATIVE)]
+    variants = [
+        ("onnx", Precision.FP32, None),
+        ("onnx", Precision.INT8, Quantizer.EDGEKIT),
+        ("onnx", Precision.INT8, Quantizer.NATIVE),
+        ("openvino", Precision.FP32, None),
+        ("openvino", Precision.INT8, Quantizer.EDGEKIT),
+        ("openvino", Precision.INT8, Quantizer.NATIVE),
+    ]
     bench = BenchSpec(warmup=10, iterations=a.iterations, threads=a.threads)
     results = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -102,8 +115,9 @@ def main() -> int:
         for target_name, precision, quantizer in variants:
             target = get_target(target_name)
             # ORT's quantize_static default is per-tensor weights; NNCF chooses its own scheme.
-            ctx.quant = replace(qspec, quantizer=quantizer or Quantizer.EDGEKIT, per_channel=quantizer is not
-                                Quantizer.NATIVE)
+            ctx.quant = replace(
+                qspec, quantizer=quantizer or Quantizer.EDGEKIT, per_channel=quantizer is not Quantizer.NATIVE
+            )
             label = f"{target_name} {precision.value}" + (f" {quantizer.value}" if quantizer else "")
             print(f"compile {label}", flush=True)
             adir = Path(tmp) / label.replace(" ", "_")
@@ -114,36 +128,54 @@ def main() -> int:
             art.write_meta(bundle)
             outputs = predict_artifact(target, art, val, 50, a.threads)
             acc = compare(outputs, fp32, val.labels, metric)
-            row = {"variant": label, "target": target_name, "precision": precision.value,
-                   "quantizer": {Quantizer.EDGEKIT: "edgekit", Quantizer.NATIVE: "native"}.get(quantizer, None),
-                   "notes": art.notes, "size_mb": art.size_mb, "compile_s": compile_s, **acc}
+            row = {
+                "variant": label,
+                "target": target_name,
+                "precision": precision.value,
+                "quantizer": {Quantizer.EDGEKIT: "edgekit", Quantizer.NATIVE: "native"}.get(quantizer),
+                "notes": art.notes,
+                "size_mb": art.size_mb,
+                "compile_s": compile_s,
+                **acc,
+            }
             if metric == "top1":
                 row["top1"] = top1(outputs, val.labels)
             if probe is not None:
                 row["probe_accuracy"] = probe_accuracy(probe[0], probe[1], outputs, val.labels)
             row["latency"] = bench_local(adir, bench, seq)
             results.append(row)
-            print(f"  size {row['size_mb']:.1f} MB, cosine {row['cosine_vs_fp32']:.4f}, "
-                  f"p50 {row['latency']['p50_ms']:.2f} ms", flush=True)
+            print(
+                f"  size {row['size_mb']:.1f} MB, cosine {row['cosine_vs_fp32']:.4f}, "
+                f"p50 {row['latency']['p50_ms']:.2f} ms",
+                flush=True,
+            )
     base = {r["target"]: r["latency"]["p50_ms"] for r in results if r["precision"] == "fp32"}
     for r in results:
         r["speedup_vs_fp32"] = base[r["target"]] / r["latency"]["p50_ms"]
-    doc = {"benchmark": "peer_compare", "model": a.model, "description": what,
-           "parameters": bundle.num_parameters, "metric": metric,
-           "calibration": {"data": calib.description, "samples": len(calib), "edgekit_seconds": calib_s},
-           "validation": {"data": val.description, "samples": len(val)},
-           "latency_settings": {**bench.__dict__, "batch": 1, "sequence": seq if bundle.task == "embedding" else None},
-           "machine": {"processor": platform.processor() or platform.machine(), "cpu_count": os.cpu_count()},
-           "versions": package_versions(), "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
-           "results": results}
+    doc = {
+        "benchmark": "peer_compare",
+        "model": a.model,
+        "description": what,
+        "parameters": bundle.num_parameters,
+        "metric": metric,
+        "calibration": {"data": calib.description, "samples": len(calib), "edgekit_seconds": calib_s},
+        "validation": {"data": val.description, "samples": len(val)},
+        "latency_settings": {**bench.__dict__, "batch": 1, "sequence": seq if bundle.task == "embedding" else None},
+        "machine": {"processor": platform.processor() or platform.machine(), "cpu_count": os.cpu_count()},
+        "versions": package_versions(),
+        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+        "results": results,
+    }
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(doc, indent=1))
     print(f"\n{'variant':28s} {'size MB':>8s} {'cos':>7s} {'agree%':>7s} {'p50 ms':>8s} {'speedup':>8s}")
     for r in results:
         agree = r.get("agreement_vs_fp32")
-        print(f"{r['variant']:28s} {r['size_mb']:8.1f} {r['cosine_vs_fp32']:7.4f} "
-              f"{(f'{agree:.1f}' if agree is not None else '-'):>7s} {r['latency']['p50_ms']:8.2f} "
-              f"{r['speedup_vs_fp32']:7.2f}x")
+        print(
+            f"{r['variant']:28s} {r['size_mb']:8.1f} {r['cosine_vs_fp32']:7.4f} "
+            f"{(f'{agree:.1f}' if agree is not None else '-'):>7s} {r['latency']['p50_ms']:8.2f} "
+            f"{r['speedup_vs_fp32']:7.2f}x"
+        )
     print(f"written {out}")
     return 0
 
