@@ -29,7 +29,8 @@ from .evaluate import (
 from .quant import calibrate
 from .recipe import DataSpec, Precision, Quantizer, Recipe
 from .targets.base import CompileContext, Target, all_targets, get_target
-from .transforms import TRANSFORMS
+from .transforms import get_transform
+from .transforms.apply import apply_transforms
 from .validate.report import write_reports
 
 
@@ -81,7 +82,7 @@ def run_recipe(
 ) -> RunResult:
     plan, skipped = plan_targets(recipe)  # fail fast, before any training
     for t in recipe.transforms:
-        TRANSFORMS.get(t.name)
+        get_transform(t.name)
     with RunDir(Path(out), force) as tmp:
         bundle = load_model(recipe.model, recipe.inputs)
         log(f"model: {recipe.model.source} ({bundle.family}, {bundle.num_parameters:,} parameters)")
@@ -92,8 +93,10 @@ def run_recipe(
         budget = recipe.validation.budget if recipe.validation.budget is not None else DEFAULT_BUDGET[metric]
         bs = recipe.validation.batch_size
         predict_torch(bundle.module, names, val.subset(2), 2, progress=False)  # wrong IO spec fails here, fast
+        probe = val.subset(min(len(val), 64), seed=1)
+        applied = apply_transforms(recipe, bundle, "train", probe, log)
         train_info = _train(recipe, bundle, names, tmp, progress, log)
-        applied = _transforms(recipe, bundle)
+        applied += apply_transforms(recipe, bundle, "deploy", probe, log)
         fp32_out = predict_torch(bundle.module, names, val, bs, progress=progress)
         fp32_metric = _metric_value(metric, fp32_out, fp32_out, val)
         log(f"fp32 pytorch {metric}: {fp32_metric:.4f} on {val.description}")
@@ -186,14 +189,6 @@ def _train(
     if hf is not None:  # the trained model as an HF checkpoint: `edgekit export RUN/model` works on it
         hf.save_pretrained(tmp / "model")
     return {"data": data.description, "samples": len(data), **res.__dict__}
-
-
-def _transforms(recipe: Recipe, bundle: ModelBundle) -> list[str]:
-    applied = []
-    for t in recipe.transforms:
-        bundle.module = TRANSFORMS.get(t.name)(bundle.module, dict(t.options)).eval()
-        applied.append(t.name)
-    return applied
 
 
 def _quantize(recipe: Recipe, bundle: ModelBundle, names: list[str], tmp: Path, val: DataSet, progress: bool):

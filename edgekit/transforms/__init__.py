@@ -1,16 +1,44 @@
 """Model transforms: every transform is ``apply(model, options) -> model`` and is registered by name.
 
-Recipes list them under ``transforms:``; the report records which ran and what each changed.
+Recipes list them under ``transforms:``. A transform declares its *phase*: ``train`` transforms change the
+architecture before the training stage (e.g. swapping LayerNorm for Unified Normalization), ``deploy`` ones
+fold or rewrite the trained model for inference. *Exact* transforms must not change FP32 outputs: the pipeline
+checks each one on real inputs and records the difference in the report.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 
 from ..registry import Registry
 
-Transform = Callable[[torch.nn.Module, dict[str, Any]], torch.nn.Module]
-TRANSFORMS: Registry[Transform] = Registry("transform")
+TransformFn = Callable[[torch.nn.Module, dict[str, Any]], torch.nn.Module]
+
+
+@dataclass(frozen=True)
+class TransformDef:
+    fn: TransformFn
+    phase: str  # "train" (before the training stage) | "deploy" (after it)
+    exact: bool
+    description: str
+
+
+TRANSFORMS: Registry[TransformDef] = Registry("transform")
+
+
+def register(name: str, phase: str, exact: bool, description: str) -> Callable[[TransformFn], TransformFn]:
+    def deco(fn: TransformFn) -> TransformFn:
+        TRANSFORMS.add(name, TransformDef(fn, phase, exact, description))
+        return fn
+
+    return deco
+
+
+def get_transform(name: str) -> TransformDef:
+    from . import reparam  # noqa: F401  (register)
+
+    return TRANSFORMS.get(name)

@@ -110,9 +110,16 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
             f"Latency: batch {b['batch_size']}, {b['threads']} threads, {b['warmup']} warm-up + "
             f"{b['iterations']} timed runs, each artifact in its own process"
         )
-    lines.append(f"Transforms: {', '.join(report['transforms']) or 'none'}")
+    lines.append(f"Transforms: {'; '.join(transform_line(t) for t in report['transforms']) or 'none'}")
     lines.append(f"Result: {'PASS' if report['passed'] else 'FAIL'}")
     return lines
+
+
+def transform_line(t: dict[str, Any]) -> str:
+    changed = ", ".join(f"{k} {v}" for k, v in t.get("changed", {}).items())
+    exact = f"exact, max |diff| {t['max_abs_diff']:.1e}" if t.get("exact") else "lossy, measured by the rows below"
+    params = f"params {t['parameters_before']:,} -> {t['parameters_after']:,}"
+    return f"{t['name']} ({', '.join(x for x in (changed, params, exact) if x)})"
 
 
 def notes_lines(report: dict[str, Any]) -> list[str]:
