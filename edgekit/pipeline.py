@@ -12,11 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from .archs import ModelBundle, load_model
 from .artifacts import RunDir, write_manifest
 from .data import DataSet, load_data
-from .errors import RecipeError
+from .errors import ModelError, RecipeError
 from .evaluate import (
     DEFAULT_BUDGET,
     accuracy_row,
@@ -95,6 +96,8 @@ def run_recipe(
         predict_torch(bundle.module, names, val.subset(2), 2, progress=False)  # wrong IO spec fails here, fast
         probe = val.subset(min(len(val), 64), seed=1)
         applied = apply_transforms(recipe, bundle, "train", probe, log)
+        if recipe.model.weights:  # after train-phase transforms: the weights were trained with them
+            load_weights(bundle, recipe.model.weights)
         train_info = _train(recipe, bundle, names, tmp, progress, log)
         applied += apply_transforms(recipe, bundle, "deploy", probe, log)
         fp32_out = predict_torch(bundle.module, names, val, bs, progress=progress)
@@ -185,10 +188,31 @@ def _train(
     log(f"train: {recipe.train.epochs} epoch(s) on {data.description}")
     res = train_classifier(bundle.module, names, data, recipe.train, progress)
     log(f"train: {res.steps} steps in {res.seconds:.0f} s, loss {res.final_loss:.3f}")
+    (tmp / "model").mkdir()
+    torch.save(bundle.module.state_dict(), tmp / "model" / "weights.pt")  # for model.weights in a recipe
     hf = getattr(bundle.module, "hf", None)
-    if hf is not None:  # the trained model as an HF checkpoint: `edgekit export RUN/model` works on it
-        hf.save_pretrained(tmp / "model")
+    if hf is not None and not applied_train_transforms(recipe):
+        hf.save_pretrained(tmp / "model")  # an HF checkpoint: `edgekit export RUN/model` works on it
     return {"data": data.description, "samples": len(data), **res.__dict__}
+
+
+def applied_train_transforms(recipe: Recipe) -> bool:
+    return any(get_transform(t.name).phase == "train" for t in recipe.transforms)
+
+
+def load_weights(bundle: ModelBundle, path: str) -> None:
+    p = Path(path)
+    if not p.is_file():
+        raise ModelError(f"model.weights '{p}' does not exist (a training run writes RUN/model/weights.pt)")
+    try:
+        state = torch.load(p, map_location="cpu", weights_only=True)
+        bundle.module.load_state_dict(state)
+    except (RuntimeError, OSError, ValueError) as exc:
+        raise ModelError(
+            f"model.weights '{p}' does not fit this model (same architecture, config and "
+            f"train-phase transforms?): {str(exc).splitlines()[0]}"
+        ) from None
+    bundle.info["weights"] = str(p.resolve())
 
 
 def _quantize(recipe: Recipe, bundle: ModelBundle, names: list[str], tmp: Path, val: DataSet, progress: bool):

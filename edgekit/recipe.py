@@ -91,6 +91,7 @@ class ModelSpec:
     source: str
     config: dict[str, Any] = field(default_factory=dict)
     task: str | None = None  # classification | embedding; default from the architecture
+    weights: str | None = None  # a state_dict (.pt) written by a training run (RUN/model/weights.pt)
 
 
 @dataclass(frozen=True)

@@ -27,8 +27,18 @@ class RepConv(nn.Module):
     """Sum of ``n_kxk`` kxk conv-BN branches, an optional 1x1 conv-BN ("scale") branch and an optional BN-only
     skip (when shapes allow), then an activation. RepVGG: n_kxk=1, k=3. MobileOne: n_kxk=k branches."""
 
-    def __init__(self, cin: int, cout: int, k: int = 3, stride: int = 1, groups: int = 1, n_kxk: int = 1,
-                 scale_branch: bool = True, skip: bool = True, act: bool = True):
+    def __init__(
+        self,
+        cin: int,
+        cout: int,
+        k: int = 3,
+        stride: int = 1,
+        groups: int = 1,
+        n_kxk: int = 1,
+        scale_branch: bool = True,
+        skip: bool = True,
+        act: bool = True,
+    ):
         super().__init__()
         self.k, self.stride, self.groups = k, stride, groups
         self.branches = nn.ModuleList([ConvBN(cin, cout, k, stride, groups) for _ in range(n_kxk)])

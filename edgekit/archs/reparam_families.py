@@ -72,7 +72,10 @@ def _fastvit(cfg: dict[str, Any]) -> nn.Module:
 
 
 BUILDERS: dict[str, Callable[[dict[str, Any]], nn.Module]] = {
-    "repvgg": _repvgg, "mobileone": _mobileone, "fastvit": _fastvit}
+    "repvgg": _repvgg,
+    "mobileone": _mobileone,
+    "fastvit": _fastvit,
+}
 
 
 def _builder(name: str):
@@ -89,14 +92,22 @@ def _builder(name: str):
         torch.manual_seed(0)
         model = Classifier(BUILDERS[name](cfg), cfg["widths"][-1], cfg["num_labels"]).eval()
         spec = TensorSpec("pixel_values", ("batch", cfg["num_channels"], cfg["image_size"], cfg["image_size"]))
-        return ModelBundle(model, (spec,), family=name, task="classification", output_name="logits",
-                           is_transformer=False, info={"config": cfg,
-                                                       "parameters": sum(p.numel() for p in model.parameters())})
+        return ModelBundle(
+            model,
+            (spec,),
+            family=name,
+            task="classification",
+            output_name="logits",
+            is_transformer=False,
+            info={"config": cfg, "parameters": sum(p.numel() for p in model.parameters())},
+        )
 
     return build
 
 
-for _name, _desc in (("repvgg", "RepVGG (3x3 + 1x1 + identity branches)"),
-                     ("mobileone", "MobileOne (k over-parameterized branches, depthwise/pointwise)"),
-                     ("fastvit", "FastViT-style RepMixer + ConvFFN")):
+for _name, _desc in (
+    ("repvgg", "RepVGG (3x3 + 1x1 + identity branches)"),
+    ("mobileone", "MobileOne (k over-parameterized branches, depthwise/pointwise)"),
+    ("fastvit", "FastViT-style RepMixer + ConvFFN"),
+):
     ARCHS.add(_name, ArchFamily(_name, _builder(_name), _desc))

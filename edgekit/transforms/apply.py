@@ -10,6 +10,7 @@ from ..archs.base import ModelBundle
 from ..data import DataSet
 from ..errors import ParityError
 from . import get_transform
+from .consumers import example_inputs
 
 EXACT_RTOL = 1e-4
 
@@ -33,24 +34,36 @@ def apply_transforms(recipe: Any, bundle: ModelBundle, phase: str, probe: DataSe
         model = bundle.module.eval()
         before = _run(model, bundle, probe) if t.exact else None
         params_before = _params(model)
-        model = t.fn(model, dict(spec.options)).eval()
+        with example_inputs(tuple(torch.from_numpy(probe.inputs[s.name][:8]) for s in bundle.inputs)):
+            model = t.fn(model, dict(spec.options)).eval()
         info = dict(getattr(model, "edgekit_transform_info", {}))
         if hasattr(model, "edgekit_transform_info"):
             del model.edgekit_transform_info
         bundle.module = model
-        rec: dict[str, Any] = {"name": spec.name, "phase": phase, "exact": t.exact, "description": t.description,
-                               "options": dict(spec.options), "changed": info,
-                               "parameters_before": params_before, "parameters_after": _params(model)}
+        rec: dict[str, Any] = {
+            "name": spec.name,
+            "phase": phase,
+            "exact": t.exact,
+            "description": t.description,
+            "options": dict(spec.options),
+            "changed": info,
+            "parameters_before": params_before,
+            "parameters_after": _params(model),
+        }
         if before is not None:
             after = _run(model, bundle, probe)
             diff = float((after - before).abs().max())
             rel = diff / max(float(before.abs().max()), 1e-12)
             rec.update(max_abs_diff=diff, max_rel_diff=rel, checked_on=f"{len(probe)} samples of {probe.description}")
             if rel > EXACT_RTOL:
-                raise ParityError(f"transform '{spec.name}' should be exact but changed FP32 outputs by {rel:.2e} "
-                                  f"(relative) on {len(probe)} validation samples; remove it from the recipe and "
-                                  "report the model to edgekit")
-        log(f"transform {spec.name}: {info or 'applied'}"
-            + (f", max |diff| {rec['max_abs_diff']:.2e}" if t.exact else ""))
+                raise ParityError(
+                    f"transform '{spec.name}' should be exact but changed FP32 outputs by {rel:.2e} "
+                    f"(relative) on {len(probe)} validation samples; remove it from the recipe and "
+                    "report the model to edgekit"
+                )
+        log(
+            f"transform {spec.name}: {info or 'applied'}"
+            + (f", max |diff| {rec['max_abs_diff']:.2e}" if t.exact else "")
+        )
         records.append(rec)
     return records

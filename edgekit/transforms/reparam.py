@@ -11,8 +11,12 @@ from . import register
 from .fold import fuse_bn
 
 
-@register("reparameterize", phase="deploy", exact=True,
-          description="multi-branch train-time blocks (RepVGG, MobileOne, RepMixer) -> one convolution each")
+@register(
+    "reparameterize",
+    phase="deploy",
+    exact=True,
+    description="multi-branch train-time blocks (RepVGG, MobileOne, RepMixer) -> one convolution each",
+)
 def reparameterize(model: nn.Module, options: dict[str, Any]) -> nn.Module:
     fused = 0
 
@@ -44,8 +48,12 @@ _FOLDABLE = (nn.Conv1d, nn.Conv2d, nn.Linear)
 _BN = (nn.BatchNorm1d, nn.BatchNorm2d)
 
 
-@register("fold_batchnorm", phase="deploy", exact=True,
-          description="Conv/Linear followed by BatchNorm -> the Conv/Linear alone (any model torch.fx can trace)")
+@register(
+    "fold_batchnorm",
+    phase="deploy",
+    exact=True,
+    description="Conv/Linear followed by BatchNorm -> the Conv/Linear alone (any model torch.fx can trace)",
+)
 def fold_batchnorm(model: nn.Module, options: dict[str, Any]) -> nn.Module:
     """Fold every BN whose only input is a Conv/Linear output used by nothing else.
 
@@ -53,8 +61,13 @@ def fold_batchnorm(model: nn.Module, options: dict[str, Any]) -> nn.Module:
     """
     pairs = _fx_pairs(model)
     if pairs is None:
-        pairs = [(seq[i], seq[i + 1], seq, i + 1) for seq in model.modules() if isinstance(seq, nn.Sequential)
-                 for i in range(len(seq) - 1) if isinstance(seq[i], _FOLDABLE) and isinstance(seq[i + 1], _BN)]
+        pairs = [
+            (seq[i], seq[i + 1], seq, i + 1)
+            for seq in model.modules()
+            if isinstance(seq, nn.Sequential)
+            for i in range(len(seq) - 1)
+            if isinstance(seq[i], _FOLDABLE) and isinstance(seq[i + 1], _BN)
+        ]
     for layer, bn, parent, key in pairs:
         _fold_pair(layer, bn)
         if isinstance(parent, nn.Sequential):
@@ -76,8 +89,11 @@ def _fx_pairs(model: nn.Module) -> list[tuple[nn.Module, nn.Module, nn.Module, A
         if node.op != "call_module" or not isinstance(mods.get(node.target), _BN):
             continue
         src = node.args[0] if node.args else None
-        if (getattr(src, "op", None) == "call_module" and isinstance(mods.get(src.target), _FOLDABLE)
-                and len(src.users) == 1):
+        if (
+            getattr(src, "op", None) == "call_module"
+            and isinstance(mods.get(src.target), _FOLDABLE)
+            and len(src.users) == 1
+        ):
             parent_name, _, attr = node.target.rpartition(".")
             parent = mods[parent_name] if parent_name else model
             key: Any = int(attr) if isinstance(parent, nn.Sequential) else attr
