@@ -235,5 +235,7 @@ def _quantize(recipe: Recipe, bundle: ModelBundle, names: list[str], tmp: Path, 
     cal.encodings.meta["data"] = calib.description
     cal.encodings.save(tmp / "encodings.json")
     info["encodings"] = len(cal.encodings)
+    if "scale_reparam" in cal.encodings.meta:
+        info["scale_reparam"] = cal.encodings.meta["scale_reparam"]
     sim_out = predict_torch(cal.sim, names, val, recipe.validation.batch_size, "simulated int8", progress)
     return calib, cal.sim, cal.encodings, sim_out, info

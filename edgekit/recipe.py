@@ -152,6 +152,7 @@ class QuantSpec:
     calibration: DataSpec | None = None
     quantizer: Quantizer = Quantizer.EDGEKIT
     ignore: tuple[str, ...] = ()  # module-name globs ("*.classifier") or type names ("type:Conv2d")
+    scale_reparam: bool = False  # RepQ-ViT-style per-channel rescaling of post-LayerNorm activations
 
     def __post_init__(self) -> None:
         if self.bits != 8:

@@ -76,3 +76,37 @@ def test_wrapper_exposes_wrapped_weight():
     lin = torch.nn.Linear(3, 2)
     w = QuantWrapper(lin, "lin")
     assert w.weight is lin.weight and w.bias is lin.bias
+
+
+def test_scale_reparam_is_exact_in_fp32_and_helps_int8_with_outlier_channels():
+    from edgekit.archs import load_model
+    from edgekit.data import load_data
+    from edgekit.quant.scale_reparam import equalize_norm_scales
+    from edgekit.recipe import DataSpec, ModelSpec
+    from edgekit.validate.metrics import sqnr_db
+
+    from .conftest import TINY_VIT
+
+    bundle = load_model(ModelSpec("vit", TINY_VIT))
+    with torch.no_grad():  # post-LN outlier channels, as trained transformers have
+        for m in bundle.module.modules():
+            if isinstance(m, torch.nn.LayerNorm):
+                m.weight[:2] *= 40.0
+                m.bias[2:4] += 8.0
+    data = load_data(DataSpec("digits", "train", samples=128), bundle)
+    x = torch.from_numpy(data.inputs["pixel_values"])
+    ref = bundle.module(x).detach()
+
+    import copy
+
+    rewritten = copy.deepcopy(bundle.module)
+    info = equalize_norm_scales(rewritten, ["pixel_values"], data)
+    assert info == {"norms_rescaled": 5, "norms_skipped": 0}
+    torch.testing.assert_close(rewritten(x).detach(), ref, rtol=1e-4, atol=1e-4)
+
+    plain = calibrate(bundle.module, ["pixel_values"], data, QuantSpec(), progress=False)
+    reparam = calibrate(bundle.module, ["pixel_values"], data, QuantSpec(scale_reparam=True), progress=False)
+    assert reparam.encodings.meta["scale_reparam"]["norms_rescaled"] == 5
+    s_plain = sqnr_db(ref.numpy(), plain.sim(x).detach().numpy())
+    s_reparam = sqnr_db(ref.numpy(), reparam.sim(x).detach().numpy())
+    assert s_reparam > s_plain + 3.0, (s_plain, s_reparam)

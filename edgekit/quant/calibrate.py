@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import platform
 from dataclasses import dataclass
 
@@ -37,6 +38,12 @@ def calibrate(
     """Observe activations on ``data``, estimate ranges with ``spec.estimator``, return sim + encodings."""
     if len(data) == 0:
         raise CalibrationError("calibration data is empty")
+    reparam_info = None
+    if spec.scale_reparam:  # exact in FP32: rewrite a copy, then quantize that copy
+        from .scale_reparam import equalize_norm_scales
+
+        model = copy.deepcopy(model).eval()
+        reparam_info = equalize_norm_scales(model, input_names, data, batch_size)
     sim = wrap_layers(model, spec)
     layers = wrappers(sim)
     if not layers:
@@ -78,10 +85,7 @@ def calibrate(
         "layers": len(layers),
         "ignored": list(spec.ignore),
     }
+    if reparam_info is not None:
+        meta["scale_reparam"] = reparam_info
     encodings = EncodingSet(tensors, meta)
     return Calibrated(apply_encodings(sim, encodings), encodings)
-
-
-def simulate(model: torch.nn.Module, encodings: EncodingSet, spec: QuantSpec) -> torch.nn.Module:
-    """Rebuild the simulated model from saved encodings (no calibration data needed)."""
-    return apply_encodings(wrap_layers(model, spec), encodings)
