@@ -106,7 +106,16 @@ def accuracy_row(
 
 def bench_rows(root: Path, rows: list[dict[str, Any]], spec: BenchSpec, sequence: int, progress: bool = True) -> None:
     """Fill each row's latency (each artifact in its own process) and the speedup vs that target's FP32."""
-    todo = [r for r in rows if r["status"] in ("ok", "fail")]
+    from .targets.base import get_target
+
+    todo = []
+    for r in rows:
+        if r["status"] not in ("ok", "fail"):
+            continue
+        if not get_target(r["target"]).measures_latency:
+            r["latency"], r["latency_note"] = None, "not measured here"
+            continue
+        todo.append(r)
     for r in tqdm(todo, desc="benchmark", unit="artifact", leave=False, disable=None if progress else True):
         try:
             r["latency"] = bench_local(root / r["artifact"], spec, sequence)

@@ -28,7 +28,7 @@ from .evaluate import (
     resolve_metric,
 )
 from .quant import calibrate
-from .recipe import DataSpec, Precision, Quantizer, Recipe
+from .recipe import DataSpec, Precision, Quantizer, Recipe, TargetSpec
 from .targets.base import CompileContext, Target, all_targets, get_target
 from .transforms import get_transform
 from .transforms.apply import apply_transforms
@@ -48,27 +48,40 @@ class RunResult:
 def plan_targets(recipe: Recipe) -> tuple[list[tuple[Target, Any]], list[dict[str, Any]]]:
     """Resolve target specs; ``all`` expands to every target that can run here (the rest become skipped rows)."""
     plan, skipped = [], []
+
+    def skip(name: str, precisions: Any, why: str) -> None:
+        skipped.extend(
+            {
+                "target": name,
+                "precision": p.value,
+                "status": "skipped",
+                "notes": [why],
+                "latency_note": "not measured here",
+            }
+            for p in precisions
+        )
+
     for spec in recipe.targets:
         if spec.name == "all":
             for t in all_targets():
                 ok, why = t.available()
-                if ok:
-                    plan.append((t, spec.__class__(t.name, tuple(p for p in spec.precisions if p in t.precisions))))
-                else:
-                    skipped += [
-                        {
-                            "target": t.name,
-                            "precision": p.value,
-                            "status": "skipped",
-                            "notes": [why],
-                            "latency_note": "not measured here",
-                        }
-                        for p in spec.precisions
-                    ]
+                if not ok:
+                    skip(t.name, spec.precisions, why)
+                    continue
+                precisions = [p for p in spec.precisions if p in t.precisions]
+                problem = t.quant_problem(recipe.quantization) if Precision.INT8 in precisions else None
+                if problem:
+                    skip(t.name, [Precision.INT8], problem)
+                    precisions.remove(Precision.INT8)
+                if precisions:
+                    plan.append((t, TargetSpec(t.name, tuple(precisions))))
             continue
         target = get_target(spec.name)
         target.check_spec(spec)
         target.require()
+        problem = target.quant_problem(recipe.quantization) if Precision.INT8 in spec.precisions else None
+        if problem:
+            raise RecipeError(problem)
         plan.append((target, spec))
     return plan, skipped
 

@@ -24,7 +24,7 @@ TARGETS = [t.name for t in all_targets()]
 def ctx(tmp_path_factory):
     bundle = load_model(ModelSpec("vit", TINY_VIT))
     calib = load_data(DataSpec("digits", "train", samples=128), bundle)
-    q = QuantSpec(calibration=DataSpec("digits"))
+    q = QuantSpec(calibration=DataSpec("digits"), activation_symmetric=True)  # one set for all, TensorRT too
     cal = calibrate(bundle.module, ["pixel_values"], calib, q, progress=False)
     work = tmp_path_factory.mktemp("work")
     return CompileContext(bundle, bundle.module, cal.sim, cal.encodings, q, calib, work)

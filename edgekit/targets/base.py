@@ -88,6 +88,11 @@ class Target(ABC):
     extra: str  # pip extra that installs it
     precisions: tuple[Precision, ...] = (Precision.FP32, Precision.FP16, Precision.INT8)
     option_keys: tuple[str, ...] = ()
+    measures_latency = True  # False where the real runtime cannot run here (the report says "not measured here")
+
+    def quant_problem(self, quant: QuantSpec) -> str | None:
+        """Why this target cannot take the recipe's INT8 encodings (None when it can)."""
+        return None
 
     def installed(self) -> bool:
         return importlib.util.find_spec(self.module) is not None
@@ -138,13 +143,15 @@ def _first_line(exc: Exception) -> str:
 TARGETS: Registry[Target] = Registry("target")
 
 
-def get_target(name: str) -> Target:
-    from . import onnxrt, openvino  # noqa: F401  (register)
+def _register_all() -> None:
+    from . import onnxrt, openvino, tensorrt  # noqa: F401  (importing registers; backends load lazily)
 
+
+def get_target(name: str) -> Target:
+    _register_all()
     return TARGETS.get(name)
 
 
 def all_targets() -> list[Target]:
-    from . import onnxrt, openvino  # noqa: F401
-
+    _register_all()
     return [TARGETS.get(n) for n in TARGETS.names()]

@@ -1,0 +1,164 @@
+"""Target ``tensorrt``: a TensorRT-ready ONNX (explicit symmetric Q/DQ from edgekit's encodings) plus an
+engine build where TensorRT and an NVIDIA GPU exist.
+
+TensorRT cannot be installed on machines without NVIDIA's package index or a GPU. There, edgekit still
+writes the ONNX that TensorRT consumes, checks it against TensorRT's Q/DQ rules, validates its numerics by
+running the same Q/DQ graph in ONNX Runtime, writes ``build_engine.sh`` with the exact ``trtexec`` command,
+and reports engine latency as "not measured here".
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import shlex
+import shutil
+from pathlib import Path
+from typing import Any
+
+import onnx
+
+from ..errors import DeviceError, RecipeError, UnsupportedOpError
+from ..recipe import Precision, Quantizer, QuantSpec
+from .base import TARGETS, Artifact, CompileContext, Target
+from .onnx_common import fp32_onnx, qdq_onnx
+from .trt_rules import check_tensorrt_qdq
+
+MAX_BATCH = 32
+
+
+class TensorRTTarget(Target):
+    name = "tensorrt"
+    runtime = "onnxruntime"  # how the artifact is validated here: the same Q/DQ graph in ONNX Runtime
+    module = "onnxruntime"
+    extra = "onnx"
+    option_keys = ("max_batch", "workspace_mb")
+    measures_latency = False
+
+    def available(self) -> tuple[bool, str]:
+        if engine_buildable():
+            return True, "TensorRT and a GPU found: engines are built and timed"
+        return True, (
+            "TensorRT-ready ONNX, validated in ONNX Runtime; engine build needs tensorrt + an NVIDIA GPU "
+            "(not here: build_engine.sh holds the trtexec command)"
+        )
+
+    def quant_problem(self, quant: QuantSpec) -> str | None:
+        if quant.quantizer is Quantizer.NATIVE:
+            return "tensorrt has no native quantizer here; use quantizer: edgekit"
+        if not quant.activation_symmetric:
+            return (
+                "TensorRT needs symmetric int8 activations: set quantization.activation_symmetric: true "
+                "(the same encodings then serve every target)"
+            )
+        return None
+
+    def compile(self, ctx: CompileContext, precision: Precision, options: dict[str, Any], out: Path) -> Artifact:
+        art = Artifact(self.name, precision, out, self.runtime, "model.onnx")
+        if precision is Precision.INT8:
+            problem = self.quant_problem(ctx.quant)
+            if problem:
+                raise RecipeError(problem)
+            shutil.copyfile(qdq_onnx(ctx), out / art.file)
+            violations = check_tensorrt_qdq(onnx.load(str(out / art.file)))
+            if violations:
+                raise UnsupportedOpError(
+                    f"tensorrt: the Q/DQ graph breaks TensorRT's rules: {violations[0]} (+{len(violations) - 1} more)"
+                )
+            art.quantizer = "edgekit"
+            art.notes.append("explicit symmetric Q/DQ (edgekit encodings); TensorRT Q/DQ rules checked")
+        else:
+            shutil.copyfile(fp32_onnx(ctx), out / art.file)
+        cmd = trtexec_command(
+            ctx, precision, int(options.get("max_batch", MAX_BATCH)), int(options.get("workspace_mb", 1024))
+        )
+        (out / "build_engine.sh").write_text(
+            "#!/usr/bin/env bash\n# Build and time the engine on the target "
+            'machine (TensorRT 10):\nset -e\ncd "$(dirname "$0")"\n' + cmd + "\n"
+        )
+        art.options["trtexec"] = cmd
+        if engine_buildable():
+            build_engine(out / art.file, out / "model.plan", precision, ctx, options)
+            art.notes.append("engine built with the TensorRT Python API: model.plan")
+        else:
+            art.notes.append("validated as: the same ONNX graph in ONNX Runtime (CPU), not a TensorRT engine")
+            art.notes.append(f"engine not built here (no tensorrt/GPU); on the target run: {cmd}")
+        return art
+
+
+def engine_buildable() -> bool:
+    if importlib.util.find_spec("tensorrt") is None:
+        return False
+    try:
+        import torch
+
+        return bool(torch.cuda.is_available())
+    except Exception:
+        return False
+
+
+def _shapes(ctx: CompileContext, batch: int) -> str:
+    parts = []
+    for s in ctx.bundle.inputs:
+        dims = s.concrete_shape(batch=batch, sequence=128 if batch > 1 else 1)
+        parts.append(f"{s.name}:{'x'.join(map(str, dims))}")
+    return ",".join(parts)
+
+
+def trtexec_command(ctx: CompileContext, precision: Precision, max_batch: int, workspace_mb: int) -> str:
+    flags = {Precision.FP32: [], Precision.FP16: ["--fp16"], Precision.INT8: ["--int8", "--fp16"]}[precision]
+    dynamic = any(s.dynamic_axes for s in ctx.bundle.inputs)
+    shapes = (
+        [f"--minShapes={_shapes(ctx, 1)}", f"--optShapes={_shapes(ctx, 1)}", f"--maxShapes={_shapes(ctx, max_batch)}"]
+        if dynamic
+        else []
+    )
+    args = [
+        "trtexec",
+        "--onnx=model.onnx",
+        "--saveEngine=model.plan",
+        *flags,
+        *shapes,
+        f"--memPoolSize=workspace:{workspace_mb}M",
+        "--timingCacheFile=timing.cache",
+        "--warmUp=500",
+        "--iterations=200",
+        "--exportTimes=times.json",
+        "--useSpinWait",
+    ]
+    return " ".join(shlex.quote(a) for a in args)
+
+
+def build_engine(
+    onnx_path: Path, plan_path: Path, precision: Precision, ctx: CompileContext, options: dict[str, Any]
+) -> None:  # pragma: no cover - needs TensorRT and an NVIDIA GPU
+    import tensorrt as trt
+
+    logger = trt.Logger(trt.Logger.WARNING)
+    builder = trt.Builder(logger)
+    network = builder.create_network(0)
+    parser = trt.OnnxParser(network, logger)
+    if not parser.parse(onnx_path.read_bytes()):
+        raise UnsupportedOpError(f"tensorrt: ONNX parse failed: {parser.get_error(0)}")
+    config = builder.create_builder_config()
+    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(options.get("workspace_mb", 1024)) << 20)
+    if precision in (Precision.FP16, Precision.INT8):
+        config.set_flag(trt.BuilderFlag.FP16)
+    if precision is Precision.INT8:
+        config.set_flag(trt.BuilderFlag.INT8)
+    profile = builder.create_optimization_profile()
+    max_batch = int(options.get("max_batch", MAX_BATCH))
+    for s in ctx.bundle.inputs:
+        lo, hi = s.concrete_shape(batch=1, sequence=1), s.concrete_shape(batch=max_batch, sequence=128)
+        profile.set_shape(s.name, lo, s.concrete_shape(batch=1, sequence=64), hi)
+    config.add_optimization_profile(profile)
+    cache_file = plan_path.with_name("timing.cache")
+    cache = config.create_timing_cache(cache_file.read_bytes() if cache_file.exists() else b"")
+    config.set_timing_cache(cache, ignore_mismatch=False)
+    engine = builder.build_serialized_network(network, config)
+    if engine is None:
+        raise DeviceError("tensorrt: engine build failed (see the TensorRT log above)")
+    plan_path.write_bytes(bytes(engine))
+    cache_file.write_bytes(bytes(config.get_timing_cache().serialize()))
+
+
+TARGETS.add("tensorrt", TensorRTTarget())
