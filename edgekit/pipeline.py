@@ -129,7 +129,7 @@ def run_recipe(
                 adir.mkdir(parents=True)
                 log(f"compile {target.name} {precision.value}")
                 art = target.compile(ctx, precision, dict(spec.options), adir)
-                art.write_meta(bundle)
+                art.write_meta(bundle, target.io_spec(bundle.inputs))
                 outputs = predict_artifact(target, art, val, bs, recipe.benchmark.threads, progress)
                 rows.append(accuracy_row(art, outputs, fp32_out, fp32_metric, val.labels, metric, budget, sim_out))
         shutil.rmtree(ctx.workdir)

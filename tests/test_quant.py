@@ -51,7 +51,7 @@ def test_calibrate_writes_one_encoding_per_tensor(tmp_path):
     model = _tiny_mlp()
     data = DataSet({"x": np.random.default_rng(0).standard_normal((64, 8)).astype(np.float32)}, None, "rand")
     cal = calibrate(model, ["x"], data, QuantSpec(), batch_size=16, progress=False)
-    assert sorted(cal.encodings.tensors) == ["0.input", "0.weight", "2.input", "2.weight"]
+    assert sorted(cal.encodings.tensors) == ["0.input", "0.output", "0.weight", "2.input", "2.output", "2.weight"]
     assert len(wrappers(cal.sim)) == 2
     cal.encodings.save(tmp_path / "enc.json")
     assert EncodingSet.load(tmp_path / "enc.json").tensors == cal.encodings.tensors
@@ -110,3 +110,19 @@ def test_scale_reparam_is_exact_in_fp32_and_helps_int8_with_outlier_channels():
     s_plain = sqnr_db(ref.numpy(), plain.sim(x).detach().numpy())
     s_reparam = sqnr_db(ref.numpy(), reparam.sim(x).detach().numpy())
     assert s_reparam > s_plain + 3.0, (s_plain, s_reparam)
+
+
+def test_decomposed_form_matches_the_simulated_model():
+    from edgekit.quant.fakequant import decomposed
+
+    model = _tiny_mlp()
+    data = DataSet({"x": np.random.default_rng(1).standard_normal((64, 8)).astype(np.float32)}, None, "rand")
+    for symmetric in (False, True):
+        cal = calibrate(model, ["x"], data, QuantSpec(activation_symmetric=symmetric), progress=False)
+        x = torch.from_numpy(data.inputs["x"])
+        pt2e = decomposed(cal.sim)
+        names = {str(n.target) for n in torch.export.export(pt2e, (x[:1],)).graph.nodes}
+        assert any("quantize_per_tensor" in n for n in names) and any("dequantize_per_channel" in n for n in names)
+        # same input/weight quantization; the extra output Q/DQ moves results by at most one output step
+        out_step = max(cal.encodings[k].scale[0] for k in ("0.output", "2.output"))
+        assert float((pt2e(x) - cal.sim(x)).abs().max()) < 4 * out_step

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Standalone artifact runner: needs only numpy and one runtime (onnxruntime or openvino).
+"""Standalone artifact runner: needs only numpy and one runtime (onnxruntime, openvino or ai-edge-litert).
 
 Loads one compiled artifact directory (``artifact.json`` + model files written by edgekit), runs warm-up
 plus timed iterations, and prints JSON. This file imports nothing from edgekit so it can be copied to a
@@ -70,13 +70,65 @@ class OpenVINOSession:
         return np.array(self.request.infer(feeds)[0], copy=True)
 
 
+class LiteRTSession:
+    """ai-edge-litert's Interpreter (or tflite_runtime on old boards). Quantized int8 inputs/outputs are
+    converted with the scales stored in the file; a batch larger than the file's static batch is looped."""
+
+    runtime = "litert"
+
+    def __init__(self, path: Path, meta: dict, threads: int):
+        try:
+            import ai_edge_litert as lib
+            from ai_edge_litert.interpreter import Interpreter
+        except ImportError:
+            import tflite_runtime as lib
+            from tflite_runtime.interpreter import Interpreter
+        self.it = Interpreter(model_path=str(path / meta["file"]), num_threads=threads)
+        self.it.allocate_tensors()
+        self.inputs = {d["name"]: d for d in self.it.get_input_details()}
+        self.order = [spec["name"] for spec in meta["inputs"]]
+        # LiteRT names inputs after the signature ("serving_default_args_0" ...): map them by position.
+        self.details = sorted(self.it.get_input_details(), key=lambda d: d["index"])
+        self.output = self.it.get_output_details()[0]
+        self.version = getattr(lib, "__version__", "unknown")
+        self.settings = {"num_threads": threads, "input_dtypes": [str(d["dtype"].__name__) for d in self.details]}
+
+    @staticmethod
+    def _to_file(value: np.ndarray, detail: dict) -> np.ndarray:
+        dtype = detail["dtype"]
+        scale, zero = detail["quantization"]
+        if dtype in (np.int8, np.uint8) and scale:
+            info = np.iinfo(dtype)
+            return np.clip(np.rint(value / scale) + zero, info.min, info.max).astype(dtype)
+        return value.astype(dtype)
+
+    def _one(self, feeds: dict) -> np.ndarray:
+        for name, detail in zip(self.order, self.details):
+            self.it.set_tensor(detail["index"], self._to_file(feeds[name], detail))
+        self.it.invoke()
+        out = self.it.get_tensor(self.output["index"])
+        scale, zero = self.output["quantization"]
+        if out.dtype in (np.int8, np.uint8) and scale:
+            return (out.astype(np.float32) - zero) * scale
+        return out.copy()
+
+    def run(self, feeds: dict) -> np.ndarray:
+        batch = len(next(iter(feeds.values())))
+        fixed = int(self.details[0]["shape"][0])
+        if batch == fixed:
+            return self._one(feeds)
+        return np.concatenate(
+            [self._one({k: v[i : i + fixed] for k, v in feeds.items()}) for i in range(0, batch, fixed)]
+        )
+
+
 def _type_name(value: object) -> str:
     """OpenVINO returns element types as objects; report them as 'f32', 'bf16', ..."""
     to_string = getattr(value, "to_string", None)
     return to_string() if callable(to_string) else str(value)
 
 
-BACKENDS = {"onnxruntime": OrtSession, "openvino": OpenVINOSession}
+BACKENDS = {"onnxruntime": OrtSession, "openvino": OpenVINOSession, "litert": LiteRTSession}
 
 
 def read_meta(path: Path) -> dict:

@@ -53,6 +53,7 @@ def calibrate(
         )
     for i, w in enumerate(layers):
         w.observer = Observer(seed=i)
+        w.out_observer = Observer(seed=10_000 + i)  # outputs: used by full-integer lowerings (TFLite, CoreML)
     n_batches = -(-len(data) // batch_size)
     with torch.inference_mode():
         for feeds, _ in tqdm(
@@ -75,6 +76,10 @@ def calibrate(
         scale, zp, signed = affine_from_range(lo, hi, spec.bits, spec.activation_symmetric)
         tensors[f"{w.qname}.input"] = Encoding((scale,), (zp,), spec.bits, signed, None)
         tensors[f"{w.qname}.weight"] = weight_encoding(weight_array(w), spec.bits, spec.per_channel, axis=0)
+        out = w.out_observer
+        if out is not None and out.count:
+            o_scale, o_zp, o_signed = affine_from_range(*estimate(out, spec), spec.bits, spec.activation_symmetric)
+            tensors[f"{w.qname}.output"] = Encoding((o_scale,), (o_zp,), spec.bits, o_signed, None)
     meta = {
         "estimator": spec.estimator.value,
         "samples": len(data),

@@ -28,6 +28,13 @@ class QuantWrapper(nn.Module):
         self.layer = layer
         self.qname = name
         self.observer: Observer | None = None
+        self.out_observer: Observer | None = None
+        # "fake": torch.fake_quantize_* ops, which the ONNX exporter lowers to QuantizeLinear/DequantizeLinear.
+        # "decomposed": PT2E-style quantized_decomposed Q/DQ on input, weight *and output*, the form LiteRT's
+        # and coremltools' converters turn into integer kernels.
+        self.style = "fake"
+        self.act_enc: Encoding | None = None
+        self.out_enc: Encoding | None = None
         self.register_buffer("act_scale", torch.ones(()), persistent=False)
         self.register_buffer("act_zp", torch.zeros((), dtype=torch.int32), persistent=False)
         self.act_range = (0, 255)
@@ -39,7 +46,8 @@ class QuantWrapper(nn.Module):
         self.quantize_weight = False
         self.weight_per_channel = True
 
-    def set_encodings(self, act: Encoding | None, weight: Encoding | None) -> None:
+    def set_encodings(self, act: Encoding | None, weight: Encoding | None, out: Encoding | None = None) -> None:
+        self.act_enc, self.out_enc = act, out
         self.quantize_act = act is not None
         if act is not None:
             self.act_scale = torch.tensor(act.scale[0], dtype=torch.float32)
@@ -52,6 +60,7 @@ class QuantWrapper(nn.Module):
             self.w_zp = torch.tensor(weight.zero_point, dtype=torch.int32)
             self.weight_per_channel = weight.axis is not None
             self.w_axis = weight.axis or 0
+            self.w_enc_scale = weight.scale[0]
 
     # Models read `layer.weight.dtype` and friends (HF ViT does): expose the wrapped layer's parameters.
     @property
@@ -71,15 +80,45 @@ class QuantWrapper(nn.Module):
         return torch.fake_quantize_per_tensor_affine(w, self.w_scale[0], self.w_zp[0], *self.w_range)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.style == "decomposed":
+            return self._decomposed_forward(x)
         if self.observer is not None:
             self.observer.update(x)
         if self.quantize_act:
             x = torch.fake_quantize_per_tensor_affine(x, self.act_scale, self.act_zp, *self.act_range)
+        y = self._apply(x, self._qweight())
+        if self.out_observer is not None:
+            self.out_observer.update(y)
+        return y
+
+    def _apply(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         layer = self.layer
-        w = self._qweight()
         if isinstance(layer, nn.Linear):
             return nn.functional.linear(x, w, layer.bias)
         return layer._conv_forward(x, w, layer.bias)
+
+    def _decomposed_forward(self, x: torch.Tensor) -> torch.Tensor:
+        import torch.ao.quantization.fx._decomposed
+
+        qd = torch.ops.quantized_decomposed
+        if self.act_enc is not None:
+            x = _qdq_tensor(qd, x, self.act_enc)
+        w = self.layer.weight
+        if self.quantize_weight and self.weight_per_channel:
+            args = (self.w_scale, self.w_zp, self.w_axis, -127, 127, torch.int8)
+            w = qd.dequantize_per_channel(qd.quantize_per_channel(w, *args), *args)
+        elif self.quantize_weight:
+            args = (float(self.w_enc_scale), 0, -127, 127, torch.int8)
+            w = qd.dequantize_per_tensor(qd.quantize_per_tensor(w, *args), *args)
+        y = self._apply(x, w)
+        return _qdq_tensor(qd, y, self.out_enc) if self.out_enc is not None else y
+
+
+def _qdq_tensor(qd, x: torch.Tensor, enc: Encoding) -> torch.Tensor:
+    """Per-tensor Q/DQ in int8. A uint8 encoding (zp in 0..255) is the same grid shifted by 128."""
+    zp = enc.zero_point[0] - (0 if enc.signed else 128)
+    args = (float(enc.scale[0]), int(zp), -128, 127, torch.int8)
+    return qd.dequantize_per_tensor(qd.quantize_per_tensor(x, *args), *args)
 
 
 def is_ignored(name: str, module: nn.Module, patterns: tuple[str, ...]) -> bool:
@@ -109,11 +148,18 @@ def wrappers(model: nn.Module) -> list[QuantWrapper]:
 
 def apply_encodings(sim: nn.Module, encodings: EncodingSet) -> nn.Module:
     for w in wrappers(sim):
-        w.observer = None
-        act = encodings.tensors.get(f"{w.qname}.input")
-        weight = encodings.tensors.get(f"{w.qname}.weight")
-        w.set_encodings(act, weight)
+        w.observer = w.out_observer = None
+        t = encodings.tensors
+        w.set_encodings(t.get(f"{w.qname}.input"), t.get(f"{w.qname}.weight"), t.get(f"{w.qname}.output"))
     return sim
+
+
+def decomposed(sim: nn.Module) -> nn.Module:
+    """A copy of the simulated model in PT2E form (Q/DQ also on outputs), for LiteRT and coremltools."""
+    out = copy.deepcopy(sim).eval()
+    for w in wrappers(out):
+        w.style = "decomposed"
+    return out
 
 
 def weight_array(w: QuantWrapper) -> np.ndarray:

@@ -17,7 +17,7 @@ from ..data import DataSet
 from ..device import runner
 from ..errors import MissingBackendError, RecipeError, UnsupportedOpError
 from ..quant import EncodingSet
-from ..recipe import Precision, QuantSpec, TargetSpec
+from ..recipe import Precision, QuantSpec, TargetSpec, TensorSpec
 from ..registry import Registry
 
 
@@ -51,7 +51,7 @@ class Artifact:
     def size_mb(self) -> float:
         return sum(f.stat().st_size for f in self.path.rglob("*") if f.is_file() and f.name != "artifact.json") / 1e6
 
-    def write_meta(self, bundle: ModelBundle) -> None:
+    def write_meta(self, bundle: ModelBundle, inputs: tuple[TensorSpec, ...] | None = None) -> None:
         meta = {
             "format": "edgekit-artifact/1",
             "target": self.target,
@@ -62,7 +62,7 @@ class Artifact:
             "notes": self.notes,
             "options": self.options,
             "output": bundle.output_name,
-            "inputs": [{"name": s.name, "shape": list(s.shape), "dtype": s.dtype} for s in bundle.inputs],
+            "inputs": [{"name": s.name, "shape": list(s.shape), "dtype": s.dtype} for s in inputs or bundle.inputs],
         }
         (self.path / "artifact.json").write_text(json.dumps(meta, indent=1))
 
@@ -93,6 +93,10 @@ class Target(ABC):
     def quant_problem(self, quant: QuantSpec) -> str | None:
         """Why this target cannot take the recipe's INT8 encodings (None when it can)."""
         return None
+
+    def io_spec(self, inputs: tuple[TensorSpec, ...]) -> tuple[TensorSpec, ...]:
+        """The inputs as the artifact declares them (a target may change dtypes, e.g. int64 -> int32)."""
+        return inputs
 
     def installed(self) -> bool:
         return importlib.util.find_spec(self.module) is not None
@@ -144,7 +148,7 @@ TARGETS: Registry[Target] = Registry("target")
 
 
 def _register_all() -> None:
-    from . import onnxrt, openvino, tensorrt  # noqa: F401  (importing registers; backends load lazily)
+    from . import onnxrt, openvino, tensorrt, tflite  # noqa: F401  (importing registers; backends load lazily)
 
 
 def get_target(name: str) -> Target:

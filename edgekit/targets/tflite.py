@@ -1,0 +1,145 @@
+"""Target ``tflite``: LiteRT flatbuffers converted with litert-torch (no TensorFlow), run by ai-edge-litert.
+
+* fp32: direct conversion.
+* fp16: fp32 model with weights cast to float16 (ai-edge-quantizer FLOAT_CASTING; LiteRT computes in fp32 or
+  fp16 depending on the delegate).
+* int8 (edgekit): full-integer model from edgekit's encodings. The simulated model is rewritten in PT2E form
+  (quantized_decomposed Q/DQ on each quantized layer's input, weight and output, with edgekit's scales) and
+  converted in LiteRT's static Q/DQ mode: no second calibration. Model inputs/outputs that border a quantized
+  layer become int8; the runner quantizes/dequantizes them with the scales stored in the file.
+* int8 with ``options: {dynamic: true}``: dynamic-range quantization (int8 weights, activations quantized at
+  run time; PT2E dynamic).
+
+The graph has a static batch of 1 (``batch`` in the IO spec); the runner loops over larger batches.
+int64 inputs (token ids) become int32 in the file, and the artifact's IO spec says so.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..errors import CalibrationError, UnsupportedOpError
+from ..quant.fakequant import decomposed
+from ..recipe import Precision, Quantizer, QuantSpec, TensorSpec
+from .base import TARGETS, Artifact, CompileContext, Target, _first_line
+
+
+def _sample(ctx: CompileContext) -> tuple[torch.Tensor, ...]:
+    """Batch-1 example inputs from the calibration data when there is some, else synthetic ones."""
+    out = []
+    for s in ctx.bundle.inputs:
+        shape = s.concrete_shape(batch=1, sequence=64)
+        if ctx.calib is not None and s.name in ctx.calib.inputs:
+            out.append(torch.from_numpy(ctx.calib.inputs[s.name][:1]))
+        elif s.dtype.startswith("float"):
+            out.append(torch.randn(shape))
+        else:
+            out.append(torch.ones(shape, dtype=getattr(torch, s.dtype)))
+    return tuple(out)
+
+
+def _static_config():
+    from litert_torch.quantize import pt2e_quantizer as pq
+    from litert_torch.quantize import quant_config as qc
+
+    # The quantizer object only switches LiteRT's converter to static Q/DQ mode: the graph already holds
+    # edgekit's quantize/dequantize ops, so nothing is calibrated again.
+    cfg = pq.get_symmetric_quantization_config(is_per_channel=True, is_dynamic=False)
+    return qc.QuantConfig(pt2e_quantizer=pq.PT2EQuantizer().set_global(cfg))
+
+
+class TFLiteTarget(Target):
+    name = "tflite"
+    runtime = "litert"
+    module = "litert_torch"
+    extra = "tflite"
+    option_keys = ("dynamic",)
+
+    def quant_problem(self, quant: QuantSpec) -> str | None:
+        if quant.quantizer is Quantizer.NATIVE:
+            return "tflite: the native path is options: {dynamic: true} (PT2E dynamic); use quantizer: edgekit"
+        return None
+
+    def compile(self, ctx: CompileContext, precision: Precision, options: dict[str, Any], out: Path) -> Artifact:
+        self.require()
+        art = Artifact(self.name, precision, out, self.runtime, "model.tflite")
+        sample = _sample(ctx)
+        if precision is Precision.INT8 and options.get("dynamic"):
+            flat = self._convert(self._dynamic(ctx.model, sample), sample, dynamic=True)
+            art.quantizer = "native"
+            art.notes.append("dynamic-range int8 (PT2E dynamic): int8 weights, activations quantized at run time")
+        elif precision is Precision.INT8:
+            if ctx.sim is None:
+                raise CalibrationError("tflite int8 needs calibration: set quantization.calibration")
+            flat = self._convert(decomposed(ctx.sim), sample, static=True)
+            art.quantizer = "edgekit"
+            art.notes.append("full-integer int8 from edgekit encodings (PT2E-form Q/DQ, LiteRT static mode)")
+        else:
+            flat = self._convert(ctx.model, sample)
+            if precision is Precision.FP16:
+                flat = _cast_weights_fp16(flat)
+                art.notes.append("fp16 weights (ai-edge-quantizer float casting), fp32 activations")
+        (out / art.file).write_bytes(flat)
+        if any(s.dtype == "int64" for s in ctx.bundle.inputs):
+            art.notes.append("int64 inputs are int32 in the .tflite (LiteRT has no int64 tensors here)")
+        return art
+
+    def io_spec(self, inputs: tuple[TensorSpec, ...]) -> tuple[TensorSpec, ...]:
+        return tuple(TensorSpec(s.name, s.shape, "int32" if s.dtype == "int64" else s.dtype) for s in inputs)
+
+    @staticmethod
+    def _dynamic(model: torch.nn.Module, sample: tuple[torch.Tensor, ...]):
+        from litert_torch.quantize import pt2e_quantizer as pq
+        from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+
+        cfg = pq.get_symmetric_quantization_config(is_per_channel=True, is_dynamic=True)
+        quantizer = pq.PT2EQuantizer().set_global(cfg)
+        prepared = prepare_pt2e(torch.export.export(model.eval(), sample).module(), quantizer)
+        prepared(*sample)
+        return convert_pt2e(prepared, fold_quantize=False), quantizer
+
+    @staticmethod
+    def _convert(model: Any, sample: tuple[torch.Tensor, ...], static: bool = False, dynamic: bool = False) -> bytes:
+        import litert_torch
+        from litert_torch.quantize import quant_config as qc
+
+        kwargs = {}
+        if static:
+            kwargs["quant_config"] = _static_config()
+        if dynamic:
+            model, quantizer = model
+            kwargs["quant_config"] = qc.QuantConfig(pt2e_quantizer=quantizer)
+        log = io.StringIO()
+        try:
+            with warnings.catch_warnings(), contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+                warnings.simplefilter("ignore")
+                edge = litert_torch.convert(model, sample, **kwargs)  # callers pass eval-mode modules
+                return bytes(edge.model_content())
+        except Exception as exc:
+            raise UnsupportedOpError(f"tflite: conversion failed: {_first_line(exc)}") from None
+
+
+def _cast_weights_fp16(flat: bytes) -> bytes:
+    from ai_edge_quantizer import quantizer, recipe_manager
+    from ai_edge_quantizer.algorithm_manager import AlgorithmName
+    from ai_edge_quantizer.qtyping import TFLOperationName
+
+    rm = recipe_manager.RecipeManager()
+    rm.add_weight_only_config(
+        regex=".*",
+        operation_name=TFLOperationName.ALL_SUPPORTED,
+        num_bits=16,
+        algorithm_key=AlgorithmName.FLOAT_CASTING,
+    )
+    q = quantizer.Quantizer(bytearray(flat))
+    q.load_quantization_recipe(rm.get_quantization_recipe())
+    return bytes(q.quantize().quantized_model)
+
+
+TARGETS.add("tflite", TFLiteTarget())

@@ -1,0 +1,82 @@
+"""TFLite specifics: real integer kernels from edgekit's encodings, dynamic-range mode, int64 -> int32 inputs."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+import numpy as np
+import pytest
+import torch
+
+from edgekit.archs import load_model
+from edgekit.data import load_data
+from edgekit.quant import calibrate
+from edgekit.recipe import DataSpec, ModelSpec, Precision, QuantSpec
+from edgekit.targets.base import Artifact, CompileContext, get_target
+from edgekit.validate.metrics import agreement, cosine
+
+from .conftest import TINY_VIT
+
+pytest.importorskip("litert_torch", reason="tflite extra not installed (pip install 'edgekit[tflite]')")
+
+
+def _kernels(path) -> Counter:
+    from ai_edge_litert.interpreter import Interpreter
+
+    it = Interpreter(model_path=str(path))
+    it.allocate_tensors()
+    td = it.get_tensor_details()
+    return Counter(
+        (o["op_name"], td[o["inputs"][1]]["dtype"].__name__)
+        for o in it._get_ops_details()
+        if o["op_name"] in ("FULLY_CONNECTED", "CONV_2D", "DEPTHWISE_CONV_2D")
+    )
+
+
+@pytest.fixture(scope="module")
+def vit(tmp_path_factory):
+    bundle = load_model(ModelSpec("vit", TINY_VIT))
+    calib = load_data(DataSpec("digits", "train", samples=64), bundle)
+    q = QuantSpec()
+    cal = calibrate(bundle.module, ["pixel_values"], calib, q, progress=False)
+    return CompileContext(bundle, bundle.module, cal.sim, cal.encodings, q, calib, tmp_path_factory.mktemp("w"))
+
+
+def _compile(ctx, precision, tmp_path, **options):
+    t = get_target("tflite")
+    out = tmp_path / precision.value
+    out.mkdir()
+    art = t.compile(ctx, precision, options, out)
+    art.write_meta(ctx.bundle, t.io_spec(ctx.bundle.inputs))
+    return t, Artifact.read(out)
+
+
+def test_int8_from_edgekit_encodings_has_integer_kernels(vit, tmp_path):
+    _, fp32 = _compile(vit, Precision.FP32, tmp_path)
+    _, int8 = _compile(vit, Precision.INT8, tmp_path)
+    kernels = _kernels(int8.path / int8.file)
+    assert kernels and all(dtype == "int8" for (_, dtype) in kernels)  # every matmul/conv weight is int8
+    assert int8.size_mb < fp32.size_mb
+
+
+def test_dynamic_range_option(vit, tmp_path):
+    t, art = _compile(vit, Precision.INT8, tmp_path, dynamic=True)
+    assert art.quantizer == "native" and "dynamic" in art.notes[0]
+    x = load_data(DataSpec("digits", "test", samples=50), vit.bundle).inputs["pixel_values"]
+    ref = vit.model(torch.from_numpy(x)).detach().numpy()
+    out = t.run(t.load(art), {"pixel_values": x})
+    assert cosine(out, ref) > 0.99 and agreement(out, ref) >= 90.0
+
+
+def test_bert_int64_inputs_become_int32(tmp_path):
+    bundle = load_model(ModelSpec("bert", {"num_hidden_layers": 1}))
+    ctx = CompileContext(bundle, bundle.module, None, None, QuantSpec(), None, tmp_path)
+    t, art = _compile(ctx, Precision.FP32, tmp_path)
+    meta = json.loads((art.path / "artifact.json").read_text())
+    assert [i["dtype"] for i in meta["inputs"]] == ["int32", "int32"]
+    assert any("int32" in n for n in art.notes)
+    ids = np.random.default_rng(0).integers(0, 1000, (3, 64)).astype(np.int64)
+    feeds = {"input_ids": ids, "attention_mask": np.ones_like(ids)}
+    ref = bundle.module(*[torch.from_numpy(v) for v in feeds.values()]).detach().numpy()
+    np.testing.assert_allclose(t.run(t.load(art), feeds), ref, atol=1e-4)
