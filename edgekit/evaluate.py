@@ -134,3 +134,50 @@ def passed(rows: list[dict[str, Any]]) -> bool:
 
 def describe_error(exc: EdgekitError) -> str:
     return str(exc).splitlines()[0]
+
+
+def validate_artifact(
+    target: Target,
+    art: Artifact,
+    val: DataSet,
+    fp32_out: np.ndarray,
+    sim_out: np.ndarray | None,
+    metric: str,
+    budget: float,
+    batch_size: int,
+    threads: int,
+    progress: bool = True,
+) -> dict:
+    """Run ``art`` on the validation set (capped at ``target.validation_limit`` samples) and build its row.
+
+    When capped, FP32 and the simulated model are compared on the same first samples, so deltas stay fair.
+    """
+    from .validate.metrics import cosine, top1
+
+    n = target.validation_limit
+    if n and len(val) > n:
+        sub = DataSet(
+            {k: v[:n] for k, v in val.inputs.items()}, None if val.labels is None else val.labels[:n], val.description
+        )
+        ref = fp32_out[:n]
+        ref_metric = top1(ref, sub.labels) if metric == "top1" and sub.labels is not None else cosine(ref, ref)
+        outputs = predict_artifact(target, art, sub, batch_size, threads, progress)
+        row = accuracy_row(
+            art, outputs, ref, ref_metric, sub.labels, metric, budget, None if sim_out is None else sim_out[:n]
+        )
+        row["notes"].append(
+            f"accuracy on the first {n} of {len(val)} validation samples "
+            f"(FP32 PyTorch on the same samples: {ref_metric:.2f})"
+        )
+        row["samples"] = n
+        return row
+    outputs = predict_artifact(target, art, val, batch_size, threads, progress)
+    row = accuracy_row(art, outputs, fp32_out, _full_metric(metric, fp32_out, val), val.labels, metric, budget, sim_out)
+    row["samples"] = len(val)
+    return row
+
+
+def _full_metric(metric: str, fp32_out: np.ndarray, val: DataSet) -> float:
+    from .validate.metrics import cosine, top1
+
+    return top1(fp32_out, val.labels) if metric == "top1" and val.labels is not None else cosine(fp32_out, fp32_out)

@@ -20,12 +20,11 @@ from .data import DataSet, load_data
 from .errors import ModelError, RecipeError
 from .evaluate import (
     DEFAULT_BUDGET,
-    accuracy_row,
     bench_rows,
     passed,
-    predict_artifact,
     predict_torch,
     resolve_metric,
+    validate_artifact,
 )
 from .quant import calibrate
 from .recipe import DataSpec, Precision, Quantizer, Recipe, TargetSpec
@@ -120,7 +119,16 @@ def run_recipe(
         calib, sim, encodings, sim_out, calib_info = _quantize(recipe, bundle, names, tmp, val, progress)
         sim_metric = None if sim_out is None else _metric_value(metric, sim_out, fp32_out, val)
 
-        ctx = CompileContext(bundle, bundle.module, sim, encodings, recipe.quantization, calib, tmp / ".work")
+        ctx = CompileContext(
+            bundle,
+            bundle.module,
+            sim,
+            encodings,
+            recipe.quantization,
+            calib,
+            tmp / ".work",
+            recipe_yaml=recipe.to_yaml(),
+        )
         ctx.workdir.mkdir()
         rows: list[dict[str, Any]] = []
         for target, spec in plan:
@@ -130,8 +138,11 @@ def run_recipe(
                 log(f"compile {target.name} {precision.value}")
                 art = target.compile(ctx, precision, dict(spec.options), adir)
                 art.write_meta(bundle, target.io_spec(bundle.inputs))
-                outputs = predict_artifact(target, art, val, bs, recipe.benchmark.threads, progress)
-                rows.append(accuracy_row(art, outputs, fp32_out, fp32_metric, val.labels, metric, budget, sim_out))
+                rows.append(
+                    validate_artifact(
+                        target, art, val, fp32_out, sim_out, metric, budget, bs, recipe.benchmark.threads, progress
+                    )
+                )
         shutil.rmtree(ctx.workdir)
         if benchmark:
             bench_rows(tmp, rows, recipe.benchmark, val_spec.max_length, progress)

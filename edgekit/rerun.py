@@ -18,7 +18,7 @@ from .archs.base import ModelBundle
 from .artifacts import write_manifest
 from .data import load_data
 from .errors import ModelError
-from .evaluate import accuracy_row, bench_rows, passed, predict_artifact
+from .evaluate import bench_rows, passed, validate_artifact
 from .pipeline import RunResult
 from .recipe import BenchSpec, TensorSpec, load_recipe
 from .targets.base import Artifact, get_target
@@ -59,7 +59,6 @@ def revalidate(root: Path, progress: bool = True) -> RunResult:
     if len(fp32) != len(val):
         raise ModelError(f"validation data now has {len(val)} samples but the run recorded {len(fp32)}")
     metric, budget = report["metric"], report["budget"]
-    fp32_metric = report["reference"]["fp32_torch"]
     rows = []
     for old in report["rows"]:
         if old["status"] == "skipped":
@@ -67,8 +66,18 @@ def revalidate(root: Path, progress: bool = True) -> RunResult:
             continue
         art = Artifact.read(root / old["artifact"])
         target = get_target(art.target)
-        outputs = predict_artifact(target, art, val, recipe.validation.batch_size, recipe.benchmark.threads, progress)
-        row = accuracy_row(art, outputs, fp32, fp32_metric, val.labels, metric, budget, sim)
+        row = validate_artifact(
+            target,
+            art,
+            val,
+            fp32,
+            sim,
+            metric,
+            budget,
+            recipe.validation.batch_size,
+            recipe.benchmark.threads,
+            progress,
+        )
         row.update({k: old.get(k) for k in ("latency", "latency_note", "speedup")})
         rows.append(row)
     report["rows"] = rows

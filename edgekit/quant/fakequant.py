@@ -82,6 +82,8 @@ class QuantWrapper(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.style == "decomposed":
             return self._decomposed_forward(x)
+        if self.style == "aten":
+            return self._aten_forward(x)
         if self.observer is not None:
             self.observer.update(x)
         if self.quantize_act:
@@ -112,6 +114,26 @@ class QuantWrapper(nn.Module):
             w = qd.dequantize_per_tensor(qd.quantize_per_tensor(w, *args), *args)
         y = self._apply(x, w)
         return _qdq_tensor(qd, y, self.out_enc) if self.out_enc is not None else y
+
+    def _aten_forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Quantized-tensor ops (quantize_per_tensor / quantize_per_channel + dequantize): the form
+        coremltools' TorchScript frontend lowers to quantize/dequantize and int8 constexpr weights."""
+        if self.act_enc is not None:
+            x = _aten_qdq(x, self.act_enc)
+        w = self.layer.weight
+        if self.quantize_weight and self.weight_per_channel:
+            w = torch.quantize_per_channel(
+                w, self.w_scale.double(), self.w_zp.long(), self.w_axis, torch.qint8
+            ).dequantize()
+        elif self.quantize_weight:
+            w = torch.quantize_per_tensor(w, float(self.w_enc_scale), 0, torch.qint8).dequantize()
+        y = self._apply(x, w)
+        return _aten_qdq(y, self.out_enc) if self.out_enc is not None else y
+
+
+def _aten_qdq(x: torch.Tensor, enc: Encoding) -> torch.Tensor:
+    dtype = torch.qint8 if enc.signed else torch.quint8
+    return torch.quantize_per_tensor(x, float(enc.scale[0]), int(enc.zero_point[0]), dtype).dequantize()
 
 
 def _qdq_tensor(qd, x: torch.Tensor, enc: Encoding) -> torch.Tensor:
@@ -154,11 +176,12 @@ def apply_encodings(sim: nn.Module, encodings: EncodingSet) -> nn.Module:
     return sim
 
 
-def decomposed(sim: nn.Module) -> nn.Module:
-    """A copy of the simulated model in PT2E form (Q/DQ also on outputs), for LiteRT and coremltools."""
+def decomposed(sim: nn.Module, style: str = "decomposed") -> nn.Module:
+    """A copy of the simulated model with Q/DQ also on layer outputs: ``decomposed`` (PT2E ops, for LiteRT)
+    or ``aten`` (quantized-tensor ops, for coremltools). Same encodings, same numbers."""
     out = copy.deepcopy(sim).eval()
     for w in wrappers(out):
-        w.style = "decomposed"
+        w.style = style
     return out
 
 

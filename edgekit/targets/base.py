@@ -34,6 +34,7 @@ class CompileContext:
     workdir: Path
     opset: int = 18
     cache: dict[str, Any] = field(default_factory=dict)
+    recipe_yaml: str = ""  # embedded in artifacts that carry metadata (CoreML)
 
 
 @dataclass
@@ -89,6 +90,7 @@ class Target(ABC):
     precisions: tuple[Precision, ...] = (Precision.FP32, Precision.FP16, Precision.INT8)
     option_keys: tuple[str, ...] = ()
     measures_latency = True  # False where the real runtime cannot run here (the report says "not measured here")
+    validation_limit: int | None = None  # validate on at most this many samples (slow reference execution)
 
     def quant_problem(self, quant: QuantSpec) -> str | None:
         """Why this target cannot take the recipe's INT8 encodings (None when it can)."""
@@ -148,7 +150,7 @@ TARGETS: Registry[Target] = Registry("target")
 
 
 def _register_all() -> None:
-    from . import onnxrt, openvino, tensorrt, tflite  # noqa: F401  (importing registers; backends load lazily)
+    from . import coreml, onnxrt, openvino, tensorrt, tflite  # noqa: F401  (importing registers; backends load lazily)
 
 
 def get_target(name: str) -> Target:

@@ -1,0 +1,91 @@
+"""CoreML specifics: W8A8 program structure, weight-only and palettized modes, metadata, reference execution."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+import torch
+
+from edgekit.archs import load_model
+from edgekit.data import load_data
+from edgekit.quant import calibrate
+from edgekit.recipe import DataSpec, ModelSpec, Precision, QuantSpec
+from edgekit.targets.base import Artifact, CompileContext, get_target
+from edgekit.validate.metrics import cosine
+
+from .conftest import TINY_VIT
+
+pytest.importorskip("coremltools", reason="coreml extra not installed (pip install 'edgekit[coreml]')")
+
+
+@pytest.fixture(scope="module")
+def ctx(tmp_path_factory):
+    bundle = load_model(ModelSpec("vit", TINY_VIT))
+    calib = load_data(DataSpec("digits", "train", samples=64), bundle)
+    q = QuantSpec()
+    cal = calibrate(bundle.module, ["pixel_values"], calib, q, progress=False)
+    return CompileContext(
+        bundle,
+        bundle.module,
+        cal.sim,
+        cal.encodings,
+        q,
+        calib,
+        tmp_path_factory.mktemp("w"),
+        recipe_yaml="name: tiny\n",
+    )
+
+
+def _build(ctx, tmp_path, precision=Precision.INT8, **options):
+    t = get_target("coreml")
+    out = tmp_path / "a"
+    out.mkdir()
+    art = t.compile(ctx, precision, options, out)
+    art.write_meta(ctx.bundle, t.io_spec(ctx.bundle.inputs))
+    return t, Artifact.read(out)
+
+
+def _ops(art) -> Counter:
+    from edgekit.targets.coreml_reference import load_program
+
+    return Counter(op.op_type for op in load_program(art.path / art.file).functions["main"].operations)
+
+
+def test_w8a8_carries_edgekit_encodings(ctx, tmp_path):
+    _, art = _build(ctx, tmp_path)
+    ops = _ops(art)
+    n_layers = sum(k.endswith(".weight") for k in ctx.encodings.tensors)
+    assert ops["constexpr_affine_dequantize"] == n_layers  # int8 weights
+    assert ops["quantize"] >= n_layers and ops["dequantize"] >= n_layers  # activations, in and out
+    assert art.quantizer == "edgekit"
+
+
+@pytest.mark.parametrize(
+    ("mode", "op"), [("weights", "constexpr_affine_dequantize"), ("palettize", "constexpr_lut_to_dense")]
+)
+def test_native_int8_modes(ctx, tmp_path, mode, op):
+    t, art = _build(ctx, tmp_path, int8_mode=mode, palettize_bits=6, weight_threshold=0)
+    ops = _ops(art)
+    assert ops[op] >= 1 and ops["quantize"] == 0 and art.quantizer == "native"
+    x = load_data(DataSpec("digits", "test", samples=8), ctx.bundle).inputs["pixel_values"]
+    ref = ctx.model(torch.from_numpy(x)).detach().numpy()
+    assert cosine(t.run(t.load(art), {"pixel_values": x}), ref) > 0.99
+
+
+def test_metadata_embedded(ctx, tmp_path):
+    import coremltools as ct
+
+    _, art = _build(ctx, tmp_path, precision=Precision.FP32)
+    spec = ct.models.MLModel(str(art.path / art.file), skip_model_load=True).get_spec()
+    meta = spec.description.metadata
+    assert meta.author == "edgekit" and meta.userDefined["edgekit.recipe"] == "name: tiny\n"
+    assert meta.userDefined["edgekit.precision"] == "fp32"
+    assert "batch 1" in spec.description.input[0].shortDescription
+
+
+def test_bad_option_is_a_recipe_error(ctx, tmp_path):
+    from edgekit.errors import RecipeError
+
+    with pytest.raises(RecipeError, match="int8_mode"):
+        _build(ctx, tmp_path, int8_mode="w4a4")
