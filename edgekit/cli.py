@@ -42,6 +42,8 @@ def build_export_recipe(a: argparse.Namespace) -> Any:
     model["source"] = a.model
     if a.config:
         model["config"] = {**model.get("config", {}), **_kv(a.config)}
+    if a.weights:
+        model["weights"] = a.weights
     base["model"] = model
     precisions = a.precision.split(",")
     names = [t for arg in a.target for t in arg.split(",")]
@@ -180,6 +182,7 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--val-samples", type=int, default=None)
     e.add_argument("--recipe", help="start from this recipe file; flags override it")
     e.add_argument("--config", action="append", default=[], help="model config override key=value (repeat)")
+    e.add_argument("--weights", help="state_dict of a trained run (RUN/model/weights.pt)")
     e.add_argument("--input", action="append", default=[], help="input spec name:batch,3,32,32[:dtype] (repeat)")
     e.add_argument("--quantizer", choices=["edgekit", "native"], help="whose int8 encodings (default edgekit)")
     e.add_argument("--estimator", choices=["minmax", "percentile", "mse", "entropy"])

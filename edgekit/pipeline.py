@@ -7,7 +7,7 @@ model -> (train) -> transforms -> FP32 reference -> calibrate once -> compile pe
 from __future__ import annotations
 
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -85,6 +85,16 @@ def plan_targets(recipe: Recipe) -> tuple[list[tuple[Target, Any]], list[dict[st
     return plan, skipped
 
 
+def resolve_symmetry(recipe: Recipe, plan: list[tuple[Target, Any]]) -> Recipe:
+    """One set of encodings serves every target: unset activation symmetry becomes symmetric exactly when a
+    planned int8 target requires it (TensorRT), asymmetric (a finer grid for one-sided ranges) otherwise."""
+    q = recipe.quantization
+    if q.activation_symmetric is not None:
+        return recipe
+    needed = any(t.requires_symmetric_activations and Precision.INT8 in spec.precisions for t, spec in plan)
+    return recipe.with_(quantization=replace(q, activation_symmetric=needed))
+
+
 def run_recipe(
     recipe: Recipe,
     out: str | Path,
@@ -94,6 +104,7 @@ def run_recipe(
     log: Any = print,
 ) -> RunResult:
     plan, skipped = plan_targets(recipe)  # fail fast, before any training
+    recipe = resolve_symmetry(recipe, plan)
     for t in recipe.transforms:
         get_transform(t.name)
     with RunDir(Path(out), force) as tmp:
@@ -251,6 +262,7 @@ def _quantize(recipe: Recipe, bundle: ModelBundle, names: list[str], tmp: Path, 
         "samples": len(calib),
         "estimator": q.estimator.value,
         "quantizer": q.quantizer.value,
+        "activation_symmetric": bool(q.activation_symmetric),
         "encodings": 0,
     }
     if q.quantizer is Quantizer.NATIVE:

@@ -147,7 +147,8 @@ class QuantSpec:
     estimator: Estimator = Estimator.MINMAX
     percentile: float = 99.99
     per_channel: bool = True
-    activation_symmetric: bool = False
+    # None (default): symmetric only when a requested target needs it (TensorRT), so one set serves all targets
+    activation_symmetric: bool | None = None
     bits: int = 8
     calibration: DataSpec | None = None
     quantizer: Quantizer = Quantizer.EDGEKIT

@@ -64,6 +64,7 @@ def test_tensorrt_artifact_without_tensorrt(tmp_path):
 
 
 def test_asymmetric_recipe_with_tensorrt_is_rejected_with_the_fix(run_cli, tmp_path, tiny_vit_recipe):
+    tiny_vit_recipe["quantization"]["activation_symmetric"] = False  # explicit: unset would pick symmetric
     tiny_vit_recipe["targets"] = [{"name": "tensorrt", "precisions": ["int8"]}]
     path = write_yaml(tmp_path / "r.yaml", tiny_vit_recipe)
     code, _, err = run_cli("run", path, "--out", tmp_path / "out")
@@ -71,9 +72,10 @@ def test_asymmetric_recipe_with_tensorrt_is_rejected_with_the_fix(run_cli, tmp_p
     assert not (tmp_path / "out").exists()
 
 
-@pytest.mark.parametrize("symmetric", [True, False])
+@pytest.mark.parametrize("symmetric", [None, False])
 def test_target_all_reports_tensorrt_honestly(run_cli, tmp_path, tiny_vit_recipe, symmetric):
-    tiny_vit_recipe["quantization"]["activation_symmetric"] = symmetric
+    if symmetric is not None:
+        tiny_vit_recipe["quantization"]["activation_symmetric"] = symmetric
     tiny_vit_recipe["targets"] = [{"name": "all", "precisions": ["fp32", "int8"]}]
     path = write_yaml(tmp_path / "r.yaml", tiny_vit_recipe)
     code, out, err = run_cli("run", path, "--out", tmp_path / "out")
@@ -84,9 +86,26 @@ def test_target_all_reports_tensorrt_honestly(run_cli, tmp_path, tiny_vit_recipe
     trt = rows[("tensorrt", "fp32")]
     assert trt["latency"] is None and trt["latency_note"] == "not measured here"
     assert trt["accuracy"]["agreement_vs_fp32"] == 100.0
-    if symmetric:
+    encodings = json.loads((tmp_path / "out" / "encodings.json").read_text())
+    assert encodings["meta"]["activation_symmetric"] is (symmetric is None)  # unset: symmetric for tensorrt
+    if symmetric is None:
         assert rows[("tensorrt", "int8")]["accuracy"]["agreement_vs_sim"] >= 98.0
         assert rows[("onnx", "int8")]["latency"]["p50_ms"] > 0
     else:
         assert rows[("tensorrt", "int8")]["status"] == "skipped"
     assert "not measured here" in (tmp_path / "out" / "report.md").read_text()
+
+
+def test_symmetric_activations_as_uint8_are_the_same_values(tmp_path):
+    import numpy as np
+    import onnxruntime as ort
+
+    from edgekit.targets.onnx_export import activations_as_uint8
+
+    model = _qdq(tmp_path, symmetric=True)
+    x = np.random.default_rng(0).standard_normal((4, 1, 8, 8)).astype(np.float32)
+    before = ort.InferenceSession(model.SerializeToString()).run(None, {"pixel_values": x})[0]
+    assert activations_as_uint8(model) > 0
+    after = ort.InferenceSession(model.SerializeToString()).run(None, {"pixel_values": x})[0]
+    np.testing.assert_allclose(after, before, atol=1e-5)
+    assert check_tensorrt_qdq(model)  # uint8 is for ONNX Runtime only: the TensorRT artifact keeps int8

@@ -73,18 +73,20 @@ def calibrate(
         if obs.count == 0:
             continue  # layer unused on this data: leave it in float
         lo, hi = estimate(obs, spec)
-        scale, zp, signed = affine_from_range(lo, hi, spec.bits, spec.activation_symmetric)
+        scale, zp, signed = affine_from_range(lo, hi, spec.bits, bool(spec.activation_symmetric))
         tensors[f"{w.qname}.input"] = Encoding((scale,), (zp,), spec.bits, signed, None)
         tensors[f"{w.qname}.weight"] = weight_encoding(weight_array(w), spec.bits, spec.per_channel, axis=0)
         out = w.out_observer
         if out is not None and out.count:
-            o_scale, o_zp, o_signed = affine_from_range(*estimate(out, spec), spec.bits, spec.activation_symmetric)
+            o_scale, o_zp, o_signed = affine_from_range(
+                *estimate(out, spec), spec.bits, bool(spec.activation_symmetric)
+            )
             tensors[f"{w.qname}.output"] = Encoding((o_scale,), (o_zp,), spec.bits, o_signed, None)
     meta = {
         "estimator": spec.estimator.value,
         "samples": len(data),
         "per_channel": spec.per_channel,
-        "activation_symmetric": spec.activation_symmetric,
+        "activation_symmetric": bool(spec.activation_symmetric),
         "torch": torch.__version__,
         "python": platform.python_version(),
         "layers": len(layers),

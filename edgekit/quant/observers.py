@@ -58,7 +58,7 @@ def percentile(obs: Observer, spec: QuantSpec) -> tuple[float, float]:
 
 
 def _quant_error(v: np.ndarray, lo: float, hi: float, spec: QuantSpec) -> float:
-    scale, zp, signed = affine_from_range(lo, hi, spec.bits, spec.activation_symmetric)
+    scale, zp, signed = affine_from_range(lo, hi, spec.bits, bool(spec.activation_symmetric))
     qmin, qmax = (-(2 ** (spec.bits - 1)), 2 ** (spec.bits - 1) - 1) if signed else (0, 2**spec.bits - 1)
     q = np.clip(np.rint(v / scale) + zp, qmin, qmax)
     return float(np.mean(((q - zp) * scale - v) ** 2))

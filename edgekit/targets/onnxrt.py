@@ -12,7 +12,7 @@ from ..errors import CalibrationError
 from ..recipe import Estimator, Precision, Quantizer
 from .base import TARGETS, Artifact, CompileContext, Target
 from .onnx_common import fp32_onnx, qdq_onnx
-from .onnx_export import weights_to_fp16
+from .onnx_export import activations_as_uint8, weights_to_fp16
 
 _ORT_METHODS = {Estimator.MINMAX: "MinMax", Estimator.ENTROPY: "Entropy", Estimator.PERCENTILE: "Percentile"}
 
@@ -37,7 +37,13 @@ class OnnxRuntimeTarget(Target):
             art.quantizer = "native"
             art.notes.append("ONNX Runtime quantize_static (QDQ, its own calibration)")
         else:
-            shutil.copyfile(qdq_onnx(ctx), dest)
+            model = onnx.load(str(qdq_onnx(ctx)))
+            if activations_as_uint8(model):
+                art.notes.append(
+                    "symmetric int8 activations stored as uint8, zero point 128: same values, "
+                    "ONNX Runtime's fast uint8 x int8 kernels"
+                )
+            onnx.save(model, str(dest))
             art.quantizer = "edgekit"
             art.notes.append("explicit Q/DQ from edgekit encodings")
         return art

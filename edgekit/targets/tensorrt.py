@@ -33,6 +33,7 @@ class TensorRTTarget(Target):
     extra = "onnx"
     option_keys = ("max_batch", "workspace_mb")
     measures_latency = False
+    requires_symmetric_activations = True
 
     def available(self) -> tuple[bool, str]:
         if engine_buildable():
@@ -45,10 +46,10 @@ class TensorRTTarget(Target):
     def quant_problem(self, quant: QuantSpec) -> str | None:
         if quant.quantizer is Quantizer.NATIVE:
             return "tensorrt has no native quantizer here; use quantizer: edgekit"
-        if not quant.activation_symmetric:
+        if quant.activation_symmetric is False:
             return (
                 "TensorRT needs symmetric int8 activations: set quantization.activation_symmetric: true "
-                "(the same encodings then serve every target)"
+                "(or leave it unset: edgekit then picks symmetric whenever tensorrt is a target)"
             )
         return None
 

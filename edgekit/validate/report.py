@@ -102,7 +102,8 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
         c = report["calibration"]
         lines.append(
             f"Calibration: {c['data']} ({c['samples']} samples), estimator {c['estimator']}, "
-            f"{c['encodings']} tensors encoded"
+            f"{c['encodings']} tensors encoded, "
+            f"{'symmetric' if c.get('activation_symmetric') else 'asymmetric'} activations"
         )
     b = report.get("benchmark")
     if b:
