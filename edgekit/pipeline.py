@@ -17,7 +17,7 @@ import torch
 from .archs import ModelBundle, load_model
 from .artifacts import RunDir, write_manifest
 from .data import DataSet, load_data
-from .errors import ModelError, RecipeError
+from .errors import ModelError, RecipeError, UnsupportedOpError
 from .evaluate import (
     DEFAULT_BUDGET,
     bench_rows,
@@ -72,8 +72,8 @@ def plan_targets(recipe: Recipe) -> tuple[list[tuple[Target, Any]], list[dict[st
                 if problem:
                     skip(t.name, [Precision.INT8], problem)
                     precisions.remove(Precision.INT8)
-                if precisions:
-                    plan.append((t, TargetSpec(t.name, tuple(precisions))))
+                if precisions:  # implied by "all": a model it cannot represent becomes an "unsupported" row
+                    plan.append((t, TargetSpec(t.name, tuple(precisions), {"implied_by_all": True})))
             continue
         target = get_target(spec.name)
         target.check_spec(spec)
@@ -147,7 +147,24 @@ def run_recipe(
                 adir = tmp / target.name / precision.value
                 adir.mkdir(parents=True)
                 log(f"compile {target.name} {precision.value}")
-                art = target.compile(ctx, precision, dict(spec.options), adir)
+                options = {k: v for k, v in spec.options.items() if k != "implied_by_all"}
+                try:
+                    art = target.compile(ctx, precision, options, adir)
+                except UnsupportedOpError as exc:
+                    if not spec.options.get("implied_by_all"):
+                        raise
+                    shutil.rmtree(adir)
+                    rows.append(
+                        {
+                            "target": target.name,
+                            "precision": precision.value,
+                            "status": "unsupported",
+                            "notes": [str(exc).splitlines()[0]],
+                            "latency_note": "not measured here",
+                        }
+                    )
+                    log(f"  {target.name} cannot represent this model: {str(exc).splitlines()[0]}")
+                    continue
                 art.write_meta(bundle, target.io_spec(bundle.inputs))
                 rows.append(
                     validate_artifact(

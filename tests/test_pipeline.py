@@ -180,3 +180,37 @@ def test_bert_embedding_export_reports_cosine(tmp_path):
     int8 = next(r for r in result.report["rows"] if r["precision"] == "int8")
     assert int8["accuracy"]["cosine_vs_fp32"] > 0.95
     assert np.isfinite(int8["accuracy"]["sqnr_db"])
+
+
+def test_target_all_marks_a_target_that_cannot_represent_the_model(tmp_path, run_cli):
+    """CoreML cannot convert HF BERT's mask construction: under `all` that is a row, not an aborted run."""
+    pytest.importorskip("coremltools", reason="coreml extra not installed")
+    recipe = recipe_from_dict(
+        {
+            "name": "bert-all",
+            "model": {"source": "bert", "config": {"num_hidden_layers": 1}},
+            "targets": [{"name": "all", "precisions": ["fp32"]}],
+            "validation": {"data": {"source": "random", "samples": 4, "max_length": 16}},
+        }
+    )
+    result = edgekit.run_recipe(recipe, tmp_path / "out", progress=False, benchmark=False, log=lambda *_: None)
+    rows = {r["target"]: r for r in result.report["rows"]}
+    assert rows["coreml"]["status"] == "unsupported" and "conversion failed" in rows["coreml"]["notes"][0]
+    assert rows["onnx"]["status"] == "ok" and result.passed
+    assert not (tmp_path / "out" / "coreml").exists()
+    # named explicitly, the same failure is an error (exit 2), and nothing is left behind
+    code, _, err = run_cli(
+        "export",
+        "bert",
+        "--config",
+        "num_hidden_layers=1",
+        "--target",
+        "coreml",
+        "--precision",
+        "fp32",
+        "--val",
+        "random",
+        "--out",
+        tmp_path / "x",
+    )
+    assert code == 2 and "coreml: conversion failed" in err and not (tmp_path / "x").exists()
