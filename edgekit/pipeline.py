@@ -154,6 +154,8 @@ def run_recipe(
                     if not spec.options.get("implied_by_all"):
                         raise
                     shutil.rmtree(adir)
+                    if not any(adir.parent.iterdir()):
+                        adir.parent.rmdir()
                     rows.append(
                         {
                             "target": target.name,

@@ -190,7 +190,7 @@ def test_target_all_marks_a_target_that_cannot_represent_the_model(tmp_path, run
             "name": "bert-all",
             "model": {"source": "bert", "config": {"num_hidden_layers": 1}},
             "targets": [{"name": "all", "precisions": ["fp32"]}],
-            "validation": {"data": {"source": "random", "samples": 4, "max_length": 16}},
+            "validation": {"data": {"source": "random", "samples": 4}},
         }
     )
     result = edgekit.run_recipe(recipe, tmp_path / "out", progress=False, benchmark=False, log=lambda *_: None)

@@ -104,6 +104,12 @@ class LiteRTSession:
 
     def _one(self, feeds: dict) -> np.ndarray:
         for name, detail in zip(self.order, self.details):
+            if tuple(feeds[name].shape[1:]) != tuple(detail["shape"][1:]):
+                raise RuntimeError(
+                    f"input '{name}' has shape {list(feeds[name].shape)} but this .tflite has static "
+                    f"shape {detail['shape'].tolist()}: feed data of the sequence length/size it was "
+                    "converted with"
+                )
             self.it.set_tensor(detail["index"], self._to_file(feeds[name], detail))
         self.it.invoke()
         out = self.it.get_tensor(self.output["index"])
