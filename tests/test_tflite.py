@@ -80,3 +80,12 @@ def test_bert_int64_inputs_become_int32(tmp_path):
     feeds = {"input_ids": ids, "attention_mask": np.ones_like(ids)}
     ref = bundle.module(*[torch.from_numpy(v) for v in feeds.values()]).detach().numpy()
     np.testing.assert_allclose(t.run(t.load(art), feeds), ref, atol=1e-4)
+
+
+def test_dynamic_int8_with_embeddings_is_a_clear_error(tmp_path):
+    from edgekit.errors import UnsupportedOpError
+
+    bundle = load_model(ModelSpec("bert", {"num_hidden_layers": 1}))
+    ctx = CompileContext(bundle, bundle.module, None, None, QuantSpec(), None, tmp_path)
+    with pytest.raises(UnsupportedOpError, match="EMBEDDING_LOOKUP"):
+        _compile(ctx, Precision.INT8, tmp_path, dynamic=True)

@@ -71,6 +71,14 @@ class TFLiteTarget(Target):
         art = Artifact(self.name, precision, out, self.runtime, "model.tflite")
         sample = _sample(ctx)
         if precision is Precision.INT8 and options.get("dynamic"):
+            if any(isinstance(m, torch.nn.Embedding) for m in ctx.model.modules()):
+                # Known LiteRT limitation: dynamic mode quantizes the embedding table with a non-zero zero point,
+                # which its EMBEDDING_LOOKUP kernel rejects at load ("embedding_lookup.cc:73 zero_point == 0").
+                raise UnsupportedOpError(
+                    "tflite: dynamic-range int8 cannot hold embedding lookups (LiteRT's "
+                    "EMBEDDING_LOOKUP rejects the quantized table); use static int8 "
+                    "(options without dynamic: edgekit encodings)"
+                )
             flat = self._convert(self._dynamic(ctx.model, sample), sample, dynamic=True)
             art.quantizer = "native"
             art.notes.append("dynamic-range int8 (PT2E dynamic): int8 weights, activations quantized at run time")
