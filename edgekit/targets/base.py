@@ -142,6 +142,11 @@ class Target(ABC):
         return session.run(feeds)
 
 
+def ids_as_int32(inputs: tuple[TensorSpec, ...]) -> tuple[TensorSpec, ...]:
+    """The IO spec of runtimes without int64 tensors (LiteRT, Core ML): int64 ids are declared int32."""
+    return tuple(TensorSpec(s.name, s.shape, "int32" if s.dtype == "int64" else s.dtype) for s in inputs)
+
+
 def _first_line(exc: Exception) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__

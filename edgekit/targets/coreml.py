@@ -29,7 +29,7 @@ import torch
 from ..errors import CalibrationError, RecipeError, UnsupportedOpError
 from ..quant.fakequant import decomposed
 from ..recipe import Precision, Quantizer, QuantSpec, TensorSpec
-from .base import TARGETS, Artifact, CompileContext, Target, _first_line
+from .base import TARGETS, Artifact, CompileContext, Target, _first_line, ids_as_int32
 
 ON_MACOS = sys.platform == "darwin"
 REFERENCE_SAMPLES = 1000
@@ -56,7 +56,7 @@ class CoreMLTarget(Target):
         return None
 
     def io_spec(self, inputs: tuple[TensorSpec, ...]) -> tuple[TensorSpec, ...]:
-        return tuple(TensorSpec(s.name, s.shape, "int32" if s.dtype == "int64" else s.dtype) for s in inputs)
+        return ids_as_int32(inputs)
 
     def compile(self, ctx: CompileContext, precision: Precision, options: dict[str, Any], out: Path) -> Artifact:
         self.require()

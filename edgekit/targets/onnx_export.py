@@ -124,7 +124,7 @@ def unsupported_op_error(exc: Exception, target: str, locate=None) -> Unsupporte
     return UnsupportedOpError(f"{target}: export failed: {first}")
 
 
-def _constants(model: onnx.ModelProto) -> dict[str, np.ndarray]:
+def constants(model: onnx.ModelProto) -> dict[str, np.ndarray]:
     values = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
     for node in model.graph.node:
         if node.op_type == "Constant" and node.attribute and node.attribute[0].name == "value":
@@ -140,14 +140,14 @@ def _consumers(model: onnx.ModelProto) -> dict[str, list[onnx.NodeProto]]:
     return out
 
 
-def _attr(node: onnx.NodeProto, name: str, default: int) -> int:
+def int_attr(node: onnx.NodeProto, name: str, default: int) -> int:
     return next((a.i for a in node.attribute if a.name == name), default)
 
 
 def finalize_qdq(model: onnx.ModelProto) -> onnx.ModelProto:
     """Fold Q(weight) into int8 initializers and Transpose(DQ(w)) into a transposed int8 weight."""
     graph = model.graph
-    consts = _constants(model)
+    consts = constants(model)
     inits = {i.name for i in graph.initializer}
     users = _consumers(model)
     remove: list[onnx.NodeProto] = []
@@ -160,7 +160,7 @@ def finalize_qdq(model: onnx.ModelProto) -> onnx.ModelProto:
         if not dqs or any(d.op_type != "DequantizeLinear" for d in dqs):
             continue
         w, scale, zp = consts[w_name], consts[s_name].astype(np.float32), consts[z_name]
-        axis = _attr(q, "axis", 1)
+        axis = int_attr(q, "axis", 1)
         if scale.ndim == 1 and scale.size > 1:
             shape = [1] * w.ndim
             shape[axis] = -1
@@ -241,7 +241,7 @@ def activations_as_uint8(model: onnx.ModelProto) -> int:
     """
     graph = model.graph
     inits = {i.name for i in graph.initializer}
-    consts = _constants(model)
+    consts = constants(model)
     rewritten: dict[str, str] = {}
     count = 0
     for node in graph.node:

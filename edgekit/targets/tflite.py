@@ -27,7 +27,7 @@ import torch
 from ..errors import CalibrationError, UnsupportedOpError
 from ..quant.fakequant import decomposed
 from ..recipe import Precision, Quantizer, QuantSpec, TensorSpec
-from .base import TARGETS, Artifact, CompileContext, Target, _first_line
+from .base import TARGETS, Artifact, CompileContext, Target, _first_line, ids_as_int32
 
 
 def _sample(ctx: CompileContext) -> tuple[torch.Tensor, ...]:
@@ -99,7 +99,7 @@ class TFLiteTarget(Target):
         return art
 
     def io_spec(self, inputs: tuple[TensorSpec, ...]) -> tuple[TensorSpec, ...]:
-        return tuple(TensorSpec(s.name, s.shape, "int32" if s.dtype == "int64" else s.dtype) for s in inputs)
+        return ids_as_int32(inputs)
 
     @staticmethod
     def _dynamic(model: torch.nn.Module, sample: tuple[torch.Tensor, ...]):

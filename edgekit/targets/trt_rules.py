@@ -12,32 +12,21 @@ from __future__ import annotations
 
 import numpy as np
 import onnx
-from onnx import numpy_helper
 
-
-def _values(model: onnx.ModelProto) -> dict[str, np.ndarray]:
-    vals = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
-    for n in model.graph.node:
-        if n.op_type == "Constant" and n.attribute and n.attribute[0].name == "value":
-            vals[n.output[0]] = numpy_helper.to_array(n.attribute[0].t)
-    return vals
-
-
-def _attr(node: onnx.NodeProto, name: str, default: int) -> int:
-    return next((a.i for a in node.attribute if a.name == name), default)
+from .onnx_export import constants, int_attr
 
 
 def _output_axis(consumer: onnx.NodeProto) -> int:
     if consumer.op_type == "Conv":
         return 0
     if consumer.op_type == "Gemm":
-        return 0 if _attr(consumer, "transB", 0) else 1
+        return 0 if int_attr(consumer, "transB", 0) else 1
     return 1  # MatMul: B is [K, N]
 
 
 def check_tensorrt_qdq(model: onnx.ModelProto) -> list[str]:
     """Return the rule violations (empty when the graph follows TensorRT's Q/DQ rules)."""
-    vals = _values(model)
+    vals = constants(model)
     inits = {i.name for i in model.graph.initializer}
     producers = {o: n for n in model.graph.node for o in n.output}
     problems: list[str] = []
@@ -69,7 +58,7 @@ def check_tensorrt_qdq(model: onnx.ModelProto) -> list[str]:
         scale = vals[dq.input[1]]
         w = vals[dq.input[0]]
         if scale.size > 1:
-            axis = _attr(dq, "axis", 1) % w.ndim
+            axis = int_attr(dq, "axis", 1) % w.ndim
             if axis != _output_axis(n) or scale.size != w.shape[axis]:
                 problems.append(
                     f"{n.name}: weight per-channel axis {axis} is not the output-channel axis {_output_axis(n)}"
