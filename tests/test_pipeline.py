@@ -11,7 +11,7 @@ import pytest
 import edgekit
 from edgekit.recipe import recipe_from_dict
 
-from .conftest import write_yaml
+from .conftest import TINY_VIT, write_yaml
 
 
 @pytest.fixture(scope="module")
@@ -22,14 +22,7 @@ def run_dir(tmp_path_factory):
             "name": "tiny-vit",
             "model": {
                 "source": "vit",
-                "config": {
-                    "hidden_size": 32,
-                    "num_hidden_layers": 2,
-                    "num_attention_heads": 2,
-                    "intermediate_size": 64,
-                    "image_size": 8,
-                    "patch_size": 2,
-                },
+                "config": dict(TINY_VIT),
             },
             "train": {"data": {"source": "digits", "split": "train"}, "epochs": 20, "lr": 0.003, "batch_size": 64},
             "quantization": {"calibration": {"source": "digits", "split": "train", "samples": 64}},

@@ -20,6 +20,8 @@ from edgekit.transforms import get_transform
 from edgekit.transforms.consumers import example_inputs
 from edgekit.transforms.unified_norm import ChannelAffine, UnifiedNorm, padding_mask
 
+from .conftest import TINY_VIT
+
 REP_FAMILIES = ["repvgg", "mobileone", "fastvit"]
 
 
@@ -183,14 +185,7 @@ def test_recipe_with_un_training_and_reparam_reports_each_transform(tmp_path):
         "validation": {"data": {"source": "digits", "split": "test"}, "budget": 100.0},
         "train": {"data": {"source": "digits", "split": "train"}, "epochs": 2, "batch_size": 64},
     }
-    vit = {
-        "hidden_size": 32,
-        "num_hidden_layers": 2,
-        "num_attention_heads": 2,
-        "intermediate_size": 64,
-        "image_size": 8,
-        "patch_size": 2,
-    }
+    vit = dict(TINY_VIT)
     run = edgekit.run_recipe(
         recipe_from_dict(
             {
