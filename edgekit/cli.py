@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from pathlib import Path
@@ -219,8 +220,15 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+# Third-party loggers that warn at import about things irrelevant here: torchao's CUDA-only kernels failing to
+# load on a CPU machine, and a torch pytree deprecation triggered by torchao's enums.
+_QUIET_LOGGERS = ("torchao", "torch.utils._pytree")
+
+
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for a hub at run time
+    for name in _QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.ERROR)
     args = parser().parse_args(argv)
     if args.command == "export" and not args.target:
         args.target = ["onnx"]
