@@ -123,9 +123,8 @@ def main() -> int:
             adir = Path(tmp) / label.replace(" ", "_")
             adir.mkdir()
             t0 = time.perf_counter()
-            art = target.compile(ctx, precision, {}, adir)
+            art = target.export(ctx, precision, {}, adir)
             compile_s = time.perf_counter() - t0
-            art.write_meta(bundle, target.io_spec(bundle.inputs))
             outputs = predict_artifact(target, art, val, 50, a.threads)
             acc = compare(outputs, fp32, val.labels, metric)
             row = {

@@ -10,11 +10,11 @@ import torch
 from tqdm.auto import tqdm
 
 from .data import DataSet
-from .errors import DeviceError, EdgekitError, ModelError
+from .errors import DeviceError, ModelError
 from .recipe import BenchSpec, Metric, Precision
 from .targets.base import Artifact, Target
 from .validate.latency import bench_local
-from .validate.metrics import compare
+from .validate.metrics import compare, task_metric
 
 DEFAULT_BUDGET = {"top1": 1.0, "cosine": 0.02}
 
@@ -70,10 +70,6 @@ def predict_artifact(
     return np.concatenate(outs)
 
 
-def drop(metric: str, value: float, fp32: float) -> float:
-    return fp32 - value
-
-
 def accuracy_row(
     art: Artifact,
     outputs: np.ndarray,
@@ -87,7 +83,7 @@ def accuracy_row(
     use_sim = sim_out if art.precision is Precision.INT8 and art.quantizer == "edgekit" else None
     acc = compare(outputs, fp32_out, labels, metric, use_sim)
     value = float(acc["metric"])  # type: ignore[arg-type]
-    within = drop(metric, value, fp32_metric) <= budget
+    within = fp32_metric - value <= budget
     return {
         "target": art.target,
         "precision": art.precision.value,
@@ -128,13 +124,20 @@ def bench_rows(root: Path, rows: list[dict[str, Any]], spec: BenchSpec, sequence
         r["speedup"] = b / r["latency"]["p50_ms"] if b and r.get("latency") else None
 
 
+def status_row(target: str, precision: Precision, status: str, note: str) -> dict[str, Any]:
+    """A report row for an artifact that was not built (skipped, unsupported): why, and no numbers."""
+    return {
+        "target": target,
+        "precision": precision.value,
+        "status": status,
+        "notes": [note],
+        "latency_note": "not measured here",
+    }
+
+
 def passed(rows: list[dict[str, Any]]) -> bool:
     # "unsupported" (a target implied by `all` that cannot represent the model) is reported, not a failure.
     return all(r["status"] in ("ok", "skipped", "unsupported") for r in rows) and any(r["status"] == "ok" for r in rows)
-
-
-def describe_error(exc: EdgekitError) -> str:
-    return str(exc).splitlines()[0]
 
 
 def validate_artifact(
@@ -153,32 +156,22 @@ def validate_artifact(
 
     When capped, FP32 and the simulated model are compared on the same first samples, so deltas stay fair.
     """
-    from .validate.metrics import cosine, top1
-
-    n = target.validation_limit
-    if n and len(val) > n:
-        sub = DataSet(
+    n = min(len(val), target.validation_limit or len(val))
+    data = (
+        val
+        if n == len(val)
+        else DataSet(
             {k: v[:n] for k, v in val.inputs.items()}, None if val.labels is None else val.labels[:n], val.description
         )
-        ref = fp32_out[:n]
-        ref_metric = top1(ref, sub.labels) if metric == "top1" and sub.labels is not None else cosine(ref, ref)
-        outputs = predict_artifact(target, art, sub, batch_size, threads, progress)
-        row = accuracy_row(
-            art, outputs, ref, ref_metric, sub.labels, metric, budget, None if sim_out is None else sim_out[:n]
-        )
+    )
+    ref, sim = fp32_out[:n], None if sim_out is None else sim_out[:n]
+    ref_metric = task_metric(metric, ref, ref, data.labels)
+    outputs = predict_artifact(target, art, data, batch_size, threads, progress)
+    row = accuracy_row(art, outputs, ref, ref_metric, data.labels, metric, budget, sim)
+    row["samples"] = n
+    if n < len(val):
         row["notes"].append(
             f"accuracy on the first {n} of {len(val)} validation samples "
             f"(FP32 PyTorch on the same samples: {ref_metric:.2f})"
         )
-        row["samples"] = n
-        return row
-    outputs = predict_artifact(target, art, val, batch_size, threads, progress)
-    row = accuracy_row(art, outputs, fp32_out, _full_metric(metric, fp32_out, val), val.labels, metric, budget, sim_out)
-    row["samples"] = len(val)
     return row
-
-
-def _full_metric(metric: str, fp32_out: np.ndarray, val: DataSet) -> float:
-    from .validate.metrics import cosine, top1
-
-    return top1(fp32_out, val.labels) if metric == "top1" and val.labels is not None else cosine(fp32_out, fp32_out)

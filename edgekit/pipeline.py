@@ -24,6 +24,7 @@ from .evaluate import (
     passed,
     predict_torch,
     resolve_metric,
+    status_row,
     validate_artifact,
 )
 from .quant import calibrate
@@ -31,6 +32,7 @@ from .recipe import DataSpec, Precision, Quantizer, Recipe, TargetSpec
 from .targets.base import CompileContext, Target, all_targets, get_target
 from .transforms import get_transform
 from .transforms.apply import apply_transforms
+from .validate.metrics import task_metric
 from .validate.report import write_reports
 
 
@@ -44,36 +46,31 @@ class RunResult:
         return bool(self.report["passed"])
 
 
-def plan_targets(recipe: Recipe) -> tuple[list[tuple[Target, Any]], list[dict[str, Any]]]:
+@dataclass(frozen=True)
+class PlanItem:
+    target: Target
+    spec: TargetSpec
+    implied: bool = False  # expanded from `all`: a model it cannot represent is a row, not an error
+
+
+def plan_targets(recipe: Recipe) -> tuple[list[PlanItem], list[dict[str, Any]]]:
     """Resolve target specs; ``all`` expands to every target that can run here (the rest become skipped rows)."""
-    plan, skipped = [], []
-
-    def skip(name: str, precisions: Any, why: str) -> None:
-        skipped.extend(
-            {
-                "target": name,
-                "precision": p.value,
-                "status": "skipped",
-                "notes": [why],
-                "latency_note": "not measured here",
-            }
-            for p in precisions
-        )
-
+    plan: list[PlanItem] = []
+    skipped: list[dict[str, Any]] = []
     for spec in recipe.targets:
         if spec.name == "all":
             for t in all_targets():
                 ok, why = t.available()
                 if not ok:
-                    skip(t.name, spec.precisions, why)
+                    skipped += [status_row(t.name, p, "skipped", why) for p in spec.precisions]
                     continue
                 precisions = [p for p in spec.precisions if p in t.precisions]
                 problem = t.quant_problem(recipe.quantization) if Precision.INT8 in precisions else None
                 if problem:
-                    skip(t.name, [Precision.INT8], problem)
+                    skipped.append(status_row(t.name, Precision.INT8, "skipped", problem))
                     precisions.remove(Precision.INT8)
-                if precisions:  # implied by "all": a model it cannot represent becomes an "unsupported" row
-                    plan.append((t, TargetSpec(t.name, tuple(precisions), {"implied_by_all": True})))
+                if precisions:
+                    plan.append(PlanItem(t, TargetSpec(t.name, tuple(precisions)), implied=True))
             continue
         target = get_target(spec.name)
         target.check_spec(spec)
@@ -81,17 +78,17 @@ def plan_targets(recipe: Recipe) -> tuple[list[tuple[Target, Any]], list[dict[st
         problem = target.quant_problem(recipe.quantization) if Precision.INT8 in spec.precisions else None
         if problem:
             raise RecipeError(problem)
-        plan.append((target, spec))
+        plan.append(PlanItem(target, spec))
     return plan, skipped
 
 
-def resolve_symmetry(recipe: Recipe, plan: list[tuple[Target, Any]]) -> Recipe:
+def resolve_symmetry(recipe: Recipe, plan: list[PlanItem]) -> Recipe:
     """One set of encodings serves every target: unset activation symmetry becomes symmetric exactly when a
     planned int8 target requires it (TensorRT), asymmetric (a finer grid for one-sided ranges) otherwise."""
     q = recipe.quantization
     if q.activation_symmetric is not None:
         return recipe
-    needed = any(t.requires_symmetric_activations and Precision.INT8 in spec.precisions for t, spec in plan)
+    needed = any(i.target.requires_symmetric_activations and Precision.INT8 in i.spec.precisions for i in plan)
     return recipe.with_(quantization=replace(q, activation_symmetric=needed))
 
 
@@ -124,11 +121,11 @@ def run_recipe(
         train_info = _train(recipe, bundle, names, tmp, progress, log)
         applied += apply_transforms(recipe, bundle, "deploy", probe, log)
         fp32_out = predict_torch(bundle.module, names, val, bs, progress=progress)
-        fp32_metric = _metric_value(metric, fp32_out, fp32_out, val)
+        fp32_metric = task_metric(metric, fp32_out, fp32_out, val.labels)
         log(f"fp32 pytorch {metric}: {fp32_metric:.4f} on {val.description}")
 
         calib, sim, encodings, sim_out, calib_info = _quantize(recipe, bundle, names, tmp, val, progress)
-        sim_metric = None if sim_out is None else _metric_value(metric, sim_out, fp32_out, val)
+        sim_metric = None if sim_out is None else task_metric(metric, sim_out, fp32_out, val.labels)
 
         ctx = CompileContext(
             bundle,
@@ -142,32 +139,24 @@ def run_recipe(
         )
         ctx.workdir.mkdir()
         rows: list[dict[str, Any]] = []
-        for target, spec in plan:
-            for precision in spec.precisions:
+        for item in plan:
+            target = item.target
+            for precision in item.spec.precisions:
                 adir = tmp / target.name / precision.value
                 adir.mkdir(parents=True)
                 log(f"compile {target.name} {precision.value}")
-                options = {k: v for k, v in spec.options.items() if k != "implied_by_all"}
                 try:
-                    art = target.compile(ctx, precision, options, adir)
+                    art = target.export(ctx, precision, dict(item.spec.options), adir)
                 except UnsupportedOpError as exc:
-                    if not spec.options.get("implied_by_all"):
+                    if not item.implied:
                         raise
                     shutil.rmtree(adir)
                     if not any(adir.parent.iterdir()):
                         adir.parent.rmdir()
-                    rows.append(
-                        {
-                            "target": target.name,
-                            "precision": precision.value,
-                            "status": "unsupported",
-                            "notes": [str(exc).splitlines()[0]],
-                            "latency_note": "not measured here",
-                        }
-                    )
-                    log(f"  {target.name} cannot represent this model: {str(exc).splitlines()[0]}")
+                    reason = str(exc).splitlines()[0]
+                    rows.append(status_row(target.name, precision, "unsupported", reason))
+                    log(f"  {target.name} cannot represent this model: {reason}")
                     continue
-                art.write_meta(bundle, target.io_spec(bundle.inputs))
                 rows.append(
                     validate_artifact(
                         target, art, val, fp32_out, sim_out, metric, budget, bs, recipe.benchmark.threads, progress
@@ -208,27 +197,19 @@ def run_recipe(
             "calibration": calib_info,
             "benchmark": recipe.benchmark.__dict__ if benchmark else None,
             "rows": rows,
-            "passed": passed(rows),
         }
-        write_reports(report, tmp)
-        write_manifest(
-            tmp,
-            {
-                "recipe": recipe.to_dict(),
-                "io": report["io"],
-                "results": {
-                    "passed": report["passed"],
-                    "rows": [{k: r.get(k) for k in ("target", "precision", "status", "delta")} for r in rows],
-                },
-            },
-        )
+        save_run(tmp, report, recipe)
     return RunResult(Path(out), report)
 
 
-def _metric_value(metric: str, outputs: np.ndarray, fp32_out: np.ndarray, val: DataSet) -> float:
-    from .validate.metrics import cosine, top1
-
-    return top1(outputs, val.labels) if metric == "top1" else cosine(outputs, fp32_out)
+def save_run(root: Path, report: dict[str, Any], recipe: Recipe) -> None:
+    """Write report.json/.md/.html and manifest.json (its results summary included) for a run directory."""
+    report["passed"] = passed(report["rows"])
+    write_reports(report, root)
+    summary = [{k: r.get(k) for k in ("target", "precision", "status", "delta")} for r in report["rows"]]
+    write_manifest(
+        root, {"recipe": recipe.to_dict(), "io": report["io"], "results": {"passed": report["passed"], "rows": summary}}
+    )
 
 
 def _train(

@@ -15,14 +15,12 @@ import numpy as np
 import torch
 
 from .archs.base import ModelBundle
-from .artifacts import write_manifest
 from .data import load_data
 from .errors import ModelError
-from .evaluate import bench_rows, passed, validate_artifact
-from .pipeline import RunResult
+from .evaluate import bench_rows, validate_artifact
+from .pipeline import RunResult, save_run
 from .recipe import BenchSpec, TensorSpec, load_recipe
 from .targets.base import Artifact, get_target
-from .validate.report import write_reports
 
 
 def _load(root: Path) -> tuple[dict[str, Any], Any]:
@@ -32,9 +30,7 @@ def _load(root: Path) -> tuple[dict[str, Any], Any]:
 
 
 def _save(root: Path, report: dict[str, Any], recipe: Any) -> RunResult:
-    report["passed"] = passed(report["rows"])
-    write_reports(report, root)
-    write_manifest(root, {"recipe": recipe.to_dict(), "io": report["io"], "results": {"passed": report["passed"]}})
+    save_run(root, report, recipe)
     return RunResult(root, report)
 
 

@@ -41,8 +41,7 @@ def _build(ctx, tmp_path, precision=Precision.INT8, **options):
     t = get_target("coreml")
     out = tmp_path / "a"
     out.mkdir()
-    art = t.compile(ctx, precision, options, out)
-    art.write_meta(ctx.bundle, t.io_spec(ctx.bundle.inputs))
+    t.export(ctx, precision, options, out)
     return t, Artifact.read(out)
 
 

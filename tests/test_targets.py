@@ -42,8 +42,7 @@ def _compile(ctx, target, precision, tmp_path):
         pytest.skip(f"{target}: {why}")
     out = tmp_path / f"{target}-{precision.value}"
     out.mkdir()
-    art = t.compile(ctx, precision, {}, out)
-    art.write_meta(ctx.bundle, t.io_spec(ctx.bundle.inputs))
+    t.export(ctx, precision, {}, out)
     return t, Artifact.read(out)  # reload from disk: the artifact directory is self-describing
 
 

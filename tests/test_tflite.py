@@ -47,8 +47,7 @@ def _compile(ctx, precision, tmp_path, **options):
     t = get_target("tflite")
     out = tmp_path / precision.value
     out.mkdir()
-    art = t.compile(ctx, precision, options, out)
-    art.write_meta(ctx.bundle, t.io_spec(ctx.bundle.inputs))
+    t.export(ctx, precision, options, out)
     return t, Artifact.read(out)
 
 

@@ -27,7 +27,24 @@ class ModelBundle:
 
     @property
     def num_parameters(self) -> int:
-        return sum(p.numel() for p in self.module.parameters())
+        return count_params(self.module)
+
+    def example_inputs(self, batch: int, sequence: int) -> tuple[torch.Tensor, ...]:
+        """Synthetic inputs with the declared shapes and dtypes (for tracing and conversion, not accuracy)."""
+        out = []
+        for s in self.inputs:
+            shape, dtype = s.concrete_shape(batch=batch, sequence=sequence), getattr(torch, s.dtype)
+            if s.dtype.startswith("float"):
+                out.append(torch.randn(shape, dtype=dtype))
+            elif s.name == "attention_mask":
+                out.append(torch.ones(shape, dtype=dtype))
+            else:
+                out.append(torch.randint(0, 100, shape, dtype=dtype))
+        return tuple(out)
+
+
+def count_params(module: torch.nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
 
 
 @dataclass(frozen=True)

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
-
 from ..errors import MissingBackendError, ModelError
 
 
@@ -36,7 +34,3 @@ def make_config(model_type: str, defaults: dict[str, Any], overrides: dict[str, 
     # Eager attention exports to plain MatMul/Softmax on every target (SDPA does not on all of them).
     config._attn_implementation = "eager"
     return config
-
-
-def count_params(module: torch.nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())

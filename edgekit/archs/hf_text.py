@@ -8,8 +8,8 @@ import torch
 
 from ..errors import ModelError
 from ..recipe import TensorSpec
-from .base import ARCHS, ArchFamily, ModelBundle
-from .hf_common import count_params, make_config, transformers
+from .base import ARCHS, ArchFamily, ModelBundle, count_params
+from .hf_common import make_config, transformers
 
 SMALL_BERT = {
     "vocab_size": 30522,

@@ -6,15 +6,14 @@ overridden from the recipe's ``model.config`` or ``edgekit export --config key=v
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import torch
 
 from ..errors import ModelError
 from ..recipe import TensorSpec
-from .base import ARCHS, ArchFamily, ModelBundle
-from .hf_common import count_params, make_config, transformers
+from .base import ARCHS, ArchFamily, ModelBundle, count_params
+from .hf_common import make_config, transformers
 
 _IMAGE = {"image_size": 28, "num_channels": 1, "num_labels": 10}
 
@@ -150,8 +149,3 @@ def _loader(family: str):
 
 for _name in SMALL_DEFAULTS:
     ARCHS.add(_name, ArchFamily(_name, _builder(_name), f"HF {_name} image classifier", _loader(_name)))
-
-
-def save_checkpoint(bundle: ModelBundle, path: Path) -> None:
-    """Write the HF model inside a bundle as a checkpoint directory (config.json + safetensors)."""
-    bundle.module.hf.save_pretrained(path)

@@ -11,7 +11,7 @@ import torch
 
 from ..errors import ModelError, RecipeError, did_you_mean
 from ..recipe import ModelSpec, TensorSpec
-from .base import ARCHS, ModelBundle
+from .base import ARCHS, ModelBundle, count_params
 
 _FAMILIES_LOADED = False
 
@@ -103,5 +103,5 @@ def _from_factory(source: str, spec: ModelSpec, inputs: tuple[TensorSpec, ...] |
         family="custom",
         task=spec.task or "classification",
         is_transformer=False,
-        info={"factory": source, "parameters": sum(p.numel() for p in model.parameters())},
+        info={"factory": source, "parameters": count_params(model)},
     )

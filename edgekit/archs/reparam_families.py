@@ -14,7 +14,7 @@ from torch import nn
 
 from ..errors import ModelError
 from ..recipe import TensorSpec
-from .base import ARCHS, ArchFamily, ModelBundle
+from .base import ARCHS, ArchFamily, ModelBundle, count_params
 from .rep_blocks import Classifier, ConvFFN, RepConv, RepMixer
 
 DEFAULTS: dict[str, dict[str, Any]] = {
@@ -99,7 +99,7 @@ def _builder(name: str):
             task="classification",
             output_name="logits",
             is_transformer=False,
-            info={"config": cfg, "parameters": sum(p.numel() for p in model.parameters())},
+            info={"config": cfg, "parameters": count_params(model)},
         )
 
     return build

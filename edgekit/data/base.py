@@ -54,6 +54,14 @@ def sample_indices(total: int, n: int | None, seed: int) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).permutation(total)[:n])
 
 
+def fixed_split(total: int, part: str) -> np.ndarray:
+    """Indices of the ``train`` (80%) or ``test`` (20%) part of a fixed, seeded split, for sets that ship as one
+    file: calibration and validation drawn from them never overlap."""
+    order = np.random.default_rng(1234).permutation(total)
+    cut = int(0.8 * total)
+    return order[:cut] if part == "train" else order[cut:]
+
+
 Source = Callable[[DataSpec, ModelBundle], DataSet]
 DATA: Registry[Source] = Registry("data source")
 

@@ -14,7 +14,7 @@ import numpy as np
 from ..archs.base import ModelBundle
 from ..errors import CalibrationError, InputSpecError
 from ..recipe import DataSpec
-from .base import DATA, DataSet, data_dir, sample_indices
+from .base import DATA, DataSet, data_dir, fixed_split, sample_indices
 
 FMNIST_MEAN, FMNIST_STD = 0.2860, 0.3530
 _FMNIST_FILES = {
@@ -85,10 +85,7 @@ def digits(spec: DataSpec, bundle: ModelBundle) -> DataSet:
     from sklearn.datasets import load_digits
 
     d = load_digits()
-    rng = np.random.default_rng(1234)
-    order = rng.permutation(len(d.target))
-    cut = int(0.8 * len(order))
-    idx = order[:cut] if spec.split == "train" else order[cut:]
+    idx = fixed_split(len(d.target), "train" if spec.split == "train" else "test")
     images = (d.images[idx] / 16.0).astype(np.float32)
     x = to_model_images(images, bundle, 0.3, 0.4)
     return DataSet({bundle.inputs[0].name: x}, d.target[idx].astype(np.int64), f"digits/{spec.split}")

@@ -63,7 +63,7 @@ def text_corpus(spec: DataSpec, bundle: ModelBundle) -> DataSet:
     """
     from dataclasses import replace
 
-    from .base import data_dir
+    from .base import data_dir, fixed_split
 
     name, _, part = spec.split.partition("/")
     path = data_dir() / "text" / f"{name}.csv"
@@ -75,8 +75,6 @@ def text_corpus(spec: DataSpec, bundle: ModelBundle) -> DataSet:
     if part not in ("", "all", "train", "test"):
         raise CalibrationError(f"text corpus part must be train, test or all, not '{part}'")
     if part in ("train", "test"):
-        order = np.random.default_rng(1234).permutation(len(ds))
-        cut = int(0.8 * len(order))
-        idx = np.sort(order[:cut] if part == "train" else order[cut:])
+        idx = np.sort(fixed_split(len(ds), part))
         ds = DataSet({k: v[idx] for k, v in ds.inputs.items()}, ds.labels[idx], f"{ds.description} ({part})")
     return ds

@@ -131,6 +131,12 @@ class Target(ABC):
     def compile(self, ctx: CompileContext, precision: Precision, options: dict[str, Any], out: Path) -> Artifact:
         """Write the artifact for ``precision`` into the empty directory ``out``."""
 
+    def export(self, ctx: CompileContext, precision: Precision, options: dict[str, Any], out: Path) -> Artifact:
+        """Compile, then write ``artifact.json`` with the IO spec as this target's file declares it."""
+        art = self.compile(ctx, precision, options, out)
+        art.write_meta(ctx.bundle, self.io_spec(ctx.bundle.inputs))
+        return art
+
     def load(self, artifact: Artifact, threads: int = 2) -> Any:
         self.require()
         try:

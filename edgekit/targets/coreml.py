@@ -89,7 +89,7 @@ class CoreMLTarget(Target):
     def _convert(
         ct: Any, model: torch.nn.Module, ctx: CompileContext, precision: Precision, options: dict[str, Any]
     ) -> Any:
-        sample = tuple(_sample(s) for s in ctx.bundle.inputs)
+        sample = ctx.bundle.example_inputs(1, 64)  # a static batch-1 program (sequence 64 for token inputs)
         target_name = str(options.get("minimum_deployment_target", "iOS17"))
         units = str(options.get("compute_units", "ALL"))
         try:
@@ -166,13 +166,6 @@ class CoreMLTarget(Target):
     def load(self, artifact: Artifact, threads: int = 2) -> Any:
         self.require()
         return CoreMLSession(artifact.path / artifact.file)
-
-
-def _sample(spec: TensorSpec) -> torch.Tensor:
-    shape = spec.concrete_shape(batch=1, sequence=64)
-    if spec.dtype.startswith("float"):
-        return torch.randn(shape)
-    return torch.ones(shape, dtype=getattr(torch, spec.dtype))
 
 
 class CoreMLSession:

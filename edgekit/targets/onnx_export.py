@@ -25,22 +25,9 @@ from ..errors import UnsupportedOpError
 EXPORT_BATCH, EXPORT_SEQUENCE = 2, 16
 
 
-def example_inputs(bundle: ModelBundle) -> tuple[torch.Tensor, ...]:
-    out = []
-    for s in bundle.inputs:
-        shape = s.concrete_shape(batch=EXPORT_BATCH, sequence=EXPORT_SEQUENCE)
-        if s.dtype.startswith("float"):
-            out.append(torch.randn(shape, dtype=getattr(torch, s.dtype)))
-        elif s.name == "attention_mask":
-            out.append(torch.ones(shape, dtype=getattr(torch, s.dtype)))
-        else:
-            out.append(torch.randint(0, 100, shape, dtype=getattr(torch, s.dtype)))
-    return tuple(out)
-
-
 def export_onnx(module: torch.nn.Module, bundle: ModelBundle, path: Path, opset: int = 18) -> onnx.ModelProto:
     """Export with the TorchScript exporter (it lowers fake-quant ops to Q/DQ); weights stay in one file."""
-    args = example_inputs(bundle)
+    args = bundle.example_inputs(EXPORT_BATCH, EXPORT_SEQUENCE)
     dynamic = {s.name: s.dynamic_axes for s in bundle.inputs if s.dynamic_axes}
     dynamic[bundle.output_name] = {0: "batch"}
     buf, log = io.BytesIO(), io.StringIO()

@@ -29,19 +29,15 @@ from ..quant.fakequant import decomposed
 from ..recipe import Precision, Quantizer, QuantSpec, TensorSpec
 from .base import TARGETS, Artifact, CompileContext, Target, _first_line, ids_as_int32
 
+STATIC_SEQUENCE = 64  # sequence length of the static-shape program when no calibration data fixes it
+
 
 def _sample(ctx: CompileContext) -> tuple[torch.Tensor, ...]:
-    """Batch-1 example inputs from the calibration data when there is some, else synthetic ones."""
-    out = []
-    for s in ctx.bundle.inputs:
-        shape = s.concrete_shape(batch=1, sequence=64)
-        if ctx.calib is not None and s.name in ctx.calib.inputs:
-            out.append(torch.from_numpy(ctx.calib.inputs[s.name][:1]))
-        elif s.dtype.startswith("float"):
-            out.append(torch.randn(shape))
-        else:
-            out.append(torch.ones(shape, dtype=getattr(torch, s.dtype)))
-    return tuple(out)
+    """Batch-1 example inputs: the first calibration sample when there is calibration data (its sequence length
+    becomes the program's static shape), else synthetic ones."""
+    if ctx.calib is not None:
+        return tuple(torch.from_numpy(ctx.calib.inputs[s.name][:1]) for s in ctx.bundle.inputs)
+    return ctx.bundle.example_inputs(1, STATIC_SEQUENCE)
 
 
 def _static_config():

@@ -6,17 +6,13 @@ from typing import Any
 
 import torch
 
-from ..archs.base import ModelBundle
+from ..archs.base import ModelBundle, count_params
 from ..data import DataSet
 from ..errors import ParityError
 from . import get_transform
 from .consumers import example_inputs
 
 EXACT_RTOL = 1e-4
-
-
-def _params(model: torch.nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
 
 
 def _run(model: torch.nn.Module, bundle: ModelBundle, probe: DataSet) -> torch.Tensor:
@@ -33,7 +29,7 @@ def apply_transforms(recipe: Any, bundle: ModelBundle, phase: str, probe: DataSe
             continue
         model = bundle.module.eval()
         before = _run(model, bundle, probe) if t.exact else None
-        params_before = _params(model)
+        params_before = count_params(model)
         with example_inputs(tuple(torch.from_numpy(probe.inputs[s.name][:8]) for s in bundle.inputs)):
             model = t.fn(model, dict(spec.options)).eval()
         info = dict(getattr(model, "edgekit_transform_info", {}))
@@ -48,7 +44,7 @@ def apply_transforms(recipe: Any, bundle: ModelBundle, phase: str, probe: DataSe
             "options": dict(spec.options),
             "changed": info,
             "parameters_before": params_before,
-            "parameters_after": _params(model),
+            "parameters_after": count_params(model),
         }
         if before is not None:
             after = _run(model, bundle, probe)

@@ -31,12 +31,17 @@ def sqnr_db(reference: np.ndarray, test: np.ndarray) -> float:
     return float("inf") if noise == 0 else float(10.0 * np.log10(max(signal, 1e-30) / noise))
 
 
+def task_metric(metric: str, outputs: np.ndarray, fp32: np.ndarray, labels: np.ndarray | None) -> float:
+    """The recipe's metric: top-1 % against labels, or mean cosine to the FP32 outputs."""
+    return top1(outputs, labels) if metric == "top1" and labels is not None else cosine(outputs, fp32)
+
+
 def compare(
     outputs: np.ndarray, fp32: np.ndarray, labels: np.ndarray | None, metric: str, sim: np.ndarray | None = None
 ) -> dict[str, float | None]:
     """All the numbers the report shows for one artifact."""
     res: dict[str, float | None] = {
-        "metric": top1(outputs, labels) if metric == "top1" and labels is not None else cosine(outputs, fp32),
+        "metric": task_metric(metric, outputs, fp32, labels),
         "cosine_vs_fp32": cosine(outputs, fp32),
         "sqnr_db": sqnr_db(fp32, outputs),
         "max_abs_diff": float(np.max(np.abs(outputs.astype(np.float64) - fp32))),
