@@ -1,0 +1,228 @@
+"""Outlier-free attention (Bondarenko et al., 2023): clipped softmax and gated attention.
+
+Attention heads that learn to "do nothing" push their softmax inputs to extremes and create the huge
+activation outliers that break per-tensor INT8. Two drop-in fixes let a head output (close to) nothing
+without extreme values:
+
+* **clipped softmax**: ``clip((zeta - gamma) * softmax(x) + gamma, 0, 1)`` with ``gamma <= 0 <= 1 <= zeta``,
+  so exact zeros are reachable with finite logits (``gamma = -alpha / T`` scales with the sequence length T);
+* **gated attention**: ``sigmoid(G(x_h)) * softmax(Q K^T / sqrt(d)) V`` per head h, where the gate G (linear or a
+  small MLP, shared over tokens) reads that head's ``d_head`` slice of the attention input and can switch the
+  head off.
+
+Hugging Face models dispatch attention through ``AttentionInterface``; the transforms register edgekit's
+implementation there, set it on the model config, and attach an :class:`AttentionVariant` to every attention
+module. Every op is a plain softmax / clip / sigmoid / multiply, so the variants export to every target. Both are
+``train``-phase transforms: the effect is learned, so a recipe retrains after swapping them in.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..errors import RecipeError, UnsupportedOpError
+from . import register
+
+IMPLEMENTATION = "edgekit"
+
+
+class AttentionVariant(nn.Module):
+    """How one attention module turns scores into probabilities, and how its per-head context is gated."""
+
+    kind = "softmax"
+    dropout = 0.0  # set per call from HF's attention dropout
+
+    def attend(
+        self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, mask: torch.Tensor | None, scaling: float
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Context (B, H, T, D) and the attention probabilities (None where a variant never forms them, e.g. a
+        linear-time kernel). Inputs are (B, H, T, D); ``mask`` is additive."""
+        scores = torch.matmul(query, key.transpose(2, 3)) * scaling
+        if mask is not None:
+            scores = scores + mask
+        probs = self.probs(scores.float()).to(query.dtype)
+        probs = nn.functional.dropout(probs, p=self.dropout, training=self.training)
+        return torch.matmul(probs, value), probs
+
+    def probs(self, scores: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(scores, dim=-1)
+
+    def gate(self, module_input: torch.Tensor | None, context: torch.Tensor) -> torch.Tensor:
+        return context
+
+    def describe(self) -> dict[str, Any]:
+        return {"kind": self.kind}
+
+
+class ClippedSoftmax(AttentionVariant):
+    """``clip((zeta - gamma) * softmax + gamma, 0, 1)``; with ``alpha`` set, ``gamma = -alpha / T`` per call."""
+
+    kind = "clipped_softmax"
+
+    def __init__(self, gamma: float = 0.0, zeta: float = 1.0, alpha: float | None = None):
+        super().__init__()
+        if alpha is None and gamma > 0:
+            raise RecipeError(f"clipped_softmax: gamma must be <= 0 (only gamma < 0 clips), got {gamma}")
+        if zeta < 1:
+            raise RecipeError(f"clipped_softmax: zeta must be >= 1, got {zeta}")
+        if alpha is not None and alpha <= 0:
+            raise RecipeError(f"clipped_softmax: alpha must be > 0 (gamma = -alpha / T), got {alpha}")
+        self.gamma, self.zeta, self.alpha = float(gamma), float(zeta), alpha
+
+    def probs(self, scores: torch.Tensor) -> torch.Tensor:
+        p = torch.softmax(scores, dim=-1)
+        if self.alpha is None:
+            stretched = (self.zeta - self.gamma) * p + self.gamma
+        else:
+            # T from the graph, not a traced constant, so exported models with a dynamic sequence stay right
+            length = torch.ones_like(p[..., :1, :]).sum(dim=-1, keepdim=True)
+            gamma = -self.alpha / length
+            stretched = (self.zeta - gamma) * p + gamma
+        return torch.clamp(stretched, 0.0, 1.0)  # clipped values pass no gradient, as in the paper
+
+    def describe(self) -> dict[str, Any]:
+        return {"kind": self.kind, "gamma": self.gamma, "zeta": self.zeta, "alpha": self.alpha}
+
+
+class GatedAttention(AttentionVariant):
+    """Per-head gate ``sigmoid(G(x_h))`` on the head's context; G is linear or a one-hidden-layer MLP.
+
+    Written with broadcast multiplies, sums and rank-4 matmuls only (no einsum), which every target converts.
+    """
+
+    kind = "gated_attention"
+
+    def __init__(self, heads: int, head_dim: int, pi_init: float = 0.5, hidden: int = 0):
+        super().__init__()
+        if not 0.0 < pi_init < 1.0:
+            raise RecipeError(f"gated_attention: pi_init must be in (0, 1), got {pi_init}")
+        self.heads, self.head_dim, self.hidden, self.pi_init = heads, head_dim, hidden, pi_init
+        bias = math.log(pi_init / (1 - pi_init))  # sigmoid(bias) == pi_init with zero inputs
+        width = hidden or head_dim
+        self.weight = nn.Parameter(torch.empty(heads, head_dim, width) if hidden else torch.empty(heads, 1, width))
+        nn.init.normal_(self.weight, std=0.02 if not hidden else head_dim**-0.5)
+        if hidden:
+            self.hidden_bias = nn.Parameter(torch.zeros(heads, 1, hidden))
+            self.out_weight = nn.Parameter(torch.empty(heads, 1, hidden))
+            nn.init.normal_(self.out_weight, std=0.02)
+        self.bias = nn.Parameter(torch.full((heads, 1), bias))
+
+    def gate(self, module_input: torch.Tensor | None, context: torch.Tensor) -> torch.Tensor:
+        if module_input is None:
+            raise RuntimeError("gated attention: the attention input was not captured (forward pre-hook missing)")
+        b, t = module_input.shape[0], module_input.shape[1]
+        x = module_input.reshape(b, t, self.heads, self.head_dim).transpose(1, 2)  # (B, H, T, d)
+        if self.hidden:
+            h = torch.relu(torch.matmul(x, self.weight) + self.hidden_bias)  # (B, H, T, hidden)
+            logits = (h * self.out_weight).sum(-1)
+        else:
+            logits = (x * self.weight).sum(-1)  # (B, H, T)
+        g = torch.sigmoid(logits + self.bias)
+        return context * g.transpose(1, 2).unsqueeze(-1)  # context: (B, T, H, D)
+
+    def describe(self) -> dict[str, Any]:
+        gate = f"mlp({self.hidden})" if self.hidden else "linear"
+        return {"kind": self.kind, "gate": gate, "pi_init": self.pi_init}
+
+
+def edgekit_attention(
+    module: nn.Module,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    scaling: float | None = None,
+    dropout: float = 0.0,
+    **_: Any,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Eager attention with the module's variant (plain softmax when it has none); HF's calling convention."""
+    variant: AttentionVariant = getattr(module, "edgekit_attention", None) or AttentionVariant()
+    variant.dropout = dropout
+    context, probs = variant.attend(query, key, value, attention_mask, scaling or query.size(-1) ** -0.5)
+    context = context.transpose(1, 2).contiguous()  # (B, T, H, D), HF's layout before the output projection
+    captured = module.__dict__.pop("_edgekit_input", None)
+    return variant.gate(captured, context), probs
+
+
+def _capture_input(module: nn.Module, args: tuple, kwargs: dict) -> None:
+    """Forward pre-hook: keep the attention input for the gate. A module-level function (not a closure), so a
+    deep copy of the model (calibration, simulation) hooks its own modules, not the original's."""
+    x = args[0] if args else kwargs.get("hidden_states")
+    module.__dict__["_edgekit_input"] = x
+
+
+def _register_implementation() -> None:
+    from transformers import AttentionInterface
+    from transformers.masking_utils import AttentionMaskInterface, eager_mask
+
+    AttentionInterface.register(IMPLEMENTATION, edgekit_attention)
+    AttentionMaskInterface.register(IMPLEMENTATION, eager_mask)
+
+
+def attention_modules(model: nn.Module) -> Iterator[tuple[str, nn.Module, int, int]]:
+    """HF self-attention modules that dispatch through ``AttentionInterface``: (name, module, heads, head_dim)."""
+    from transformers import PreTrainedModel
+
+    for name, m in model.named_modules():
+        config = getattr(m, "config", None)
+        if config is None or not hasattr(config, "_attn_implementation") or isinstance(m, PreTrainedModel):
+            continue
+        head_dim = getattr(m, "head_dim", None) or getattr(m, "attention_head_size", None)
+        heads = getattr(m, "num_attention_heads", None) or getattr(m, "num_heads", None)
+        if head_dim and heads and hasattr(m, "scaling"):
+            yield name, m, int(heads), int(head_dim)
+
+
+def swap_attention(model: nn.Module, make: Any, transform: str) -> nn.Module:
+    """Attach ``make(heads, head_dim)`` to every attention module and switch the configs to edgekit's kernel."""
+    found = list(attention_modules(model))
+    if not found:
+        raise UnsupportedOpError(
+            f"{transform}: no Hugging Face self-attention module found in {type(model).__name__} "
+            "(supported: BERT, ViT, DeiT, Swin, OPT and other models whose attention uses AttentionInterface)"
+        )
+    _register_implementation()
+    for _, module, heads, head_dim in found:
+        module.edgekit_attention = make(heads, head_dim)
+        module.config._attn_implementation = IMPLEMENTATION
+        if not getattr(module, "_edgekit_hooked", False):
+            module.register_forward_pre_hook(_capture_input, with_kwargs=True)
+            module._edgekit_hooked = True
+    variant = found[0][1].edgekit_attention
+    model.edgekit_transform_info = {"attention_modules": len(found), **variant.describe()}
+    return model
+
+
+@register("clipped_softmax", "train", exact=False, description="clipped softmax in every attention head")
+def clipped_softmax(model: nn.Module, options: dict[str, Any]) -> nn.Module:
+    _check(options, {"gamma", "zeta", "alpha"}, "clipped_softmax")
+    gamma = float(options.get("gamma", -0.03 if "alpha" not in options else 0.0))
+    zeta = float(options.get("zeta", 1.0))
+    alpha = None if options.get("alpha") is None else float(options["alpha"])
+    return swap_attention(model, lambda h, d: ClippedSoftmax(gamma, zeta, alpha), "clipped_softmax")
+
+
+@register("gated_attention", "train", exact=False, description="per-head sigmoid gate on the attention output")
+def gated_attention(model: nn.Module, options: dict[str, Any]) -> nn.Module:
+    _check(options, {"pi_init", "gate", "hidden"}, "gated_attention")
+    gate = options.get("gate", "linear")
+    if gate not in ("linear", "mlp"):
+        raise RecipeError(f"gated_attention: gate must be 'linear' or 'mlp', got '{gate}'")
+    hidden = int(options.get("hidden", 8)) if gate == "mlp" else 0
+    pi_init = float(options.get("pi_init", 0.5))
+    return swap_attention(model, lambda h, d: GatedAttention(h, d, pi_init, hidden), "gated_attention")
+
+
+def _check(options: dict[str, Any], allowed: set[str], transform: str) -> None:
+    from ..errors import did_you_mean
+
+    for key in options:
+        if key not in allowed:
+            raise RecipeError(
+                f"transform {transform}: unknown option '{key}'{did_you_mean(key, allowed)}; allowed: {sorted(allowed)}"
+            )
