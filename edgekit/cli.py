@@ -109,7 +109,24 @@ def cmd_run(a: argparse.Namespace) -> int:
         _bench_overrides(d, a)
         recipe = recipe_from_dict(d, str(a.recipe))
     out = a.out or f"runs/{recipe.name}"
-    return _finish(run_recipe(recipe, out, force=a.force, progress=not a.quiet, benchmark=not a.no_bench))
+    return _finish(
+        run_recipe(recipe, out, force=a.force, progress=not a.quiet, benchmark=not a.no_bench, resume=a.resume)
+    )
+
+
+def cmd_retrain(a: argparse.Namespace) -> int:
+    from .recipe import load_recipe, recipe_from_dict
+    from .train.retrain import retrain
+
+    recipe = load_recipe(a.recipe)
+    if a.steps is not None:
+        d = recipe.to_dict()
+        if d.get("train") is None:
+            raise RecipeError(f"{a.recipe}: no train: section to override with --steps")
+        d["train"]["steps"] = a.steps
+        recipe = recipe_from_dict(d, str(a.recipe))
+    retrain(recipe, a.out or f"runs/{recipe.name}-retrain", force=a.force, resume=a.resume, progress=not a.quiet)
+    return 0
 
 
 def cmd_validate(a: argparse.Namespace) -> int:
@@ -198,8 +215,17 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--out")
     r.add_argument("--force", action="store_true")
     r.add_argument("--no-bench", action="store_true")
+    r.add_argument("--resume", action="store_true", help="continue an interrupted training stage from its checkpoint")
     _bench_args(r)
     r.set_defaults(func=cmd_run)
+
+    t = sub.add_parser("retrain", help="run a recipe's train-phase transforms and training stage only")
+    t.add_argument("recipe")
+    t.add_argument("--out", help="output directory (default runs/NAME-retrain)")
+    t.add_argument("--force", action="store_true", help="replace an existing output directory")
+    t.add_argument("--resume", action="store_true", help="continue from the checkpoint in OUT.ckpt/")
+    t.add_argument("--steps", type=int, help="override train.steps")
+    t.set_defaults(func=cmd_retrain)
 
     v = sub.add_parser("validate", help="re-validate the artifacts of a run directory")
     v.add_argument("dir")

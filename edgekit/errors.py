@@ -54,6 +54,12 @@ class DeviceError(EdgekitError):
     """A target or device cannot run here (no GPU, wrong OS, unreachable device)."""
 
 
+class TrainingInterrupted(EdgekitError):
+    """Training stopped on Ctrl-C after writing a checkpoint."""
+
+    exit_code = 130
+
+
 class OutputExistsError(EdgekitError):
     """The output directory exists and --force was not given."""
 

@@ -6,6 +6,7 @@ model -> (train) -> transforms -> FP32 reference -> calibrate once -> compile pe
 
 from __future__ import annotations
 
+import copy
 import shutil
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -99,6 +100,7 @@ def run_recipe(
     progress: bool = True,
     benchmark: bool = True,
     log: Any = print,
+    resume: bool = False,
 ) -> RunResult:
     plan, skipped = plan_targets(recipe)  # fail fast, before any training
     recipe = resolve_symmetry(recipe, plan)
@@ -115,10 +117,13 @@ def run_recipe(
         bs = recipe.validation.batch_size
         predict_torch(bundle.module, names, val.subset(2), 2, progress=False)  # wrong IO spec fails here, fast
         probe = val.subset(min(len(val), 64), seed=1)
+        teacher = copy.deepcopy(bundle.module).eval() if recipe.train and recipe.train.distill else None
         applied = apply_transforms(recipe, bundle, "train", probe, log)
         if recipe.model.weights:  # after train-phase transforms: the weights were trained with them
             load_weights(bundle, recipe.model.weights)
-        train_info = _train(recipe, bundle, names, tmp, progress, log)
+        sample = val.subset(min(len(val), 512), seed=2)
+        train_info = _train(recipe, bundle, names, teacher, tmp, Path(out), resume, sample, progress, log)
+        del teacher
         applied += apply_transforms(recipe, bundle, "deploy", probe, log)
         fp32_out = predict_torch(bundle.module, names, val, bs, progress=progress)
         fp32_metric = task_metric(metric, fp32_out, fp32_out, val.labels)
@@ -213,22 +218,28 @@ def save_run(root: Path, report: dict[str, Any], recipe: Recipe) -> None:
 
 
 def _train(
-    recipe: Recipe, bundle: ModelBundle, names: list[str], tmp: Path, progress: bool, log: Any
+    recipe: Recipe,
+    bundle: ModelBundle,
+    names: list[str],
+    teacher: torch.nn.Module | None,
+    tmp: Path,
+    out: Path,
+    resume: bool,
+    sample: DataSet,
+    progress: bool,
+    log: Any,
 ) -> dict[str, Any] | None:
     if recipe.train is None:
         return None
-    from .train.trainer import train_classifier
+    from .train.stage import checkpoint_dir, run_training
 
-    data = load_data(recipe.train.data, bundle, "training")
-    log(f"train: {recipe.train.epochs} epoch(s) on {data.description}")
-    res = train_classifier(bundle.module, names, data, recipe.train, progress)
-    log(f"train: {res.steps} steps in {res.seconds:.0f} s, loss {res.final_loss:.3f}")
-    (tmp / "model").mkdir()
-    torch.save(bundle.module.state_dict(), tmp / "model" / "weights.pt")  # for model.weights in a recipe
+    info = run_training(
+        recipe, bundle, names, teacher, tmp / "model", checkpoint_dir(out), resume, sample, progress, log
+    )
     hf = getattr(bundle.module, "hf", None)
     if hf is not None and not applied_train_transforms(recipe):
         hf.save_pretrained(tmp / "model")  # an HF checkpoint: `edgekit export RUN/model` works on it
-    return {"data": data.description, "samples": len(data), **res.__dict__}
+    return info
 
 
 def applied_train_transforms(recipe: Recipe) -> bool:

@@ -130,16 +130,53 @@ class TransformSpec:
 
 
 @dataclass(frozen=True)
+class DistillSpec:
+    """Knowledge distillation from the original model (before the train-phase transforms).
+
+    ``outputs``: weight of the output loss (KL at ``temperature`` for classifiers, MSE for embeddings);
+    ``hidden``: weight of the MSE between every transformer layer's output; ``labels``: weight of the
+    cross-entropy on the data's labels (classifiers with labelled data only).
+    """
+
+    outputs: float = 1.0
+    hidden: float = 0.0
+    labels: float = 0.0
+    temperature: float = 2.0
+
+    def __post_init__(self) -> None:
+        if min(self.outputs, self.hidden, self.labels) < 0 or self.outputs + self.hidden + self.labels == 0:
+            raise ValueError("distill weights must be >= 0 and not all zero (outputs, hidden, labels)")
+        if self.temperature <= 0:
+            raise ValueError(f"distill.temperature must be > 0, got {self.temperature}")
+
+
+@dataclass(frozen=True)
 class TrainSpec:
-    """Short supervised training (from scratch or fine-tuning) before the transforms."""
+    """Short training on real data: from scratch / fine-tuning on labels, or distillation (``distill``).
+
+    Runs after the ``train``-phase transforms (clipped softmax, gated attention, UN, ...), so the model
+    learns with them. ``steps`` overrides ``epochs``. A checkpoint is written every ``checkpoint_every`` steps
+    and on Ctrl-C; ``edgekit retrain --resume`` continues from it.
+    """
 
     data: DataSpec
     epochs: float = 1.0
+    steps: int | None = None
     lr: float = 1e-3
     weight_decay: float = 0.05
     batch_size: int = 128
     warmup_fraction: float = 0.05
     seed: int = 0
+    distill: DistillSpec | None = None
+    checkpoint_every: int = 200
+
+    def __post_init__(self) -> None:
+        if self.steps is not None and self.steps <= 0:
+            raise ValueError(f"train.steps must be positive, got {self.steps}")
+        if self.epochs <= 0 or self.lr <= 0 or self.batch_size <= 0:
+            raise ValueError("train needs epochs > 0, lr > 0 and batch_size > 0")
+        if self.checkpoint_every < 0:
+            raise ValueError("train.checkpoint_every must be >= 0 (0: only on interrupt)")
 
 
 @dataclass(frozen=True)
@@ -154,6 +191,10 @@ class QuantSpec:
     quantizer: Quantizer = Quantizer.EDGEKIT
     ignore: tuple[str, ...] = ()  # module-name globs ("*.classifier") or type names ("type:Conv2d")
     scale_reparam: bool = False  # RepQ-ViT-style per-channel rescaling of post-LayerNorm activations
+    # also fake-quantize every layer's output in the simulated model (and the Q/DQ export): "everything
+    # quantized", as in the outlier papers' W8A8 setting, where residual-stream outliers hit the grid
+    quantize_outputs: bool = False
+    preset: str | None = None  # a named setting filled in at load (see edgekit.quant.presets); explicit keys win
 
     def __post_init__(self) -> None:
         if self.bits != 8:
@@ -226,6 +267,10 @@ class Recipe:
 
 
 def recipe_from_dict(data: Any, where: str = "recipe") -> Recipe:
+    if isinstance(data, dict) and isinstance(data.get("quantization"), dict):
+        from .quant.presets import expand_preset
+
+        data = {**data, "quantization": expand_preset(data["quantization"], f"{where}.quantization.preset")}
     return from_dict(Recipe, data, where)
 
 

@@ -87,6 +87,7 @@ def calibrate(
         "samples": len(data),
         "per_channel": spec.per_channel,
         "activation_symmetric": bool(spec.activation_symmetric),
+        "quantize_outputs": spec.quantize_outputs,
         "torch": torch.__version__,
         "python": platform.python_version(),
         "layers": len(layers),

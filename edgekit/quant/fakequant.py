@@ -45,6 +45,7 @@ class QuantWrapper(nn.Module):
         self.quantize_act = False
         self.quantize_weight = False
         self.weight_per_channel = True
+        self.quantize_output = False  # "fake" style: Q/DQ on the output too (QuantSpec.quantize_outputs)
 
     def set_encodings(self, act: Encoding | None, weight: Encoding | None, out: Encoding | None = None) -> None:
         self.act_enc, self.out_enc = act, out
@@ -91,6 +92,11 @@ class QuantWrapper(nn.Module):
         y = self._apply(x, self._qweight())
         if self.out_observer is not None:
             self.out_observer.update(y)
+        if self.quantize_output and self.out_enc is not None:
+            enc = self.out_enc
+            y = torch.fake_quantize_per_tensor_affine(
+                y, float(enc.scale[0]), int(enc.zero_point[0]), *((-128, 127) if enc.signed else (0, 255))
+            )
         return y
 
     def _apply(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
@@ -173,6 +179,7 @@ def apply_encodings(sim: nn.Module, encodings: EncodingSet) -> nn.Module:
         w.observer = w.out_observer = None
         t = encodings.tensors
         w.set_encodings(t.get(f"{w.qname}.input"), t.get(f"{w.qname}.weight"), t.get(f"{w.qname}.output"))
+        w.quantize_output = bool(encodings.meta.get("quantize_outputs", False))
     return sim
 
 

@@ -1,18 +1,27 @@
-"""Short supervised training on real data (from scratch or fine-tuning): AdamW, warm-up + cosine, seeded."""
+"""The training loop of the retraining stage: AdamW, linear warm-up + cosine decay, seeded, resumable.
+
+One loop for every objective (labels or distillation). A checkpoint holds the model, optimizer, schedule,
+step, the data order and the RNG state, so a resumed run continues exactly where it stopped; Ctrl-C writes one
+before stopping.
+"""
 
 from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
 from ..data import DataSet
-from ..errors import CalibrationError
+from ..errors import CalibrationError, TrainingInterrupted
 from ..recipe import TrainSpec
+from .checkpoint import load_checkpoint, save_checkpoint
+from .objectives import LabelObjective, auxiliary_loss
 
 
 @dataclass
@@ -20,51 +29,133 @@ class TrainResult:
     steps: int
     epochs: float
     final_loss: float
-    train_accuracy: float
+    train_accuracy: float | None
     seconds: float
+    objective: str = "labels"
+    resumed_at: int | None = None
+    loss_curve: list[tuple[int, float]] = field(default_factory=list)
 
 
-def train_classifier(
-    model: torch.nn.Module, input_names: list[str], data: DataSet, spec: TrainSpec, progress: bool = True
+def total_steps(spec: TrainSpec, n: int) -> int:
+    return spec.steps or max(1, int(round(spec.epochs * max(1, n // spec.batch_size))))
+
+
+def schedule(warmup: int, total: int):
+    def factor(s: int) -> float:
+        if s < warmup:
+            return (s + 1) / warmup
+        return 0.5 * (1 + math.cos(math.pi * (s - warmup) / max(1, total - warmup)))
+
+    return factor
+
+
+def train(
+    model: torch.nn.Module,
+    input_names: list[str],
+    data: DataSet,
+    spec: TrainSpec,
+    objective: Any = None,
+    checkpoint_dir: Path | None = None,
+    resume: bool = False,
+    progress: bool = True,
 ) -> TrainResult:
-    if data.labels is None:
-        raise CalibrationError(f"training data '{data.description}' has no labels")
+    objective = objective or LabelObjective()
+    n = len(data)
+    if n < spec.batch_size:
+        raise CalibrationError(f"training data '{data.description}' has {n} samples, fewer than one batch")
     torch.manual_seed(spec.seed)
     rng = np.random.default_rng(spec.seed)
-    n = len(data)
-    steps_per_epoch = max(1, n // spec.batch_size)
-    total = max(1, int(round(spec.epochs * steps_per_epoch)))
+    total = total_steps(spec, n)
     warmup = max(1, int(spec.warmup_fraction * total))
-    opt = torch.optim.AdamW(model.parameters(), lr=spec.lr, weight_decay=spec.weight_decay)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt,
-        lambda s: (
-            (s + 1) / warmup if s < warmup else 0.5 * (1 + math.cos(math.pi * (s - warmup) / (total - warmup + 1)))
-        ),
-    )
-    model.train()
-    start = time.perf_counter()
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=spec.lr, weight_decay=spec.weight_decay)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule(warmup, total))
     order = np.empty(0, dtype=np.int64)
-    loss_ema, correct, seen = 0.0, 0, 0
-    bar = tqdm(range(total), desc="train", unit="step", disable=None if progress else True, leave=False)
-    for step in bar:
-        if len(order) < spec.batch_size:
-            order = np.concatenate([order, rng.permutation(n)])
-        idx, order = order[: spec.batch_size], order[spec.batch_size :]
-        xs = [torch.from_numpy(data.inputs[k][idx]) for k in input_names]
-        y = torch.from_numpy(data.labels[idx])
-        logits = model(*xs)
-        loss = torch.nn.functional.cross_entropy(logits, y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        sched.step()
-        value = float(loss.detach())
-        loss_ema = value if step == 0 else 0.98 * loss_ema + 0.02 * value
-        if step >= total - steps_per_epoch // 4:  # accuracy over the last quarter epoch
-            correct += int((logits.argmax(-1) == y).sum())
-            seen += len(y)
-        bar.set_postfix(loss=f"{loss_ema:.3f}")
-    model.eval()
-    return TrainResult(total, spec.epochs, loss_ema, 100.0 * correct / max(seen, 1), time.perf_counter() - start)
+    start_step, loss_ema, correct, seen, curve = 0, 0.0, 0, 0, []
+    resumed_at = None
+    if resume and checkpoint_dir is not None:
+        state = load_checkpoint(checkpoint_dir)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        rng.bit_generator.state = state["rng"]
+        order, start_step, loss_ema, curve = state["order"], state["step"], state["loss_ema"], state["curve"]
+        resumed_at = start_step
+
+    def checkpoint(step: int) -> Path | None:
+        if checkpoint_dir is None:
+            return None
+        return save_checkpoint(
+            checkpoint_dir,
+            {
+                "model": model.state_dict(),
+                "optimizer": opt.state_dict(),
+                "scheduler": sched.state_dict(),
+                "rng": rng.bit_generator.state,
+                "order": order,
+                "step": step,
+                "loss_ema": loss_ema,
+                "curve": curve,
+                "total": total,
+            },
+        )
+
+    model.train()
+    begin = time.perf_counter()
+    steps_per_epoch = max(1, n // spec.batch_size)
+    bar = tqdm(
+        range(start_step, total),
+        initial=start_step,
+        total=total,
+        desc=f"train ({objective.name})",
+        unit="step",
+        disable=None if progress else True,
+        leave=False,
+    )
+    step = start_step
+    try:
+        for step in bar:
+            if len(order) < spec.batch_size:
+                order = np.concatenate([order, rng.permutation(n)])
+            idx = order[: spec.batch_size]  # consumed only when the step completes (an interrupt redoes it)
+            xs = [torch.from_numpy(data.inputs[k][idx]) for k in input_names]
+            y = None if data.labels is None else torch.from_numpy(data.labels[idx])
+            loss, out = objective(model, xs, y)
+            aux = auxiliary_loss(model)
+            if aux is not None:
+                loss = loss + aux
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            opt.step()
+            sched.step()
+            order = order[spec.batch_size :]
+            value = float(loss.detach())
+            loss_ema = value if step == 0 else 0.98 * loss_ema + 0.02 * value
+            if step % max(1, total // 50) == 0 or step == total - 1:
+                curve.append((step, round(value, 5)))
+            if y is not None and out.ndim == 2 and step >= total - steps_per_epoch // 4:
+                correct += int((out.argmax(-1) == y).sum())
+                seen += len(y)
+            bar.set_postfix(loss=f"{loss_ema:.3f}", lr=f"{sched.get_last_lr()[0]:.1e}")
+            if spec.checkpoint_every and (step + 1) % spec.checkpoint_every == 0 and step + 1 < total:
+                checkpoint(step + 1)
+    except KeyboardInterrupt:
+        path = checkpoint(step)
+        where = f"checkpoint at {path}; continue with --resume" if path else "no checkpoint directory"
+        raise TrainingInterrupted(f"training interrupted at step {step}/{total}; {where}") from None
+    finally:
+        bar.close()
+        model.eval()
+        if hasattr(objective, "close"):
+            objective.close()
+    return TrainResult(
+        total,
+        round(total / steps_per_epoch, 3),
+        loss_ema,
+        100.0 * correct / seen if seen else None,
+        time.perf_counter() - begin,
+        objective.name,
+        resumed_at,
+        curve,
+    )

@@ -86,7 +86,8 @@ class ClippedSoftmax(AttentionVariant):
         return torch.clamp(stretched, 0.0, 1.0)  # clipped values pass no gradient, as in the paper
 
     def describe(self) -> dict[str, Any]:
-        return {"kind": self.kind, "gamma": self.gamma, "zeta": self.zeta, "alpha": self.alpha}
+        gamma = f"-{self.alpha:g}/T" if self.alpha is not None else self.gamma
+        return {"kind": self.kind, "gamma": gamma, "zeta": self.zeta}
 
 
 class GatedAttention(AttentionVariant):
@@ -187,6 +188,12 @@ def swap_attention(model: nn.Module, make: Any, transform: str) -> nn.Module:
             "(supported: BERT, ViT, DeiT, Swin, OPT and other models whose attention uses AttentionInterface)"
         )
     _register_implementation()
+    current = getattr(found[0][1], "edgekit_attention", None)
+    if current is not None:
+        raise RecipeError(
+            f"{transform}: the attention already uses {current.kind}; the attention variants replace each other, "
+            "so list only one of clipped_softmax, gated_attention and binary attention in a recipe"
+        )
     for _, module, heads, head_dim in found:
         module.edgekit_attention = make(heads, head_dim)
         module.config._attn_implementation = IMPLEMENTATION

@@ -8,6 +8,8 @@ import math
 from pathlib import Path
 from typing import Any
 
+from .report_outliers import html_training, markdown_training, training_summary
+
 METRIC_LABEL = {"top1": "top-1 %", "cosine": "cosine"}
 
 
@@ -112,6 +114,9 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
             f"{b['iterations']} timed runs, each artifact in its own process"
         )
     lines.append(f"Transforms: {'; '.join(transform_line(t) for t in report['transforms']) or 'none'}")
+    trained = training_summary(report)
+    if trained:
+        lines.append(trained)
     lines.append(f"Result: {'PASS' if report['passed'] else 'FAIL'}")
     return lines
 
@@ -141,6 +146,7 @@ def write_reports(report: dict[str, Any], out: Path) -> None:
         markdown_table(report),
         "",
     ]
+    md += markdown_training(report)
     notes = notes_lines(report)
     if notes:
         md += ["## Notes", "", *notes, ""]
@@ -172,6 +178,6 @@ def render_html(report: dict[str, Any], images: dict[str, str]) -> str:
     return (
         f"<!doctype html><html><head><meta charset='utf-8'><title>edgekit report: {esc(report['recipe'])}"
         f"</title><style>{style}</style></head><body><h1>edgekit report: {esc(report['recipe'])}</h1>"
-        f"<ul>{items}</ul><table><tr>{head}</tr>{body}</table>{figs}"
+        f"<ul>{items}</ul><table><tr>{head}</tr>{body}</table>{figs}{html_training(report)}"
         f"{'<h2>Notes</h2><ul>' + notes + '</ul>' if notes else ''}</body></html>"
     )

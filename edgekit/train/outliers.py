@@ -1,0 +1,77 @@
+"""Outlier metrics (Bondarenko et al., 2023): max infinity-norm and kurtosis of attention and FFN outputs.
+
+Collected with forward hooks on a data sample. Per batch and per layer: the infinity norm (max |x|) and the
+kurtosis of all values of the output tensor (Pearson, ``E[(x - mu)^4] / sigma^4``; 3 for a Gaussian). The
+summary follows the paper: ``max_inf_norm`` is the largest per-layer infinity norm, averaged over batches;
+``kurtosis`` is the per-layer kurtosis averaged over batches and then over layers. *Attention output* is the
+attention block's output (HF's grouping: ViT's ``ViTAttention``, BERT's ``BertAttention``); *FFN output* is the
+transformer layer's output (the residual stream after the FFN).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..data import DataSet
+from .sites import first_tensor, transformer_sites
+
+
+def _stats(x: torch.Tensor) -> tuple[float, float]:
+    x = x.detach().double().flatten()
+    mu, var = x.mean(), x.var(unbiased=False)
+    kurt = float(((x - mu) ** 4).mean() / var.clamp_min(1e-24) ** 2)
+    return float(x.abs().max()), kurt
+
+
+def outlier_metrics(
+    model: nn.Module, input_names: list[str], data: DataSet, batch_size: int = 32, max_batches: int = 16
+) -> dict[str, Any]:
+    """Run ``data`` (at most ``max_batches`` batches) through ``model`` and summarize its outliers."""
+    sites = transformer_sites(model)
+    if not sites:
+        return {"applicable": False, "reason": "no transformer attention layers found"}
+    records: dict[tuple[int, str], list[tuple[float, float]]] = {}
+    hooks = []
+
+    def hook(index: int, kind: str):
+        def fn(_m: nn.Module, _inp: Any, out: Any) -> None:
+            records.setdefault((index, kind), []).append(_stats(first_tensor(out)))  # type: ignore[arg-type]
+
+        return fn
+
+    for i, site in enumerate(sites):
+        hooks.append(site.attention.register_forward_hook(hook(i, "attention")))
+        hooks.append(site.layer.register_forward_hook(hook(i, "ffn")))
+    was_training = model.training
+    model.eval()
+    n = 0
+    try:
+        with torch.no_grad():
+            for feeds, _ in data.batches(batch_size):
+                model(*[torch.from_numpy(feeds[k]) for k in input_names])
+                n += 1
+                if n >= max_batches:
+                    break
+    finally:
+        for h in hooks:
+            h.remove()
+        model.train(was_training)
+    layers = []
+    for i, site in enumerate(sites):
+        row: dict[str, Any] = {"layer": site.name}
+        for kind in ("attention", "ffn"):
+            values = np.array(records.get((i, kind), [(np.nan, np.nan)]))
+            row[f"{kind}_inf_norm"] = float(values[:, 0].mean())
+            row[f"{kind}_kurtosis"] = float(values[:, 1].mean())
+        layers.append(row)
+    summary: dict[str, Any] = {"applicable": True, "batches": n, "samples": min(len(data), n * batch_size)}
+    for kind in ("attention", "ffn"):
+        per_batch_max = np.max([[s[0] for s in records[(i, kind)]] for i in range(len(sites))], axis=0)
+        summary[f"{kind}_max_inf_norm"] = float(per_batch_max.mean())
+        summary[f"{kind}_kurtosis"] = float(np.mean([r[f"{kind}_kurtosis"] for r in layers]))
+    summary["layers"] = layers
+    return summary

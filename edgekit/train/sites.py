@@ -1,0 +1,58 @@
+"""Where a transformer's attention and layer outputs are, found from the module tree (no per-model tables).
+
+A *site* is one transformer layer: its attention block (the module whose output is the attention output:
+the self-attention module, or its parent when HF groups it with the output projection, e.g. BERT's
+``BertAttention``) and the layer itself (whose output is the residual stream after the FFN).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from torch import nn
+
+_LAYER_SUFFIXES = ("Layer", "Block", "DecoderLayer", "EncoderLayer")
+
+
+@dataclass(frozen=True)
+class Site:
+    name: str  # the layer's module name
+    attention: nn.Module
+    layer: nn.Module
+
+
+def _self_attention(m: nn.Module) -> bool:
+    """An HF self-attention module: it has a config, a head count, a head size and a softmax scaling."""
+    has_heads = any(hasattr(m, a) for a in ("num_attention_heads", "num_heads"))
+    has_dim = any(hasattr(m, a) for a in ("head_dim", "attention_head_size"))
+    return hasattr(m, "config") and has_heads and has_dim and hasattr(m, "scaling")
+
+
+def transformer_sites(model: nn.Module) -> list[Site]:
+    parents: dict[str, tuple[str, nn.Module]] = {}
+    modules = dict(model.named_modules())
+    for name, m in modules.items():
+        for child in dict(m.named_children()):
+            parents[f"{name}.{child}" if name else child] = (name, m)
+    sites: list[Site] = []
+    for name, m in modules.items():
+        if not _self_attention(m):
+            continue
+        attention, layer, layer_name, cur = m, None, "", name
+        while cur in parents:
+            pname, parent = parents[cur]
+            cls = type(parent).__name__
+            if layer is None and cls.endswith("Attention"):
+                attention = parent
+            if cls.endswith(_LAYER_SUFFIXES):
+                layer, layer_name = parent, pname
+                break
+            cur = pname
+        if layer is not None:
+            sites.append(Site(layer_name, attention, layer))
+    return sites
+
+
+def first_tensor(output: object) -> object:
+    """HF blocks return tensors or tuples whose first element is the hidden state."""
+    return output[0] if isinstance(output, (tuple, list)) else output

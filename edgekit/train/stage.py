@@ -1,0 +1,74 @@
+"""The retraining stage shared by ``edgekit run`` (a recipe's ``train:`` section) and ``edgekit retrain``.
+
+Trains ``bundle.module`` (already carrying the recipe's train-phase transforms) on labels or by distillation
+from ``teacher`` (the model before those transforms), measures the outlier metrics before and after, and
+saves the weights.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..archs import ModelBundle
+from ..data import DataSet, load_data
+from ..errors import RecipeError
+from ..recipe import Recipe
+from .objectives import DistillObjective, LabelObjective
+from .outliers import outlier_metrics
+from .trainer import train
+
+
+def checkpoint_dir(out: Path) -> Path:
+    """Checkpoints live beside the (atomically written) output, so Ctrl-C keeps them."""
+    return out.with_name(out.name + ".ckpt")
+
+
+def run_training(
+    recipe: Recipe,
+    bundle: ModelBundle,
+    names: list[str],
+    teacher: torch.nn.Module | None,
+    model_dir: Path,
+    ckpt: Path | None,
+    resume: bool,
+    probe: DataSet,
+    progress: bool,
+    log: Any = print,
+) -> dict[str, Any]:
+    spec = recipe.train
+    if spec is None:
+        raise RecipeError("this recipe has no train: section; add one (data, epochs or steps, distill)")
+    data = load_data(spec.data, bundle, "training")
+    if spec.distill is not None:
+        if teacher is None:
+            raise RecipeError("train.distill needs the original model as teacher")
+        objective: Any = DistillObjective(teacher, bundle.module, spec.distill, bundle.task)
+    else:
+        objective = LabelObjective()
+    before = outlier_metrics(teacher if teacher is not None else bundle.module, names, probe)
+    what = f"{spec.steps} steps" if spec.steps else f"{spec.epochs} epoch(s)"
+    log(f"train ({objective.name}): {what} on {data.description}")
+    res = train(bundle.module, names, data, spec, objective, ckpt, resume, progress)
+    log(f"train: {res.steps} steps in {res.seconds:.0f} s, loss {res.final_loss:.3f}")
+    after = outlier_metrics(bundle.module, names, probe)
+    if after.get("applicable"):
+        log(
+            f"outliers: attention max inf-norm {before['attention_max_inf_norm']:.1f} -> "
+            f"{after['attention_max_inf_norm']:.1f}, kurtosis {before['attention_kurtosis']:.1f} -> "
+            f"{after['attention_kurtosis']:.1f}"
+        )
+    model_dir.mkdir(parents=True, exist_ok=True)
+    torch.save(bundle.module.state_dict(), model_dir / "weights.pt")  # for model.weights in a recipe
+    if ckpt is not None and (ckpt / "last.pt").exists():
+        (ckpt / "last.pt").unlink()
+        if not any(ckpt.iterdir()):
+            ckpt.rmdir()
+    return {
+        "data": data.description,
+        "samples": len(data),
+        **res.__dict__,
+        "outliers": {"before": before, "after": after, "before_is": "teacher" if teacher is not None else "init"},
+    }
