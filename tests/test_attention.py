@@ -167,3 +167,57 @@ def test_two_attention_variants_in_one_recipe_are_refused():
     model = get_transform("clipped_softmax").fn(b.module, {})
     with pytest.raises(RecipeError, match="replace each other"):
         get_transform("gated_attention").fn(model, {})
+
+
+VARIANTS = {
+    "clipped": ("clipped_softmax", {"alpha": 0.5}),  # T = 17 tokens: gamma = -0.03
+    "gated-mlp": ("gated_attention", {"pi_init": 0.3, "gate": "mlp", "hidden": 4}),
+}
+EXPORT_TARGETS = ["onnx", "openvino", "tflite", "coreml"]
+
+
+@pytest.fixture(scope="module", params=list(VARIANTS))
+def variant_ctx(request, tmp_path_factory):
+    from edgekit.data import load_data
+    from edgekit.quant import calibrate
+    from edgekit.recipe import QuantSpec
+    from edgekit.targets.base import CompileContext
+
+    name, options = VARIANTS[request.param]
+    b = bundle("vit", TINY_VIT)
+    b.module = get_transform(name).fn(b.module, options).eval()
+    with torch.no_grad():  # a gate that differs per head and token, as after training
+        for name, p in b.module.named_parameters():
+            if "edgekit_attention" in name:
+                p.normal_(0, 0.5)
+    calib = load_data(DataSpec("digits", "train", samples=128), b)
+    q = QuantSpec(calibration=DataSpec("digits"), per_channel=False, activation_symmetric=False, quantize_outputs=True)
+    cal = calibrate(b.module, ["pixel_values"], calib, q, progress=False)
+    work = tmp_path_factory.mktemp("work")
+    val = load_data(DataSpec("digits", "test", samples=100), b)
+    return CompileContext(b, b.module, cal.sim, cal.encodings, q, calib, work), val
+
+
+@pytest.mark.parametrize("target", EXPORT_TARGETS)
+def test_variants_export_with_parity(variant_ctx, target, tmp_path):
+    """FP32 matches PyTorch and the paper-setting W8A8 artifact agrees with the simulated model, per target."""
+    from edgekit.recipe import Precision
+    from edgekit.targets.base import Artifact, get_target
+    from edgekit.validate.metrics import agreement, cosine
+
+    ctx, val = variant_ctx
+    t = get_target(target)
+    ok, why = t.available()
+    if not ok:
+        pytest.skip(f"{target}: {why}")
+    x = val.inputs["pixel_values"]
+    for precision in (Precision.FP32, Precision.INT8):
+        out_dir = tmp_path / precision.value
+        out_dir.mkdir()
+        t.export(ctx, precision, {}, out_dir)
+        out = t.run(t.load(Artifact.read(out_dir)), {"pixel_values": x})
+        ref = (ctx.model if precision is Precision.FP32 else ctx.sim)(torch.from_numpy(x)).detach().numpy()
+        if precision is Precision.FP32:
+            np.testing.assert_allclose(out, ref, atol=1e-4, rtol=1e-4)
+        else:
+            assert agreement(out, ref) >= 97.0 and cosine(out, ref) > 0.995

@@ -60,8 +60,15 @@ class Encoding:
 
 
 def affine_from_range(lo: float, hi: float, bits: int, symmetric: bool) -> tuple[float, int, bool]:
-    """(scale, zero_point, signed) covering [lo, hi] with zero exactly representable."""
+    """(scale, zero_point, signed) covering [lo, hi] with zero exactly representable.
+
+    A tensor that was zero on every calibration sample (e.g. a head its clipped softmax switched off) gets the
+    grid of [-1, 1] instead of a degenerate scale: any grid holds zero exactly, and LiteRT's converter cannot
+    parse a scale printed as ``1e-12``.
+    """
     lo, hi = min(lo, 0.0), max(hi, 0.0)
+    if hi - lo < 1e-30:
+        lo, hi = -1.0, 1.0
     if symmetric:
         bound = max(abs(lo), abs(hi))
         return max(bound / (2 ** (bits - 1) - 1), 1e-12), 0, True

@@ -79,8 +79,10 @@ class ClippedSoftmax(AttentionVariant):
         if self.alpha is None:
             stretched = (self.zeta - self.gamma) * p + self.gamma
         else:
-            # T from the graph, not a traced constant, so exported models with a dynamic sequence stay right
-            length = torch.ones_like(p[..., :1, :]).sum(dim=-1, keepdim=True)
+            if torch.compiler.is_compiling() or torch.compiler.is_exporting():
+                length: torch.Tensor | int = p.shape[-1]  # torch.export (LiteRT): static shapes, T is a constant
+            else:  # T from the graph, not a traced constant, so ONNX models with a dynamic sequence stay right
+                length = torch.ones_like(p[..., :1, :]).sum(dim=-1, keepdim=True)
             gamma = -self.alpha / length
             stretched = (self.zeta - gamma) * p + gamma
         return torch.clamp(stretched, 0.0, 1.0)  # clipped values pass no gradient, as in the paper
