@@ -136,9 +136,55 @@ def cmd_validate(a: argparse.Namespace) -> int:
 
 
 def cmd_bench(a: argparse.Namespace) -> int:
-    from .rerun import rebench
+    if not a.device:
+        if a.time or a.accuracy_samples or a.benchmark_binary or a.out:
+            raise RecipeError(
+                "--time, --accuracy-samples, --benchmark-binary and --out go with --device (e.g. --device local)"
+            )
+        from .rerun import rebench
 
-    return _finish(rebench(Path(a.dir), a.iterations, a.warmup, a.threads, progress=not a.quiet))
+        return _finish(rebench(Path(a.dir), a.iterations, a.warmup, a.threads, progress=not a.quiet))
+    from .device.bench import bench_devices
+    from .device.transports import BenchOptions
+
+    given = {k: getattr(a, k) for k in ("iterations", "warmup", "threads") if getattr(a, k) is not None}
+    opts = BenchOptions(**given, time_s=a.time, benchmark_binary=a.benchmark_binary)
+    out = Path(a.out) if a.out else Path(a.dir) / "devices"
+    report = bench_devices(Path(a.dir), a.device, opts, out, a.accuracy_samples)
+    return _print_device_report(report, out)
+
+
+def _print_device_report(report: dict[str, Any], out: Path) -> int:
+    from .validate.device_report import markdown
+
+    print()
+    print(markdown(report))
+    print(f"device report: {out}/ (report.md, report.html, report.json, plots/)")
+    return 0
+
+
+def cmd_report(a: argparse.Namespace) -> int:
+    from .artifacts import RunDir
+    from .device import parsers
+    from .validate import device_report
+
+    if not a.runs and not a.ingest:
+        raise RecipeError("edgekit report needs run directories and/or --ingest FILE (benchmark tool output)")
+    entries = []
+    names = [Path(r).resolve().name for r in a.runs]
+    for run, name in zip(map(Path, a.runs), names):
+        if not run.is_dir():
+            raise RecipeError(f"'{run}' is not a directory; pass edgekit run directories (or --ingest FILE)")
+        # several runs: their artifacts are told apart by the run's name (its path when names repeat)
+        prefix = "" if len(a.runs) < 2 else (name if names.count(name) == 1 else str(run)) + "/"
+        entries += device_report.run_entries(run, prefix)
+    entries += [device_report.ingested_entry(parsers.ingest(f, a.tool), a.device) for f in a.ingest]
+    if not entries:
+        raise RecipeError(f"no latency results in {', '.join(a.runs)}: run edgekit bench DIR --device ... first")
+    report = device_report.merge(entries, sources=[*a.runs, *a.ingest])
+    with RunDir(Path(a.out), a.force) as tmp:
+        device_report.write(report, tmp)
+    return _print_device_report(report, Path(a.out))
 
 
 def cmd_targets(a: argparse.Namespace) -> int:
@@ -231,10 +277,28 @@ def parser() -> argparse.ArgumentParser:
     v.add_argument("dir")
     v.set_defaults(func=cmd_validate)
 
-    b = sub.add_parser("bench", help="re-benchmark the artifacts of a run directory")
-    b.add_argument("dir")
+    b = sub.add_parser("bench", help="re-benchmark the artifacts of a run directory, here or on devices")
+    b.add_argument("dir", help="run directory (or artifact directory)")
     _bench_args(b)
+    b.add_argument(
+        "--device",
+        action="append",
+        help="local | ssh://user@host[:port][?python=PATH] | adb[:serial] (repeat); merged into OUT/report.*",
+    )
+    b.add_argument("--time", type=float, help="time budget per artifact in seconds (replaces --iterations)")
+    b.add_argument("--benchmark-binary", help="TFLite benchmark_model for adb devices (host file or device path)")
+    b.add_argument("--accuracy-samples", type=int, help="ship N validation samples + FP32 outputs with each artifact")
+    b.add_argument("--out", help="device results and merged report (default DIR/devices)")
     b.set_defaults(func=cmd_bench)
+
+    rp = sub.add_parser("report", help="merge device results and benchmark tool outputs into one report")
+    rp.add_argument("runs", nargs="*", help="run directories (their devices/*.json and local latency)")
+    rp.add_argument("--ingest", action="append", default=[], help="benchmark_app / benchmark_model / trtexec output")
+    rp.add_argument("--tool", choices=["benchmark_app", "benchmark_model", "trtexec"], help="default: detected")
+    rp.add_argument("--device", default="ingested", help="device name for --ingest files (default: ingested)")
+    rp.add_argument("--out", required=True, help="output directory for report.{json,md,html} and plots/")
+    rp.add_argument("--force", action="store_true", help="replace an existing output directory")
+    rp.set_defaults(func=cmd_report)
 
     sub.add_parser("targets", help="list targets and whether they run here").set_defaults(func=cmd_targets)
     sub.add_parser("recipes", help="list the shipped recipes").set_defaults(func=cmd_recipes)

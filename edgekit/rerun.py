@@ -34,8 +34,10 @@ def _save(root: Path, report: dict[str, Any], recipe: Any) -> RunResult:
     return RunResult(root, report)
 
 
-def revalidate(root: Path, progress: bool = True) -> RunResult:
-    report, recipe = _load(root)
+def validation_set(report: dict[str, Any]) -> Any:
+    """The run's validation data, loaded from its recorded spec with a stub bundle (no model is rebuilt)."""
+    from .recipe import DataSpec
+
     io = report["io"]
     inputs = tuple(TensorSpec(i["name"], tuple(i["shape"]), i["dtype"]) for i in io["inputs"])
     stub = ModelBundle(
@@ -46,10 +48,12 @@ def revalidate(root: Path, progress: bool = True) -> RunResult:
         io["output"],
         tokenizer_dir=io.get("tokenizer_dir"),
     )
-    spec = report["validation"]["spec"]
-    from .recipe import DataSpec
+    return load_data(DataSpec(**report["validation"]["spec"]), stub, "validation")
 
-    val = load_data(DataSpec(**spec), stub, "validation")
+
+def revalidate(root: Path, progress: bool = True) -> RunResult:
+    report, recipe = _load(root)
+    val = validation_set(report)
     with np.load(root / "reference.npz") as z:
         fp32, sim = z["fp32"], (z["sim_int8"] if "sim_int8" in z.files else None)
     if len(fp32) != len(val):

@@ -1,12 +1,19 @@
 #!/usr/bin/env python3
-"""Standalone artifact runner: needs only numpy and one runtime (onnxruntime, openvino or ai-edge-litert).
+"""Standalone artifact runner: needs only numpy and one runtime (onnxruntime, openvino, ai-edge-litert or
+tflite_runtime, coremltools on macOS, tensorrt + cuda-python on NVIDIA GPUs).
 
-Loads one compiled artifact directory (``artifact.json`` + model files written by edgekit), runs warm-up
-plus timed iterations, and prints JSON. This file imports nothing from edgekit so it can be copied to a
-device on its own; edgekit itself uses it both in-process (validation) and as a subprocess (latency, so
-peak RSS is the runtime's, not PyTorch's).
+Loads one compiled artifact directory (``artifact.json`` + model files written by edgekit), runs warm-up plus
+N timed iterations (or timed iterations for a time budget), optionally an accuracy set shipped with the
+artifact (``accuracy.npz``: one array per input name, ``reference`` outputs, optional ``labels``), and prints
+one JSON object (schema ``edgekit-bench/1``). This file imports nothing from edgekit so it can be copied to a
+device on its own (edgekit's ssh transport does exactly that); edgekit itself uses it in-process
+(validation) and as a subprocess (latency, so peak RSS is the runtime's, not PyTorch's).
 
-    python runner.py ARTIFACT_DIR [--warmup 20] [--iterations 200] [--threads 2] [--batch 1] [--inputs x.npz]
+    python runner.py ARTIFACT_DIR [--warmup 20] [--iterations 200 | --time SECONDS] [--threads 2] [--batch 1]
+                     [--inputs x.npz] [--accuracy accuracy.npz | --no-accuracy] [--runtime native|NAME]
+
+On failure it prints ``{"schema": ..., "error": ..., "missing_module": ..., "fix": ...}`` and exits 3.
+The runner keeps to Python 3.8 syntax: device images (Jetson, Raspberry Pi OS) ship old interpreters.
 """
 
 from __future__ import annotations
@@ -15,22 +22,50 @@ import argparse
 import json
 import os
 import platform
+import subprocess
 import sys
 import time
 from pathlib import Path
 
-import numpy as np
+try:
+    import numpy as np
+except ImportError:  # reported as a JSON error by main(); importers inside edgekit always have numpy
+    np = None  # type: ignore[assignment]
 
 SCHEMA = "edgekit-bench/1"
-_DTYPES = {"float32": np.float32, "float16": np.float16, "int64": np.int64, "int32": np.int32, "bool": np.bool_}
+TOOL = "edgekit-runner"
+ACCURACY_FILE = "accuracy.npz"
+# The runtime that runs an artifact on its real device when it differs from the one that validates it here:
+# a tensorrt artifact is validated as its Q/DQ ONNX in ONNX Runtime, but on a GPU it is a TensorRT engine.
+NATIVE_RUNTIME = {"tensorrt": "tensorrt"}
+
+
+class MissingRuntime(ImportError):
+    """A Python module the artifact's runtime needs is not installed on this machine."""
+
+    def __init__(self, module: str, pip: str):
+        super().__init__(f"No module named '{module}'")
+        self.module, self.pip = module, pip
+
+
+def _import(module: str, pip: str):
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise MissingRuntime(module.split(".")[0], pip) from None
+
+
+def _dtype(name: str):
+    return {"float32": np.float32, "float16": np.float16, "int64": np.int64, "int32": np.int32, "bool": np.bool_}[name]
 
 
 class OrtSession:
     runtime = "onnxruntime"
 
-    def __init__(self, path: Path, meta: dict, threads: int):
-        import onnxruntime as ort
-
+    def __init__(self, path: Path, meta: dict, threads: int, shapes: dict):
+        ort = _import("onnxruntime", "pip install onnxruntime")
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
@@ -39,16 +74,22 @@ class OrtSession:
         self.version = ort.__version__
         self.settings = {"providers": ["CPUExecutionProvider"], "intra_op_num_threads": threads}
 
-    def run(self, feeds: dict) -> np.ndarray:
+    def run(self, feeds: dict):
         return self.session.run(None, feeds)[0]
 
 
 class OpenVINOSession:
+    """OpenVINO CPU, latency hint, one stream. Inputs are bound to the request once per distinct feed (shared
+    memory, no copy) and the request is re-run: ``request.infer(feeds)`` would re-create and re-bind the input
+    tensors on every call, which for a dynamic-shape IR costs about 0.1 ms of shape propagation that is not
+    inference (benchmark_app times ``infer()`` on bound tensors too)."""
+
     runtime = "openvino"
 
-    def __init__(self, path: Path, meta: dict, threads: int):
-        import openvino as ov
-
+    def __init__(self, path: Path, meta: dict, threads: int, shapes: dict):
+        ov = self.ov = _import("openvino", "pip install openvino")
+        self.bound: tuple = ()
+        self.kept: dict = {}
         core = ov.Core()
         hint = meta.get("options", {}).get("inference_precision", "f32")
         config = {
@@ -62,12 +103,22 @@ class OpenVINOSession:
         self.version = ov.get_version()
         self.settings = {
             "device": "CPU",
+            "device_name": str(core.get_property("CPU", "FULL_DEVICE_NAME")),
             "inference_precision": _type_name(self.compiled.get_property("INFERENCE_PRECISION_HINT")),
             "threads": int(self.compiled.get_property("INFERENCE_NUM_THREADS")),
+            "performance_hint": "LATENCY",
+            "streams": 1,
         }
 
-    def run(self, feeds: dict) -> np.ndarray:
-        return np.array(self.request.infer(feeds)[0], copy=True)
+    def run(self, feeds: dict):
+        key = tuple((name, id(value), value.shape, value.dtype.str) for name, value in feeds.items())
+        if key != self.bound:
+            self.kept = {name: np.ascontiguousarray(value) for name, value in feeds.items()}  # alive while bound
+            for name, value in self.kept.items():
+                self.request.set_tensor(name, self.ov.Tensor(value, shared_memory=True))
+            self.bound, self.feeds = key, feeds  # holding the feeds keeps their ids from being reused
+        self.request.infer()
+        return np.array(self.request.get_output_tensor(0).data, copy=True)
 
 
 class LiteRTSession:
@@ -76,16 +127,15 @@ class LiteRTSession:
 
     runtime = "litert"
 
-    def __init__(self, path: Path, meta: dict, threads: int):
+    def __init__(self, path: Path, meta: dict, threads: int, shapes: dict):
         try:
-            import ai_edge_litert as lib
-            from ai_edge_litert.interpreter import Interpreter
-        except ImportError:
-            import tflite_runtime as lib
-            from tflite_runtime.interpreter import Interpreter
+            lib = _import("ai_edge_litert", "pip install ai-edge-litert  (or tflite-runtime on older boards)")
+            Interpreter = _import("ai_edge_litert.interpreter", "pip install ai-edge-litert").Interpreter
+        except MissingRuntime:
+            lib = _import("tflite_runtime", "pip install ai-edge-litert  (or tflite-runtime on older boards)")
+            Interpreter = _import("tflite_runtime.interpreter", "pip install tflite-runtime").Interpreter
         self.it = Interpreter(model_path=str(path / meta["file"]), num_threads=threads)
         self.it.allocate_tensors()
-        self.inputs = {d["name"]: d for d in self.it.get_input_details()}
         self.order = [spec["name"] for spec in meta["inputs"]]
         # LiteRT names inputs after the signature ("serving_default_args_0" ...): map them by position.
         self.details = sorted(self.it.get_input_details(), key=lambda d: d["index"])
@@ -94,7 +144,7 @@ class LiteRTSession:
         self.settings = {"num_threads": threads, "input_dtypes": [str(d["dtype"].__name__) for d in self.details]}
 
     @staticmethod
-    def _to_file(value: np.ndarray, detail: dict) -> np.ndarray:
+    def _to_file(value, detail: dict):
         dtype = detail["dtype"]
         scale, zero = detail["quantization"]
         if dtype in (np.int8, np.uint8) and scale:
@@ -102,7 +152,7 @@ class LiteRTSession:
             return np.clip(np.rint(value / scale) + zero, info.min, info.max).astype(dtype)
         return value.astype(dtype)
 
-    def _one(self, feeds: dict) -> np.ndarray:
+    def _one(self, feeds: dict):
         for name, detail in zip(self.order, self.details):
             if tuple(feeds[name].shape[1:]) != tuple(detail["shape"][1:]):
                 raise RuntimeError(
@@ -118,14 +168,160 @@ class LiteRTSession:
             return (out.astype(np.float32) - zero) * scale
         return out.copy()
 
-    def run(self, feeds: dict) -> np.ndarray:
-        batch = len(next(iter(feeds.values())))
+    def run(self, feeds: dict):
         fixed = int(self.details[0]["shape"][0])
-        if batch == fixed:
-            return self._one(feeds)
-        return np.concatenate(
-            [self._one({k: v[i : i + fixed] for k, v in feeds.items()}) for i in range(0, batch, fixed)]
-        )
+        return _looped(self._one, feeds, fixed)
+
+
+class CoreMLSession:
+    """Core ML prediction (macOS only: coremltools on Linux converts models but cannot execute them).
+
+    edgekit's Core ML programs have a static batch of 1 and declare int64 ids as int32; larger batches loop."""
+
+    runtime = "coreml"
+
+    def __init__(self, path: Path, meta: dict, threads: int, shapes: dict):
+        if sys.platform != "darwin":
+            raise RuntimeError(
+                f"Core ML prediction needs macOS (this is {platform.system()}): run the runner on a Mac; "
+                "on Linux edgekit validates Core ML programs with its reference interpreter instead"
+            )
+        ct = _import("coremltools", "pip install coremltools")
+        units = meta.get("options", {}).get("compute_units", "ALL")
+        self.model = ct.models.MLModel(str(path / meta["file"]), compute_units=ct.ComputeUnit[units])
+        description = self.model.get_spec().description
+        outputs = [o.name for o in description.output]
+        self.output = meta.get("output") if meta.get("output") in outputs else outputs[0]
+        shape = list(description.input[0].type.multiArrayType.shape)
+        self.fixed = int(shape[0]) if shape else 1
+        self.version = ct.__version__
+        self.settings = {"compute_units": units, "output": self.output}
+
+    def _one(self, feeds: dict):
+        return np.asarray(self.model.predict(feeds)[self.output])
+
+    def run(self, feeds: dict):
+        return _looped(self._one, feeds, self.fixed)
+
+
+def _cudart():
+    """CUDA runtime bindings from cuda-python (``cuda.bindings.runtime`` since 12.6, ``cuda.cudart`` before)."""
+    try:
+        from cuda.bindings import runtime
+    except ImportError:
+        runtime = _import("cuda.cudart", "pip install cuda-python")
+    return runtime
+
+
+class TensorRTSession:
+    """A TensorRT engine on the device's NVIDIA GPU (TensorRT 10 API, cuda-python for device memory).
+
+    Engines are tied to the GPU and TensorRT version that built them, so the engine is built here from the
+    artifact's TensorRT-ready ONNX unless a ``model.plan`` built on this device already sits next to it.
+    Timings include the host-to-device and device-to-host copies, like ``trtexec``'s "Latency"."""
+
+    runtime = "tensorrt"
+
+    def __init__(self, path: Path, meta: dict, threads: int, shapes: dict):
+        trt = _import("tensorrt", "pip install tensorrt  (on Jetson: the JetPack python3-libnvinfer package)")
+        self.cudart = cudart = _cudart()
+        self.trt = trt
+        logger = trt.Logger(trt.Logger.WARNING)
+        plan = path / "model.plan"
+        data = plan.read_bytes() if plan.is_file() else _build_engine(trt, logger, path / meta["file"], meta, shapes)
+        self.engine = trt.Runtime(logger).deserialize_cuda_engine(data)
+        if self.engine is None:
+            raise RuntimeError(
+                f"TensorRT could not load {plan.name} (engines only run on the GPU and TensorRT version that "
+                f"built them): delete it so the runner builds one here from {meta['file']}"
+            )
+        self.context = self.engine.create_execution_context()
+        names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
+        self.inputs = [n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
+        outputs = [n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT]
+        self.outputs = outputs
+        self.output = meta.get("output") if meta.get("output") in outputs else outputs[0]
+        self.stream = self._check(cudart.cudaStreamCreate())
+        self.buffers: dict = {}
+        props = self._check(cudart.cudaGetDeviceProperties(0))
+        name = props.name.decode() if isinstance(props.name, bytes) else str(props.name)
+        self.version = trt.__version__
+        self.settings = {"gpu": name.strip("\x00"), "engine": "model.plan" if plan.is_file() else "built here"}
+
+    def _check(self, result):
+        err, rest = result[0], result[1:]
+        if int(err) != 0:
+            raise RuntimeError(f"CUDA call failed: {err}")
+        return rest[0] if len(rest) == 1 else (rest or None)
+
+    def _buffer(self, name: str, nbytes: int):
+        ptr, size = self.buffers.get(name, (None, 0))
+        if size < nbytes:
+            if ptr is not None:
+                self._check(self.cudart.cudaFree(ptr))
+            ptr = self._check(self.cudart.cudaMalloc(max(nbytes, 1)))
+            self.buffers[name] = (ptr, nbytes)
+        return ptr
+
+    def run(self, feeds: dict):
+        cudart, kinds = self.cudart, self.cudart.cudaMemcpyKind
+        for name in self.inputs:
+            host = np.ascontiguousarray(feeds[name], dtype=self.trt.nptype(self.engine.get_tensor_dtype(name)))
+            self.context.set_input_shape(name, host.shape)
+            ptr = self._buffer(name, host.nbytes)
+            self._check(
+                cudart.cudaMemcpyAsync(ptr, host.ctypes.data, host.nbytes, kinds.cudaMemcpyHostToDevice, self.stream)
+            )
+            self.context.set_tensor_address(name, ptr)
+        results = {}
+        for name in self.outputs:
+            shape = tuple(self.context.get_tensor_shape(name))
+            host = np.empty(shape, dtype=self.trt.nptype(self.engine.get_tensor_dtype(name)))
+            self.context.set_tensor_address(name, self._buffer(name, host.nbytes))
+            results[name] = host
+        if not self.context.execute_async_v3(self.stream):
+            raise RuntimeError("TensorRT execute_async_v3 failed")
+        for name, host in results.items():
+            ptr = self.buffers[name][0]
+            self._check(
+                cudart.cudaMemcpyAsync(host.ctypes.data, ptr, host.nbytes, kinds.cudaMemcpyDeviceToHost, self.stream)
+            )
+        self._check(cudart.cudaStreamSynchronize(self.stream))
+        return results[self.output]
+
+
+def _build_engine(trt, logger, onnx_path: Path, meta: dict, shapes: dict) -> bytes:
+    """Build a serialized engine from the TensorRT-ready ONNX (explicit Q/DQ carries the int8 scales)."""
+    builder = trt.Builder(logger)
+    network = builder.create_network(0)  # TensorRT 10: explicit batch is the only mode
+    parser = trt.OnnxParser(network, logger)
+    if not parser.parse(onnx_path.read_bytes()):
+        errors = "; ".join(str(parser.get_error(i).desc()) for i in range(parser.num_errors))
+        raise RuntimeError(f"TensorRT cannot parse {onnx_path.name}: {errors}")
+    config = builder.create_builder_config()
+    if meta["precision"] in ("fp16", "int8"):
+        config.set_flag(trt.BuilderFlag.FP16)
+    if meta["precision"] == "int8":
+        config.set_flag(trt.BuilderFlag.INT8)
+    dynamic = [network.get_input(i) for i in range(network.num_inputs) if -1 in tuple(network.get_input(i).shape)]
+    if dynamic:
+        profile = builder.create_optimization_profile()
+        for tensor in dynamic:
+            shape = tuple(shapes[tensor.name])
+            profile.set_shape(tensor.name, (1, *shape[1:]), shape, shape)
+        config.add_optimization_profile(profile)
+    engine = builder.build_serialized_network(network, config)
+    if engine is None:
+        raise RuntimeError(f"TensorRT failed to build an engine from {onnx_path.name} (see its log above)")
+    return bytes(engine)
+
+
+def _looped(one, feeds: dict, fixed: int):
+    """Run a static-batch model over a larger batch, ``fixed`` samples at a time."""
+    batch = len(next(iter(feeds.values())))
+    if batch == fixed:
+        return one(feeds)
+    return np.concatenate([one({k: v[i : i + fixed] for k, v in feeds.items()}) for i in range(0, batch, fixed)])
 
 
 def _type_name(value: object) -> str:
@@ -134,7 +330,13 @@ def _type_name(value: object) -> str:
     return to_string() if callable(to_string) else str(value)
 
 
-BACKENDS = {"onnxruntime": OrtSession, "openvino": OpenVINOSession, "litert": LiteRTSession}
+BACKENDS = {
+    "onnxruntime": OrtSession,
+    "openvino": OpenVINOSession,
+    "litert": LiteRTSession,
+    "coreml": CoreMLSession,
+    "tensorrt": TensorRTSession,
+}
 
 
 def read_meta(path: Path) -> dict:
@@ -144,14 +346,30 @@ def read_meta(path: Path) -> dict:
     return json.loads(meta_file.read_text())
 
 
-def load(path: str | Path, threads: int = 2):
-    """Open the artifact in its runtime; raises ImportError naming the runtime when it is missing."""
+def choose_runtime(meta: dict, runtime: str | None = None) -> str:
+    """``None``: the artifact's own runtime; ``native``: the one its real device runs; else that name."""
+    if runtime in (None, "", "artifact"):
+        return meta["runtime"]
+    if runtime == "native":
+        return NATIVE_RUNTIME.get(meta["target"], meta["runtime"])
+    return runtime
+
+
+def load(path: str | Path, threads: int = 2, runtime: str | None = None, shapes: dict | None = None):
+    """Open the artifact in its runtime; raises MissingRuntime (an ImportError) naming the missing module."""
     path = Path(path)
     meta = read_meta(path)
-    runtime = meta["runtime"]
-    if runtime not in BACKENDS:
-        raise RuntimeError(f"artifact runtime '{runtime}' cannot run here (runner knows {sorted(BACKENDS)})")
-    return BACKENDS[runtime](path, meta, threads)
+    name = choose_runtime(meta, runtime)
+    if name not in BACKENDS:
+        raise RuntimeError(f"artifact runtime '{name}' cannot run here (runner knows {sorted(BACKENDS)})")
+    if shapes is None:
+        shapes = {k: list(v.shape) for k, v in synthetic_inputs(meta, 1, 64).items()}
+    return BACKENDS[name](path, meta, threads, shapes)
+
+
+def concrete_shape(spec: dict, batch: int, sequence: int) -> list:
+    sizes = {"batch": batch, "sequence": sequence}
+    return [d if isinstance(d, int) else sizes.get(d, 1) for d in spec["shape"]]
 
 
 def synthetic_inputs(meta: dict, batch: int, sequence: int, seed: int = 0) -> dict:
@@ -159,9 +377,8 @@ def synthetic_inputs(meta: dict, batch: int, sequence: int, seed: int = 0) -> di
     rng = np.random.default_rng(seed)
     feeds = {}
     for spec in meta["inputs"]:
-        sizes = {"batch": batch, "sequence": sequence}
-        shape = [d if isinstance(d, int) else sizes.get(d, 1) for d in spec["shape"]]
-        dtype = _DTYPES[spec["dtype"]]
+        shape = concrete_shape(spec, batch, sequence)
+        dtype = _dtype(spec["dtype"])
         if spec["dtype"].startswith("float"):
             feeds[spec["name"]] = rng.standard_normal(shape).astype(dtype)
         elif spec["name"] == "attention_mask":
@@ -172,6 +389,16 @@ def synthetic_inputs(meta: dict, batch: int, sequence: int, seed: int = 0) -> di
 
 
 def peak_rss_mb() -> float | None:
+    """Peak resident memory of this process image. VmHWM (Linux) resets at exec; ``ru_maxrss`` does not, so
+    a runner started from a large parent (the PyTorch process that exported the model) would report the
+    parent's peak instead of the runtime's."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     try:
         import resource
     except ImportError:  # Windows
@@ -194,6 +421,78 @@ def latency_stats(times_ms: list[float], batch: int) -> dict:
     }
 
 
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() in ("model name", "Hardware", "Model", "cpu model"):
+                    return value.strip()
+    except OSError:
+        pass
+    if sys.platform == "darwin":
+        try:
+            out = subprocess.run(["sysctl", "-n", "machdep.cpu.brand_string"], capture_output=True, text=True)
+            if out.stdout.strip():
+                return out.stdout.strip()
+        except OSError:
+            pass
+    return platform.processor()
+
+
+def _memory_mb() -> float | None:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**20
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def device_info() -> dict:
+    """Who ran the benchmark: the same keys everywhere (values None where a platform cannot tell)."""
+    return {
+        "hostname": platform.node(),
+        "machine": platform.machine(),
+        "system": platform.system(),
+        "release": platform.release(),
+        "processor": _cpu_name(),
+        "cpu_count": os.cpu_count(),
+        "memory_mb": _memory_mb(),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+    }
+
+
+def accuracy(session, meta: dict, file: Path, batch: int) -> dict:
+    """Run the accuracy set and compare with its reference outputs (computed where the model was built).
+
+    The file holds one array per input name, ``reference`` (the FP32 outputs) and optionally ``labels``."""
+    names = [s["name"] for s in meta["inputs"]]
+    with np.load(file) as z:
+        missing = [n for n in [*names, "reference"] if n not in z.files]
+        if missing:
+            raise RuntimeError(f"accuracy set {file.name} lacks arrays {missing} (has {sorted(z.files)})")
+        inputs = {s["name"]: z[s["name"]].astype(_dtype(s["dtype"])) for s in meta["inputs"]}
+        reference = z["reference"]
+        labels = z["labels"] if "labels" in z.files else None
+    n = len(reference)
+    outs = [session.run({k: v[i : i + batch] for k, v in inputs.items()}) for i in range(0, n, batch)]
+    out = np.concatenate(outs).astype(np.float64).reshape(n, -1)
+    ref = reference.astype(np.float64).reshape(n, -1)
+    cos = (out * ref).sum(1) / (np.linalg.norm(out, axis=1) * np.linalg.norm(ref, axis=1) + 1e-12)
+    classes = reference.ndim == 2 and reference.shape[1] > 1
+    return {
+        "file": file.name,
+        "samples": int(n),
+        "cosine_mean": float(cos.mean()),
+        "cosine_min": float(cos.min()),
+        "max_abs_diff": float(np.abs(out - ref).max()),
+        "agreement_pct": float((out.argmax(1) == ref.argmax(1)).mean() * 100) if classes else None,
+        "top1_pct": float((out.argmax(1) == labels.reshape(-1)).mean() * 100)
+        if classes and labels is not None
+        else None,
+    }
+
+
 def benchmark(
     path: str | Path,
     warmup: int = 20,
@@ -202,26 +501,35 @@ def benchmark(
     batch: int = 1,
     sequence: int = 64,
     inputs: str | None = None,
+    time_budget: float | None = None,
+    accuracy_file: str | None = None,
+    runtime: str | None = None,
 ) -> dict:
+    """Benchmark one artifact. ``time_budget`` (seconds) replaces ``iterations`` with "as many timed runs as
+    fit"; ``accuracy_file`` None means the artifact's own ``accuracy.npz`` when it ships one, "" means none."""
     path = Path(path)
     meta = read_meta(path)
-    t0 = time.perf_counter()
-    session = load(path, threads)
-    load_ms = (time.perf_counter() - t0) * 1000
     if inputs:
         with np.load(inputs) as z:
-            feeds = {s["name"]: z[s["name"]][:batch] for s in meta["inputs"]}
+            feeds = {s["name"]: z[s["name"]][:batch].astype(_dtype(s["dtype"])) for s in meta["inputs"]}
     else:
         feeds = synthetic_inputs(meta, batch, sequence)
+    t0 = time.perf_counter()
+    session = load(path, threads, runtime, {k: list(v.shape) for k, v in feeds.items()})
+    load_ms = (time.perf_counter() - t0) * 1000
     for _ in range(warmup):
         session.run(feeds)
     times = []
-    for _ in range(iterations):
+    deadline = time.perf_counter() + time_budget if time_budget else None
+    while (len(times) < iterations) if deadline is None else (not times or time.perf_counter() < deadline):
         start = time.perf_counter_ns()
         session.run(feeds)
         times.append((time.perf_counter_ns() - start) / 1e6)
+    if accuracy_file is None and (path / ACCURACY_FILE).is_file():
+        accuracy_file = str(path / ACCURACY_FILE)
     return {
         "schema": SCHEMA,
+        "tool": TOOL,
         "artifact": str(path),
         "target": meta["target"],
         "precision": meta["precision"],
@@ -229,21 +537,27 @@ def benchmark(
         "runtime_version": session.version,
         "settings": session.settings,
         "warmup": warmup,
-        "iterations": iterations,
+        "iterations": len(times),
+        "time_budget_s": time_budget,
         "threads": threads,
         "batch": batch,
         "input_shapes": {k: list(v.shape) for k, v in feeds.items()},
         **latency_stats(times, batch),
         "load_ms": load_ms,
         "peak_rss_mb": peak_rss_mb(),
-        "device": {
-            "hostname": platform.node(),
-            "machine": platform.machine(),
-            "system": platform.system(),
-            "processor": platform.processor(),
-            "cpu_count": os.cpu_count(),
-            "python": platform.python_version(),
-        },
+        "accuracy": accuracy(session, meta, Path(accuracy_file), batch) if accuracy_file else None,
+        "tool_stats": None,  # numbers only another tool reports (edgekit report --ingest fills it)
+        "device": device_info(),
+    }
+
+
+def error_json(exc: BaseException) -> dict:
+    missing = isinstance(exc, MissingRuntime)
+    return {
+        "schema": SCHEMA,
+        "error": f"{type(exc).__name__}: {exc}",
+        "missing_module": exc.module if missing else None,
+        "fix": exc.pip if missing else None,
     }
 
 
@@ -252,15 +566,33 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("artifact")
     p.add_argument("--warmup", type=int, default=20)
     p.add_argument("--iterations", type=int, default=200)
+    p.add_argument("--time", type=float, default=None, help="time budget in seconds (replaces --iterations)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--batch", type=int, default=1)
     p.add_argument("--sequence", type=int, default=64)
     p.add_argument("--inputs", help=".npz with one array per input name")
+    p.add_argument("--accuracy", help=f".npz accuracy set (default: the artifact's {ACCURACY_FILE} if present)")
+    p.add_argument("--no-accuracy", action="store_true", help="skip the artifact's accuracy set")
+    p.add_argument("--runtime", help="'native' (the runtime of the artifact's real device) or a runtime name")
     a = p.parse_args(argv)
+    if np is None:
+        print(json.dumps(error_json(MissingRuntime("numpy", "pip install numpy"))))
+        return 3
     try:
-        result = benchmark(a.artifact, a.warmup, a.iterations, a.threads, a.batch, a.sequence, a.inputs)
-    except (ImportError, RuntimeError, FileNotFoundError) as exc:
-        print(json.dumps({"schema": SCHEMA, "error": f"{type(exc).__name__}: {exc}"}))
+        result = benchmark(
+            a.artifact,
+            a.warmup,
+            a.iterations,
+            a.threads,
+            a.batch,
+            a.sequence,
+            a.inputs,
+            a.time,
+            "" if a.no_accuracy else a.accuracy,
+            a.runtime,
+        )
+    except Exception as exc:  # any runtime's own error type: reported, never a traceback on the device
+        print(json.dumps(error_json(exc)))
         return 3
     print(json.dumps(result))
     return 0

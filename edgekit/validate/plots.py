@@ -63,3 +63,41 @@ def make_plots(report: dict[str, Any], folder: Path) -> dict[str, str]:
 def _save(fig: Any, path: Path) -> str:
     fig.savefig(path, dpi=110)
     return base64.b64encode(path.read_bytes()).decode()
+
+
+def device_plots(report: dict[str, Any], folder: Path) -> dict[str, str]:
+    """The multi-device report's plots: p50 (bar) and p90 (whisker) per artifact, one colour per device; and
+    throughput per artifact per device. Returns {title: base64 PNG}."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cells = {(e["device"], e["artifact"]): e["result"] for e in report["entries"] if e.get("result")}
+    devices, arts = report["devices"], report["artifacts"]
+    if not cells:
+        return {}
+    folder.mkdir(parents=True, exist_ok=True)
+    width = 0.8 / max(1, len(devices))
+    out: dict[str, str] = {}
+    for key, title, ylabel, fname in (
+        ("p50_ms", "Latency per device (bar p50, whisker p90)", "latency (ms)", "device_latency.png"),
+        ("throughput_per_s", "Throughput per device", "inferences / s", "device_throughput.png"),
+    ):
+        fig, ax = plt.subplots(figsize=(max(5.5, 1.2 * len(arts) * max(1, len(devices)) / 2), 3.8))
+        for d, dev in enumerate(devices):
+            xs = [i + (d - (len(devices) - 1) / 2) * width for i, a in enumerate(arts) if (dev, a) in cells]
+            rs = [cells[(dev, a)] for a in arts if (dev, a) in cells]
+            ys = [r.get(key) or 0.0 for r in rs]
+            err = None
+            if key == "p50_ms":
+                err = [[0.0] * len(rs), [max(0.0, (r.get("p90_ms") or y) - y) for r, y in zip(rs, ys)]]
+            ax.bar(xs, ys, width=width, yerr=err, capsize=3, label=dev)
+        ax.set_xticks(list(range(len(arts))), arts, fontsize=8, rotation=20)
+        ax.set_ylabel(ylabel)
+        ax.set_title(title)
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        out[title] = _save(fig, folder / fname)
+        plt.close(fig)
+    return out

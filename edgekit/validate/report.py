@@ -11,6 +11,12 @@ from typing import Any
 from .report_outliers import html_training, markdown_training, training_summary
 
 METRIC_LABEL = {"top1": "top-1 %", "cosine": "cosine"}
+STYLE = (  # shared with the device report (device_report.py)
+    "body{font-family:system-ui,sans-serif;margin:2em;max-width:1100px}table{border-collapse:collapse}"
+    "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}th{background:#f3f3f3}"
+    "tr.fail td,tr.error td{background:#fde2e2}figure{display:inline-block;margin:1em}"
+    "img{max-width:520px}"
+)
 
 
 def _fmt(v: Any, digits: int = 2) -> str:
@@ -169,15 +175,9 @@ def render_html(report: dict[str, Any], images: dict[str, str]) -> str:
     )
     items = "".join(f"<li>{esc(s)}</li>" for s in summary_lines(report))
     notes = "".join(f"<li>{esc(n[2:])}</li>" for n in notes_lines(report))
-    style = (
-        "body{font-family:system-ui,sans-serif;margin:2em;max-width:1100px}table{border-collapse:collapse}"
-        "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}th{background:#f3f3f3}"
-        "tr.fail td,tr.error td{background:#fde2e2}figure{display:inline-block;margin:1em}"
-        "img{max-width:520px}"
-    )
     return (
         f"<!doctype html><html><head><meta charset='utf-8'><title>edgekit report: {esc(report['recipe'])}"
-        f"</title><style>{style}</style></head><body><h1>edgekit report: {esc(report['recipe'])}</h1>"
+        f"</title><style>{STYLE}</style></head><body><h1>edgekit report: {esc(report['recipe'])}</h1>"
         f"<ul>{items}</ul><table><tr>{head}</tr>{body}</table>{figs}{html_training(report)}"
         f"{'<h2>Notes</h2><ul>' + notes + '</ul>' if notes else ''}</body></html>"
     )

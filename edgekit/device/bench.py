@@ -1,0 +1,105 @@
+"""``edgekit bench DIR --device D [--device D2 ...]``: every artifact of DIR on every device, each device's
+outcomes saved as ``OUT/<device>.json`` (OUT defaults to DIR/devices), and all devices benchmarked so far
+merged into one report there (report.json / report.md / report.html with plots).
+
+An artifact that cannot run on a device (its runtime is missing there, Core ML off macOS) becomes an "error"
+entry naming the fix; a device on which nothing could run is an error of the whole command.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from ..errors import DeviceError
+from ..validate import device_report
+from .transports import ArtifactRef, BenchOptions, Transport, open_device
+
+RESULTS_SCHEMA = "edgekit-device-results/1"
+
+
+def find_artifacts(root: Path) -> list[ArtifactRef]:
+    """A run directory's artifacts in report order (rows that were built), or every artifact below ``root``."""
+    root = Path(root)
+    if (root / "artifact.json").is_file():
+        return [ArtifactRef.read(root, root.name)]
+    if (root / "report.json").is_file():
+        rows = json.loads((root / "report.json").read_text()).get("rows", [])
+        rels = [r["artifact"] for r in rows if r.get("artifact") and r.get("status") in ("ok", "fail")]
+    else:
+        rels = [p.parent.relative_to(root).as_posix() for p in sorted(root.rglob("artifact.json"))]
+    refs = [ArtifactRef.read(root / rel, rel) for rel in rels if (root / rel / "artifact.json").is_file()]
+    if not refs:
+        raise DeviceError(f"{root}: no edgekit artifacts (no artifact.json below it); pass a run or artifact directory")
+    return refs
+
+
+def entry(device: str, ref: ArtifactRef, outcome: dict[str, Any]) -> dict[str, Any]:
+    """One artifact on one device: its record (named by the artifact's place in the run), or why not."""
+    result = outcome.get("result")
+    if result is not None:
+        result = {**result, "artifact": ref.rel}
+    status = "measured" if result is not None else ("skipped" if "skipped" in outcome else "error")
+    return {
+        "device": device,
+        "artifact": ref.rel,
+        "target": ref.target,
+        "precision": ref.precision,
+        "quantizer": ref.quantizer,
+        "status": status,
+        "note": outcome.get("error") or outcome.get("skipped"),
+        "result": result,
+    }
+
+
+def bench_on(transport: Transport, refs: list[ArtifactRef], opts: BenchOptions) -> list[dict[str, Any]]:
+    entries = [entry(transport.name, ref, o) for ref, o in zip(refs, transport.bench(refs, opts))]
+    if not any(e["status"] == "measured" for e in entries):
+        first = next((e for e in entries if e["status"] == "error"), entries[0])
+        raise DeviceError(first["note"] if first["status"] == "error" else f"{transport.name}: {first['note']}")
+    return entries
+
+
+def save(out: Path, transport: Transport, entries: list[dict[str, Any]]) -> Path:
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{transport.slug}.json"
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps({"schema": RESULTS_SCHEMA, "device": transport.name, "entries": entries}, indent=1))
+    tmp.replace(path)
+    return path
+
+
+def load_saved(folder: Path) -> list[dict[str, Any]]:
+    """Entries of every device results file in ``folder`` (what earlier bench runs saved)."""
+    entries = []
+    for path in sorted(Path(folder).glob("*.json")):
+        data = json.loads(path.read_text())
+        if isinstance(data, dict) and data.get("schema") == RESULTS_SCHEMA:
+            entries += data["entries"]
+    return entries
+
+
+def bench_devices(
+    root: Path,
+    devices: list[str],
+    opts: BenchOptions,
+    out: Path | None = None,
+    accuracy_samples: int | None = None,
+    log: Any = print,
+) -> dict[str, Any]:
+    root = Path(root)
+    out = Path(out) if out else root / "devices"
+    refs = find_artifacts(root)
+    transports = [open_device(spec) for spec in dict.fromkeys(devices)]  # bad specs fail before any work
+    if accuracy_samples:
+        from .accuracy import write_run_sets
+
+        n = write_run_sets(root, refs, accuracy_samples)
+        log(f"accuracy set: {n} validation samples + FP32 reference outputs shipped with each artifact")
+    for transport in transports:
+        log(f"benchmarking {len(refs)} artifact(s) on {transport.name} ...")
+        save(out, transport, bench_on(transport, refs, opts))
+    report = device_report.merge(load_saved(out), sources=[str(root)])
+    device_report.write(report, out)
+    return report
