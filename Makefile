@@ -38,6 +38,7 @@ lint: $(VENV)/.installed
 bench: $(VENV)/.installed data
 	$(BIN)/python benchmarks/peer_compare.py --model deit-s
 	$(BIN)/python benchmarks/peer_compare.py --model minilm
+	$(BIN)/python benchmarks/runner_vs_benchmark_app.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
