@@ -39,6 +39,6 @@ def register(name: str, phase: str, exact: bool, description: str) -> Callable[[
 
 
 def get_transform(name: str) -> TransformDef:
-    from . import attention, reparam, unified_norm  # noqa: F401  (register)
+    from . import attention, binary_attention, binary_weights, reparam, unified_norm  # noqa: F401  (register)
 
     return TRANSFORMS.get(name)

@@ -1,0 +1,279 @@
+"""EcoFormer attention (Liu et al., NeurIPS 2022): binary hash codes of a shared Q/K projection, linear time.
+
+Queries and keys share one projection and are L2-normalized; a kernelized hash (``binary_hash``) maps each to
+``b`` bits in {-1, +1}. The attention weight of query i on key j is the Hamming affinity
+``h(q_i) . h(k_j) + b + 1`` (= 2 (b - Hamming distance) + 1 >= 1, so always positive), normalized over keys:
+
+    out_i = sum_j (h_i . h_j + b + 1) v_j / sum_j (h_i . h_j + b + 1)
+          = (H(Q) (H(K)^T V) + (b + 1) sum_j v_j) / (H(Q) sum_j H(K)_j + N (b + 1))
+
+The second line is computed: O(N b D) instead of O(N^2 D), and both products have a +-1 operand, so their
+multiply-accumulates are accumulations (sign flips). The paper's code adds ``(b + 1) v_i`` (the query's own
+value) in the numerator where the formula above has ``(b + 1) sum_j v_j``; edgekit computes the normalized
+kernel exactly as written, so the linear path equals the direct N x N computation of the same weights.
+
+Where it applies:
+* HF models whose attention dispatches through ``AttentionInterface`` (ViT, DeiT, BERT-style encoders): an
+  :class:`EcoFormerAttention` variant is attached (``attention.swap_attention``) and the key projection is
+  replaced by :class:`SharedKey`, so the query projection serves both;
+* HF PVTv2, whose attention is inline: each ``PvtV2SelfAttention`` is replaced by
+  :class:`PvtV2EcoFormerAttention` (shared projection over all tokens; the spatial reduction that made softmax
+  affordable is dropped, as in EcoFormer's PVTv2).
+Causal attention cannot use this non-causal linear form and is rejected. The training loop adds each variant's
+``auxiliary_loss()`` (the hash fit) to the task loss.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..errors import RecipeError, UnsupportedOpError
+from . import register
+from .attention import AttentionVariant, _check, attention_modules, swap_attention
+from .binary_hash import KernelHash, l2_normalize
+
+
+def hamming_attention(
+    hq: torch.Tensor, hk: torch.Tensor, value: torch.Tensor, nbits: int, key_keep: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Linear-time normalized Hamming-affinity attention. hq (B,H,Nq,b), hk (B,H,Nk,b), value (B,H,Nk,D);
+    ``key_keep`` (B,1,Nk,1) is 1 for keys to attend to, 0 for padding."""
+    v1 = torch.cat([value, torch.ones_like(value[..., :1])], -1)  # the extra column counts keys: denominators
+    if key_keep is not None:
+        hk, v1 = hk * key_keep, v1 * key_keep
+    kv = torch.matmul(hk.transpose(-1, -2), v1)  # (B, H, b, D+1)
+    out = torch.matmul(hq, kv) + (nbits + 1) * v1.sum(-2, keepdim=True)  # (B, H, Nq, D+1)
+    return out[..., :-1] / out[..., -1:]
+
+
+def hamming_attention_quadratic(
+    hq: torch.Tensor, hk: torch.Tensor, value: torch.Tensor, nbits: int, key_keep: torch.Tensor | None = None
+) -> torch.Tensor:
+    """The same weights formed as an explicit (Nq x Nk) map: the reference the linear path must equal."""
+    weights = torch.matmul(hq, hk.transpose(-1, -2)) + (nbits + 1)
+    if key_keep is not None:
+        weights = weights * key_keep.transpose(-1, -2)
+    return torch.matmul(weights, value) / weights.sum(-1, keepdim=True)
+
+
+def key_keep_from_mask(mask: torch.Tensor | None) -> torch.Tensor | None:
+    """(B,1,Nk,1) keep-weights from an additive (or boolean) padding mask (B,1,Nq,Nk); None when no mask."""
+    if mask is None:
+        return None
+    row = mask[..., :1, :]
+    keep = row if row.dtype == torch.bool else row > torch.finfo(row.dtype).min / 2
+    return keep.to(torch.float32).transpose(-1, -2)
+
+
+class EcoFormerAttention(AttentionVariant):
+    """Hash-coded linear attention for one attention module; ``auxiliary_loss()`` is its hash fit."""
+
+    kind = "ecoformer"
+
+    def __init__(
+        self,
+        heads: int,
+        head_dim: int,
+        nbits: int = 16,
+        anchors: int = 25,
+        topk: int = 10,
+        hash_weight: float = 1.0,
+        shared: bool = True,
+        seed: int = 0,
+    ):
+        super().__init__()
+        self.hash = KernelHash(heads, head_dim, nbits, anchors, seed)
+        self.nbits, self.topk, self.hash_weight, self.shared = nbits, topk, hash_weight, shared
+        self._aux: torch.Tensor | None = None
+
+    def attend(
+        self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, mask: torch.Tensor | None, scaling: float
+    ) -> tuple[torch.Tensor, None]:
+        q = l2_normalize(query)
+        k = q if self.shared else l2_normalize(key)  # shared: the key projection is a SharedKey placeholder
+        keep = key_keep_from_mask(mask)
+        hq = self.hash(q)  # first: a lazy anchor initialization must precede the fit below
+        hk = hq if self.shared else self.hash(k)
+        if self.training and self.hash_weight > 0:
+            self._aux = self.hash_weight * self.hash.fit_loss(q, k, self.topk, keep)
+        return hamming_attention(hq, hk, value, self.nbits, keep), None
+
+    def auxiliary_loss(self) -> torch.Tensor:
+        """The hash fit of the last training forward (then cleared); 0 outside training."""
+        loss, self._aux = self._aux, None
+        return loss if loss is not None and self.training else torch.zeros(())
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "nbits": self.nbits,
+            "anchors": self.hash.m,
+            "topk": self.topk,
+            "shared_qk": self.shared,
+        }
+
+
+class SharedKey(nn.Module):
+    """Stands in for the key projection under EcoFormer's shared Q/K projection. The variant reads the query
+    as the key, so this returns its input unchanged: no parameters, no compute, dead code in the export."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+
+def _share_projection(module: nn.Module, head_dim: int) -> None:
+    for q_name, k_name in (("q_proj", "k_proj"), ("query", "key")):
+        q, k = getattr(module, q_name, None), getattr(module, k_name, None)
+        if isinstance(q, nn.Linear) and isinstance(k, nn.Linear):
+            if q.in_features % head_dim:  # HF views the key as (B, T, -1, head_dim) before the variant ignores it
+                raise UnsupportedOpError(
+                    f"ecoformer: {type(module).__name__} input width {q.in_features} is not a multiple of the head "
+                    f"size {head_dim}; use options: {{shared_qk: false}}"
+                )
+            setattr(module, k_name, SharedKey())
+            return
+    raise UnsupportedOpError(
+        f"ecoformer: cannot find the query/key projections of {type(module).__name__} (q_proj/k_proj or "
+        "query/key); use options: {shared_qk: false}"
+    )
+
+
+class PvtV2EcoFormerAttention(nn.Module):
+    """EcoFormer in place of HF ``PvtV2SelfAttention``: same call signature, query/value/output projections
+    taken over; the key projection and the spatial reduction (conv + norm) are dropped."""
+
+    def __init__(self, original: nn.Module, variant: EcoFormerAttention):
+        super().__init__()
+        self.num_attention_heads = original.num_attention_heads
+        self.attention_head_size = original.attention_head_size
+        self.query, self.value, self.proj, self.proj_drop = (
+            original.query,
+            original.value,
+            original.proj,
+            original.proj_drop,
+        )
+        self.key = None if variant.shared else original.key
+        self.edgekit_attention = variant
+
+    def _heads(self, x: torch.Tensor) -> torch.Tensor:
+        return x.reshape(x.shape[0], x.shape[1], self.num_attention_heads, self.attention_head_size).transpose(1, 2)
+
+    def forward(
+        self, hidden_states: torch.Tensor, height: int, width: int, output_attentions: bool = False
+    ) -> tuple[torch.Tensor, ...]:
+        q = self._heads(self.query(hidden_states))
+        k = q if self.key is None else self._heads(self.key(hidden_states))
+        context, _ = self.edgekit_attention.attend(q, k, self._heads(self.value(hidden_states)), None, 1.0)
+        context = context.transpose(1, 2).reshape(hidden_states.shape)
+        out = self.proj_drop(self.proj(context))
+        return (out, None) if output_attentions else (out,)
+
+
+def _pvt_attention_modules(model: nn.Module) -> Iterator[tuple[nn.Module, str, nn.Module]]:
+    try:
+        from transformers.models.pvt_v2.modeling_pvt_v2 import PvtV2SelfAttention
+    except ImportError:  # transformers absent: no HF PVTv2 in the model either
+        return
+    for parent in list(model.modules()):
+        for name, child in list(parent.named_children()):
+            if isinstance(child, PvtV2SelfAttention):
+                yield parent, name, child
+
+
+def _swap_pvt(model: nn.Module, make: Callable[[int, int], EcoFormerAttention]) -> int:
+    found = list(_pvt_attention_modules(model))
+    for parent, name, child in found:
+        variant = make(child.num_attention_heads, child.attention_head_size)
+        setattr(parent, name, PvtV2EcoFormerAttention(child, variant))
+    return len(found)
+
+
+def _swap_interface(model: nn.Module, make: Callable[[int, int], EcoFormerAttention], shared: bool) -> int:
+    found = list(attention_modules(model))
+    for name, module, _, _ in found:
+        if getattr(module, "is_causal", False):
+            raise UnsupportedOpError(
+                f"ecoformer: attention '{name}' is causal; EcoFormer's linear form is non-causal (encoders only)"
+            )
+    if not found:
+        return 0
+    swap_attention(model, make, "ecoformer")
+    if shared:
+        for _, module, _, head_dim in found:
+            _share_projection(module, head_dim)
+    return len(found)
+
+
+# How each attention family is swapped; every one is tried (a model holds one family or none).
+SWAPPERS: dict[str, Callable[[nn.Module, Callable[[int, int], EcoFormerAttention], bool], int]] = {
+    "hf_attention_interface": _swap_interface,
+    "hf_pvt_v2": lambda model, make, shared: _swap_pvt(model, make),
+}
+
+
+def ecoformer_modules(model: nn.Module) -> list[EcoFormerAttention]:
+    return [m for m in model.modules() if isinstance(m, EcoFormerAttention)]
+
+
+@register("ecoformer", "train", exact=False, description="EcoFormer: kernelized-hash binary attention, linear time")
+def ecoformer(model: nn.Module, options: dict[str, Any]) -> nn.Module:
+    _check(options, {"nbits", "anchors", "topk", "hash_weight", "shared_qk", "seed"}, "ecoformer")
+    nbits, anchors, topk = int(options.get("nbits", 16)), int(options.get("anchors", 25)), int(options.get("topk", 10))
+    hash_weight, shared = float(options.get("hash_weight", 1.0)), bool(options.get("shared_qk", True))
+    if nbits < 1 or anchors < 2 or topk < 1 or hash_weight < 0:
+        raise RecipeError(
+            f"ecoformer: need nbits >= 1, anchors >= 2, topk >= 1 and hash_weight >= 0 "
+            f"(got nbits={nbits}, anchors={anchors}, topk={topk}, hash_weight={hash_weight})"
+        )
+    seed = int(options.get("seed", 0))
+    counter = iter(range(1 << 30))
+
+    def make(heads: int, head_dim: int) -> EcoFormerAttention:  # a different anchor draw per layer
+        return EcoFormerAttention(heads, head_dim, nbits, anchors, topk, hash_weight, shared, seed + next(counter))
+
+    swapped = {kind: fn(model, make, shared) for kind, fn in SWAPPERS.items()}
+    total = sum(swapped.values())
+    if not total:
+        raise UnsupportedOpError(
+            f"ecoformer: no attention module found in {type(model).__name__} (supported: HF models whose attention "
+            "uses AttentionInterface, e.g. ViT, DeiT, BERT; and HF PVTv2)"
+        )
+    _initialize_from_examples(model)
+    model.edgekit_transform_info = {"attention_modules": total, **ecoformer_modules(model)[0].describe()}
+    return model
+
+
+def _initialize_from_examples(model: nn.Module) -> None:
+    """Sample each hash's anchors from real tokens when the pipeline provides example inputs; otherwise the
+    first forward does it."""
+    from ..errors import ModelError
+    from .consumers import current_example_inputs
+
+    try:
+        inputs = current_example_inputs("ecoformer")
+    except ModelError:
+        return
+    was_training = model.training
+    with torch.no_grad():
+        model.eval()(*inputs)
+    model.train(was_training)
+
+
+@torch.no_grad()
+def hash_fit_losses(model: nn.Module, inputs: tuple[torch.Tensor, ...]) -> list[float]:
+    """Each EcoFormer layer's hash loss on ``inputs`` without changing the model (a diagnostic: how well the
+    codes reproduce each query's most and least similar keys; 1.0 is a hash that knows nothing)."""
+    variants = ecoformer_modules(model)
+    was_training = model.training
+    model.eval()
+    for v in variants:  # the fit is computed in "training" mode of the variant only: no running-mean update
+        v.training = True
+    try:
+        model(*inputs)
+        return [float(v.auxiliary_loss()) / v.hash_weight if v.hash_weight else float("nan") for v in variants]
+    finally:
+        model.train(was_training)
