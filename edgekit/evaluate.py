@@ -95,6 +95,7 @@ def accuracy_row(
         "within_budget": within,
         "status": "ok" if within else "fail",
         "notes": list(art.notes),
+        "binary_weights": art.options.get("binary_weights"),  # 1-bit weights: lowered or simulated here
         "latency": None,
         "latency_note": "not run",
     }

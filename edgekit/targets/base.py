@@ -133,7 +133,10 @@ class Target(ABC):
 
     def export(self, ctx: CompileContext, precision: Precision, options: dict[str, Any], out: Path) -> Artifact:
         """Compile, then write ``artifact.json`` with the IO spec as this target's file declares it."""
+        from .binary_lowering import describe
+
         art = self.compile(ctx, precision, options, out)
+        describe(self.name, ctx.model, art)  # 1-bit weights: lowered by this target, or simulated
         art.write_meta(ctx.bundle, self.io_spec(ctx.bundle.inputs))
         return art
 

@@ -30,6 +30,7 @@ from ..errors import CalibrationError, RecipeError, UnsupportedOpError
 from ..quant.fakequant import decomposed
 from ..recipe import Precision, Quantizer, QuantSpec, TensorSpec
 from .base import TARGETS, Artifact, CompileContext, Target, _first_line, ids_as_int32
+from .binary_lowering import lower_binary_weights
 
 ON_MACOS = sys.platform == "darwin"
 REFERENCE_SAMPLES = 1000
@@ -74,6 +75,7 @@ class CoreMLTarget(Target):
                 raise CalibrationError("coreml w8a8 needs calibration: set quantization.calibration")
             source = decomposed(ctx.sim, style="aten")
         ml = self._convert(ct, source, ctx, precision, options)
+        ml = lower_binary_weights(self.name, ctx.model, ml, art)  # +-1 weights as 1-bit palettes
         if precision is Precision.INT8:
             ml = self._int8(ct, ml, mode, options, art)
         self._metadata(ml, ctx, precision)

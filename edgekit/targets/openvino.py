@@ -13,6 +13,7 @@ from typing import Any
 from ..errors import CalibrationError, UnsupportedOpError
 from ..recipe import Precision, Quantizer
 from .base import TARGETS, Artifact, CompileContext, Target, _first_line
+from .binary_lowering import lower_binary_weights
 from .onnx_common import fp32_onnx, qdq_onnx
 
 
@@ -50,6 +51,7 @@ class OpenVINOTarget(Target):
             raise
         except Exception as exc:
             raise UnsupportedOpError(f"openvino: conversion failed: {_first_line(exc)}") from None
+        model = lower_binary_weights(self.name, ctx.model, model, art)  # +-1 weights: u1 + FakeQuantize(levels=2)
         fp16 = precision is Precision.FP16
         if fp16:
             if "inference_precision" not in options:
