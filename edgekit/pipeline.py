@@ -34,6 +34,7 @@ from .targets.base import CompileContext, Target, all_targets, get_target
 from .transforms import get_transform
 from .transforms.apply import apply_transforms
 from .validate.metrics import task_metric
+from .validate.ops_proxy import ops_summary
 from .validate.report import write_reports
 
 
@@ -199,6 +200,7 @@ def run_recipe(
             "reference": {"fp32_torch": fp32_metric, "sim_int8": sim_metric},
             "train": train_info,
             "transforms": applied,
+            "ops": ops_summary(bundle.module, bundle.example_inputs(1, val_spec.max_length)),
             "calibration": calib_info,
             "benchmark": recipe.benchmark.__dict__ if benchmark else None,
             "rows": rows,

@@ -8,6 +8,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from .report_ops import html_ops, markdown_ops
 from .report_outliers import html_training, markdown_training, training_summary
 
 METRIC_LABEL = {"top1": "top-1 %", "cosine": "cosine"}
@@ -153,6 +154,7 @@ def write_reports(report: dict[str, Any], out: Path) -> None:
         "",
     ]
     md += markdown_training(report)
+    md += markdown_ops(report)
     notes = notes_lines(report)
     if notes:
         md += ["## Notes", "", *notes, ""]
@@ -178,6 +180,6 @@ def render_html(report: dict[str, Any], images: dict[str, str]) -> str:
     return (
         f"<!doctype html><html><head><meta charset='utf-8'><title>edgekit report: {esc(report['recipe'])}"
         f"</title><style>{STYLE}</style></head><body><h1>edgekit report: {esc(report['recipe'])}</h1>"
-        f"<ul>{items}</ul><table><tr>{head}</tr>{body}</table>{figs}{html_training(report)}"
+        f"<ul>{items}</ul><table><tr>{head}</tr>{body}</table>{figs}{html_training(report)}{html_ops(report)}"
         f"{'<h2>Notes</h2><ul>' + notes + '</ul>' if notes else ''}</body></html>"
     )
