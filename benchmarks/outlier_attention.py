@@ -12,7 +12,7 @@ batches, every layer's input and output quantized).
 Every number comes from a real ``edgekit run`` (run directories under --runs); results go to
 benchmarks/results/outliers_MODEL.json.
 
-    python benchmarks/outlier_attention.py --model vit [--epochs 2]
+    python benchmarks/outlier_attention.py --model vit [--epochs 1] [--hidden 128]
     python benchmarks/outlier_attention.py --model minilm [--steps 150]
 """
 
@@ -48,10 +48,11 @@ MINILM_VARIANTS = {
 PAPER_W8A8 = {"preset": "paper-w8a8"}
 
 
-def vit_recipe(name: str, transforms: list, epochs: float) -> dict:
+def vit_recipe(name: str, transforms: list, epochs: float, hidden: int) -> dict:
+    config = {"hidden_size": hidden, "num_attention_heads": 4, "intermediate_size": 2 * hidden}
     return {
         "name": name,
-        "model": {"source": "vit", "config": {"hidden_size": 192, "num_attention_heads": 4, "intermediate_size": 384}},
+        "model": {"source": "vit", "config": config},
         "transforms": transforms,
         "train": {"data": {"source": "fashion-mnist", "split": "train"}, "epochs": epochs, "lr": 0.002},
         "quantization": {**PAPER_W8A8, "calibration": {"source": "fashion-mnist", "split": "train", "batch_size": 32}},
@@ -139,14 +140,42 @@ class Probe:
         return float((a * b).sum(1).mean())
 
 
+def markdown(payload: dict) -> str:
+    """The results as the README's table (Table 2's shape: FP metric / max inf-norm / kurtosis / W8A8 metric)."""
+    if payload["model"] == "vit":
+        head = "| variant | FP32 top-1 % | max inf-norm | kurtosis | W8A8 top-1 % (sim / ORT) |\n|---|---|---|---|---|"
+        rows = [
+            f"| {r['variant']} | {r['fp32_top1']:.2f} | {r['attention_max_inf_norm']:.1f} | "
+            f"{r['attention_kurtosis']:.1f} | {r['w8a8_sim_top1']:.2f} / {r['w8a8_onnx_top1']:.2f} |"
+            for r in payload["results"]
+        ]
+    else:
+        head = (
+            "| variant | FP32 cosine / probe % | max inf-norm | kurtosis | W8A8 cosine / probe % |\n"
+            "|---|---|---|---|---|"
+        )
+        rows = [
+            f"| {r['variant']} | {r['fp32_cosine_to_original']:.4f} / {r['fp32_probe_accuracy']:.1f} | "
+            f"{r['attention_max_inf_norm']:.1f} | {r['attention_kurtosis']:.1f} | "
+            f"{r['w8a8_sim_cosine_to_original']:.4f} / {r['w8a8_sim_probe_accuracy']:.1f} |"
+            for r in payload["results"]
+        ]
+    return "\n".join([head, *rows])
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", required=True, choices=["vit", "minilm"])
-    p.add_argument("--epochs", type=float, default=2.0, help="ViT training epochs per variant")
+    p.add_argument("--epochs", type=float, default=1.0, help="ViT training epochs per variant")
+    p.add_argument("--hidden", type=int, default=128, help="ViT width (4 heads, MLP 2x, 4 blocks)")
     p.add_argument("--steps", type=int, default=150, help="MiniLM distillation steps per variant")
     p.add_argument("--runs", default="runs/bench-outliers")
     p.add_argument("--only", action="append", help="run only variants whose name starts with this")
+    p.add_argument("--table", action="store_true", help="print the stored results as a Markdown table and exit")
     a = p.parse_args()
+    if a.table:
+        print(markdown(json.loads((ROOT / "benchmarks" / "results" / f"outliers_{a.model}.json").read_text())))
+        return 0
     variants = VIT_VARIANTS if a.model == "vit" else MINILM_VARIANTS
     probe = None
     results = []
@@ -155,7 +184,7 @@ def main() -> int:
             continue
         name = f"{a.model}-{i}"
         if a.model == "vit":
-            data = vit_recipe(name, transforms, a.epochs)
+            data = vit_recipe(name, transforms, a.epochs, a.hidden)
         else:
             data = minilm_recipe(name, transforms, a.steps)
             probe = probe or Probe(data)
@@ -201,7 +230,7 @@ def main() -> int:
     payload = {
         "benchmark": "outlier_attention",
         "model": a.model,
-        "settings": {"epochs": a.epochs} if a.model == "vit" else {"steps": a.steps},
+        "settings": {"epochs": a.epochs, "hidden": a.hidden} if a.model == "vit" else {"steps": a.steps},
         "w8a8": "paper-w8a8 preset: symmetric per-tensor weights, asymmetric per-tensor activations, min-max over "
         "16 batches of 32, inputs and outputs of every Linear quantized",
         "versions": package_versions(),

@@ -63,3 +63,14 @@ def test_retrain_errors_are_one_line_and_leave_nothing(tmp_path, run_cli):
     bad = retrain_recipe(distill={"outputs": 0.0})
     code, _, err = run_cli("retrain", write_yaml(tmp_path / "c.yaml", bad), "--out", tmp_path / "c")
     assert code == 2 and "distill weights" in err and len(err.strip().splitlines()) == 1
+
+
+def test_run_with_distillation_reports_outliers(tmp_path, run_cli):
+    data = retrain_recipe(distill={"outputs": 1.0}, steps=3)
+    code, _, err = run_cli("run", write_yaml(tmp_path / "r.yaml", data), "--out", tmp_path / "run", "--no-bench")
+    assert code == 0, err
+    report = json.loads((tmp_path / "run" / "report.json").read_text())
+    assert report["train"]["objective"] == "distill" and report["train"]["outliers"]["before_is"] == "teacher"
+    md = (tmp_path / "run" / "report.md").read_text()
+    assert "Training (distill): 3 steps" in md and "| original (teacher) |" in md
+    assert (tmp_path / "run" / "model" / "weights.pt").is_file()
