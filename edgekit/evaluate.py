@@ -17,11 +17,12 @@ from .validate.latency import bench_local
 from .validate.metrics import compare, task_metric
 
 DEFAULT_BUDGET = {"top1": 1.0, "cosine": 0.02}
+CLASSIFYING_TASKS = ("classification", "next-token")  # outputs are class logits: top-1 when labelled
 
 
 def resolve_metric(metric: Metric, task: str, data: DataSet) -> str:
     if metric is Metric.AUTO:
-        return "top1" if task == "classification" and data.labels is not None else "cosine"
+        return "top1" if task in CLASSIFYING_TASKS and data.labels is not None else "cosine"
     if metric is Metric.TOP1 and data.labels is None:
         raise ModelError(f"metric top1 needs labelled validation data; '{data.description}' has no labels")
     return metric.value

