@@ -18,12 +18,18 @@ def load_recipe(path: Any) -> Any:
     return _load(path)
 
 
-def run_recipe(recipe: Any, out: Any, force: bool = False, **kw: Any) -> Any:
-    """Run a recipe (object or YAML path) into ``out``; returns a RunResult with ``.report`` and ``.passed``."""
+def run_recipe(recipe: Any, out: Any, force: bool = False, reduced: bool = False, **kw: Any) -> Any:
+    """Run a recipe (object or YAML path) into ``out``; returns a RunResult with ``.report`` and ``.passed``.
+
+    ``reduced=True`` runs it tiny and fast (see ``edgekit.reduced``): for CI, not for results."""
     from .pipeline import run_recipe as _run
 
     if not hasattr(recipe, "targets"):
         recipe = load_recipe(recipe)
+    if reduced:
+        from .reduced import reduce_recipe
+
+        recipe = reduce_recipe(recipe)
     return _run(recipe, out, force=force, **kw)
 
 

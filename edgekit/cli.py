@@ -104,6 +104,10 @@ def cmd_run(a: argparse.Namespace) -> int:
     from .recipe import load_recipe, recipe_from_dict
 
     recipe = load_recipe(a.recipe)
+    if a.reduced:
+        from .reduced import reduce_recipe
+
+        recipe = reduce_recipe(recipe)
     if a.iterations is not None or a.warmup is not None or a.threads is not None:
         d = recipe.to_dict()
         _bench_overrides(d, a)
@@ -262,6 +266,7 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--force", action="store_true")
     r.add_argument("--no-bench", action="store_true")
     r.add_argument("--resume", action="store_true", help="continue an interrupted training stage from its checkpoint")
+    r.add_argument("--reduced", action="store_true", help="tiny model, few steps/samples (CI; edgekit/reduced.py)")
     _bench_args(r)
     r.set_defaults(func=cmd_run)
 

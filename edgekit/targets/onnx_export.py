@@ -9,6 +9,7 @@ ONNX Runtime, OpenVINO and TensorRT fuse into integer kernels.
 from __future__ import annotations
 
 import contextlib
+import copy
 import io
 import re
 import warnings
@@ -26,7 +27,11 @@ EXPORT_BATCH, EXPORT_SEQUENCE = 2, 16
 
 
 def export_onnx(module: torch.nn.Module, bundle: ModelBundle, path: Path, opset: int = 18) -> onnx.ModelProto:
-    """Export with the TorchScript exporter (it lowers fake-quant ops to Q/DQ); weights stay in one file."""
+    """Export with the TorchScript exporter (it lowers fake-quant ops to Q/DQ); weights stay in one file.
+
+    A copy is traced: some HF models change their own state while traced (Swin stores its window size as a
+    traced tensor), which would break a later torch.export of the same module (the tflite target)."""
+    module = copy.deepcopy(module)
     args = bundle.example_inputs(EXPORT_BATCH, EXPORT_SEQUENCE)
     dynamic = {s.name: s.dynamic_axes for s in bundle.inputs if s.dynamic_axes}
     dynamic[bundle.output_name] = {0: "batch"}
