@@ -130,7 +130,9 @@ def run_recipe(
         fp32_metric = task_metric(metric, fp32_out, fp32_out, val.labels)
         log(f"fp32 pytorch {metric}: {fp32_metric:.4f} on {val.description}")
 
-        calib, sim, encodings, sim_out, calib_info = _quantize(recipe, bundle, names, tmp, val, progress)
+        calib, sim, encodings, sim_out, calib_info = _quantize(
+            recipe, bundle, names, tmp, val, progress, (metric, budget), log
+        )
         sim_metric = None if sim_out is None else task_metric(metric, sim_out, fp32_out, val.labels)
 
         ctx = CompileContext(
@@ -263,7 +265,16 @@ def load_weights(bundle: ModelBundle, path: str) -> None:
     bundle.info["weights"] = str(p.resolve())
 
 
-def _quantize(recipe: Recipe, bundle: ModelBundle, names: list[str], tmp: Path, val: DataSet, progress: bool):
+def _quantize(
+    recipe: Recipe,
+    bundle: ModelBundle,
+    names: list[str],
+    tmp: Path,
+    val: DataSet,
+    progress: bool,
+    goal: tuple[str, float] = ("cosine", DEFAULT_BUDGET["cosine"]),
+    log: Any = print,
+):
     if Precision.INT8 not in recipe.precisions():
         return None, None, None, None, None
     q = recipe.quantization
@@ -282,6 +293,10 @@ def _quantize(recipe: Recipe, bundle: ModelBundle, names: list[str], tmp: Path, 
         return calib, None, None, None, info
     cal = calibrate(bundle.module, names, calib, q, batch_size=q.calibration.batch_size, progress=progress)
     cal.encodings.meta["data"] = calib.description
+    if q.accuracy_aware is not None:
+        from .quant.accuracy_aware import accuracy_aware
+
+        cal.encodings, info["accuracy_aware"] = accuracy_aware(q, bundle, names, cal.sim, cal.encodings, goal, log)
     cal.encodings.save(tmp / "encodings.json")
     info["encodings"] = len(cal.encodings)
     if "scale_reparam" in cal.encodings.meta:

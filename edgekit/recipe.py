@@ -179,6 +179,33 @@ class TrainSpec:
             raise ValueError("train.checkpoint_every must be >= 0 (0: only on interrupt)")
 
 
+class RevertMethod(str, enum.Enum):
+    """How accuracy-aware quantization measures a layer's sensitivity."""
+
+    ONE_AT_A_TIME = "one-at-a-time"  # quantize only that layer: its metric drop
+    DROP_ONE = "drop-one"  # quantize every layer but that one: the metric it gives back
+
+
+@dataclass(frozen=True)
+class AccuracyAwareSpec:
+    """When the simulated INT8 model drops more than ``max_drop`` (default: the validation budget) on ``data``
+    (default: another seeded draw of the calibration source, never the validation set), rank the quantized layers by
+    sensitivity and keep the most sensitive in FP32, one at a time, until the drop holds or ``max_layers`` are
+    kept. Kept layers leave the encodings, so every target runs them in float."""
+
+    max_drop: float | None = None
+    method: RevertMethod = RevertMethod.DROP_ONE
+    max_layers: int = 8
+    data: DataSpec | None = None
+    samples: int = 500
+
+    def __post_init__(self) -> None:
+        if self.max_drop is not None and self.max_drop < 0:
+            raise ValueError(f"accuracy_aware.max_drop must be >= 0, got {self.max_drop}")
+        if self.max_layers <= 0 or self.samples <= 0:
+            raise ValueError("accuracy_aware needs max_layers > 0 and samples > 0")
+
+
 @dataclass(frozen=True)
 class QuantSpec:
     estimator: Estimator = Estimator.MINMAX
@@ -195,12 +222,15 @@ class QuantSpec:
     # quantized", as in the outlier papers' W8A8 setting, where residual-stream outliers hit the grid
     quantize_outputs: bool = False
     preset: str | None = None  # a named setting filled in at load (see edgekit.quant.presets); explicit keys win
+    accuracy_aware: AccuracyAwareSpec | None = None  # keep the most sensitive layers in FP32 until the budget holds
 
     def __post_init__(self) -> None:
         if self.bits != 8:
             raise ValueError("only 8-bit integer quantization is supported by the int8 stage (bits: 8)")
         if not 50.0 < self.percentile <= 100.0:
             raise ValueError(f"percentile must be in (50, 100], got {self.percentile}")
+        if self.accuracy_aware is not None and self.quantizer is Quantizer.NATIVE:
+            raise ValueError("accuracy_aware works on edgekit's encodings; remove it or set quantizer: edgekit")
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from typing import Any
 
 from .report_ops import html_ops, markdown_ops
 from .report_outliers import html_training, markdown_training, training_summary
+from .report_quant import html_quant, markdown_quant, quant_summary
 
 METRIC_LABEL = {"top1": "top-1 %", "cosine": "cosine"}
 STYLE = (  # shared with the device report (device_report.py)
@@ -120,6 +121,9 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
             f"Latency: batch {b['batch_size']}, {b['threads']} threads, {b['warmup']} warm-up + "
             f"{b['iterations']} timed runs, each artifact in its own process"
         )
+    aa = quant_summary(report)
+    if aa:
+        lines.append(aa)
     lines.append(f"Transforms: {'; '.join(transform_line(t) for t in report['transforms']) or 'none'}")
     trained = training_summary(report)
     if trained:
@@ -154,6 +158,7 @@ def write_reports(report: dict[str, Any], out: Path) -> None:
         "",
     ]
     md += markdown_training(report)
+    md += markdown_quant(report)
     md += markdown_ops(report)
     notes = notes_lines(report)
     if notes:
@@ -180,6 +185,7 @@ def render_html(report: dict[str, Any], images: dict[str, str]) -> str:
     return (
         f"<!doctype html><html><head><meta charset='utf-8'><title>edgekit report: {esc(report['recipe'])}"
         f"</title><style>{STYLE}</style></head><body><h1>edgekit report: {esc(report['recipe'])}</h1>"
-        f"<ul>{items}</ul><table><tr>{head}</tr>{body}</table>{figs}{html_training(report)}{html_ops(report)}"
+        f"<ul>{items}</ul><table><tr>{head}</tr>{body}</table>{figs}{html_training(report)}"
+        f"{html_quant(report)}{html_ops(report)}"
         f"{'<h2>Notes</h2><ul>' + notes + '</ul>' if notes else ''}</body></html>"
     )

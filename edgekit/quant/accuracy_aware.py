@@ -1,0 +1,178 @@
+"""Accuracy-aware quantization: keep the most sensitive layers in FP32 until the INT8 drop fits the budget.
+
+Works on the simulated model (one EncodingSet, so the decision holds for every target):
+
+1. measure the drop of the fully quantized simulation on the ranking data; within ``max_drop``: done;
+2. rank every quantized layer by sensitivity, ``drop-one`` (quantize all but that layer: the metric it gives
+   back) or ``one-at-a-time`` (quantize only that layer: the metric it costs), ties broken by the output
+   SQNR against FP32 (continuous, so layers a coarse top-1 cannot separate still rank);
+3. revert layers to FP32 in that order, re-measuring after each, until the drop holds or ``max_layers`` are
+   reverted.
+
+Reverted layers leave the encodings (their ``.input``/``.weight``/``.output`` entries) and are listed in
+``meta["fp32_layers"]``: every lowering (Q/DQ ONNX, LiteRT, Core ML) then leaves them in float.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..data import DataSet
+from ..recipe import AccuracyAwareSpec, RevertMethod
+from ..registry import Registry
+from ..validate.metrics import sqnr_db, task_metric
+from .encodings import EncodingSet
+from .fakequant import apply_encodings, wrappers
+
+
+def layer_of(key: str) -> str:
+    """``encoder.layer.0.output.dense.weight`` -> ``encoder.layer.0.output.dense``."""
+    return key.rsplit(".", 1)[0]
+
+
+def restricted(encodings: EncodingSet, layers: set[str]) -> EncodingSet:
+    """The encodings of ``layers`` only (every other layer runs in float)."""
+    return EncodingSet({k: v for k, v in encodings.tensors.items() if layer_of(k) in layers}, dict(encodings.meta))
+
+
+class Evaluator:
+    """Metric and output SQNR of the simulated model with a chosen set of layers quantized."""
+
+    def __init__(self, sim: torch.nn.Module, encodings: EncodingSet, names: list[str], data: DataSet, metric: str):
+        self.sim, self.encodings, self.names, self.data, self.metric = sim, encodings, names, data, metric
+        self.fp32_out = self._predict(restricted(encodings, set()))
+        self.fp32_metric = task_metric(metric, self.fp32_out, self.fp32_out, data.labels)
+        self.calls = 0
+
+    def _predict(self, enc: EncodingSet) -> np.ndarray:
+        apply_encodings(self.sim, enc)
+        outs = []
+        with torch.inference_mode():
+            for feeds, _ in self.data.batches(100):
+                outs.append(self.sim(*[torch.from_numpy(feeds[n]) for n in self.names]).float().numpy())
+        return np.concatenate(outs)
+
+    def __call__(self, quantized: set[str]) -> tuple[float, float]:
+        self.calls += 1
+        out = self._predict(restricted(self.encodings, quantized))
+        return task_metric(self.metric, out, self.fp32_out, self.data.labels), sqnr_db(self.fp32_out, out)
+
+
+# A sensitivity method: (evaluator, all layers, one layer, metric/SQNR of the fully quantized model)
+#   -> (metric sensitivity, SQNR sensitivity); larger = more sensitive.
+SensitivityFn = Callable[[Evaluator, set[str], str, float, float], tuple[float, float]]
+SENSITIVITY: Registry[SensitivityFn] = Registry("sensitivity method")
+
+
+@SENSITIVITY.register(RevertMethod.DROP_ONE.value)
+def drop_one(ev: Evaluator, layers: set[str], layer: str, base: float, base_sqnr: float) -> tuple[float, float]:
+    metric, sqnr = ev(layers - {layer})
+    return metric - base, sqnr - base_sqnr
+
+
+@SENSITIVITY.register(RevertMethod.ONE_AT_A_TIME.value)
+def one_at_a_time(ev: Evaluator, layers: set[str], layer: str, base: float, base_sqnr: float) -> tuple[float, float]:
+    metric, sqnr = ev({layer})
+    return ev.fp32_metric - metric, -min(sqnr, 200.0)
+
+
+def keep_sensitive_fp32(
+    sim: torch.nn.Module,
+    encodings: EncodingSet,
+    names: list[str],
+    data: DataSet,
+    metric: str,
+    max_drop: float,
+    spec: AccuracyAwareSpec,
+    log: Any = print,
+) -> tuple[EncodingSet, dict[str, Any]]:
+    """Return the (possibly reduced) encodings, applied to ``sim``, and a record for the report."""
+    start = time.perf_counter()
+    ev = Evaluator(sim, encodings, names, data, metric)
+    layers = [w.qname for w in wrappers(sim) if f"{w.qname}.weight" in encodings or f"{w.qname}.input" in encodings]
+    everything = set(layers)
+    base, base_sqnr = ev(everything)
+    record: dict[str, Any] = {
+        "method": spec.method.value,
+        "max_drop": max_drop,
+        "max_layers": spec.max_layers,
+        "data": data.description,
+        "samples": len(data),
+        "fp32_metric": ev.fp32_metric,
+        "int8_metric_before": base,
+        "drop_before": ev.fp32_metric - base,
+        "sqnr_before_db": base_sqnr,
+        "layers_quantized": len(layers),
+        "ranking": [],
+        "kept_fp32": [],
+    }
+    if ev.fp32_metric - base <= max_drop:
+        record.update(needed=False, int8_metric_after=base, drop_after=ev.fp32_metric - base, seconds=0.0)
+        apply_encodings(sim, encodings)
+        log(f"accuracy-aware: int8 drop {ev.fp32_metric - base:.4f} within {max_drop}; every layer stays int8")
+        return encodings, record
+    log(f"accuracy-aware: int8 drop {ev.fp32_metric - base:.4f} > {max_drop}; ranking {len(layers)} layers")
+    method = SENSITIVITY.get(spec.method.value)
+    scores = {layer: method(ev, everything, layer, base, base_sqnr) for layer in layers}
+    ranked = sorted(layers, key=lambda n: scores[n], reverse=True)
+    kept: list[str] = []
+    after = (base, base_sqnr)
+    for layer in ranked[: spec.max_layers]:
+        kept.append(layer)
+        after = ev(everything - set(kept))
+        if ev.fp32_metric - after[0] <= max_drop:
+            break
+    final = restricted(encodings, everything - set(kept))
+    final.meta["fp32_layers"] = list(kept)
+    final.meta["ignored"] = [*final.meta.get("ignored", []), *kept]
+    apply_encodings(sim, final)
+    record.update(
+        needed=True,
+        ranking=[
+            {"layer": n, "sensitivity": scores[n][0], "sqnr_sensitivity_db": scores[n][1], "kept_fp32": n in kept}
+            for n in ranked
+        ],
+        kept_fp32=kept,
+        int8_metric_after=after[0],
+        drop_after=ev.fp32_metric - after[0],
+        sqnr_after_db=after[1],
+        within=ev.fp32_metric - after[0] <= max_drop,
+        evaluations=ev.calls,
+        seconds=time.perf_counter() - start,
+    )
+    log(
+        f"accuracy-aware: kept {len(kept)} layer(s) in FP32, drop {record['drop_before']:.4f} -> "
+        f"{record['drop_after']:.4f} ({'within' if record['within'] else 'still over'} {max_drop})"
+    )
+    return final, record
+
+
+def accuracy_aware(
+    quant: Any,
+    bundle: Any,
+    names: list[str],
+    sim: torch.nn.Module,
+    encodings: EncodingSet,
+    goal: tuple[str, float],
+    log: Any = print,
+) -> tuple[EncodingSet, dict[str, Any]]:
+    """The pipeline stage: load the ranking data (default: another seeded draw of the calibration source) and
+    run :func:`keep_sensitive_fp32` with the recipe's metric and ``max_drop`` (default: the budget)."""
+    from dataclasses import replace
+
+    from ..data import load_data
+
+    spec: AccuracyAwareSpec = quant.accuracy_aware
+    source = spec.data or replace(quant.calibration, seed=quant.calibration.seed + 1)
+    data = load_data(replace(source, samples=spec.samples), bundle, "accuracy-aware ranking")
+    metric, budget = goal
+    if metric == "top1" and data.labels is None:
+        metric = "cosine"
+        budget = spec.max_drop if spec.max_drop is not None else 0.02
+    max_drop = spec.max_drop if spec.max_drop is not None else budget
+    return keep_sensitive_fp32(sim, encodings, names, data, metric, max_drop, spec, log)

@@ -1,0 +1,99 @@
+"""Report sections of the quantization stage: accuracy-aware layer reverts and per-layer divergence of failing
+targets (both optional; empty when the run has neither)."""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+RANKING_SHOWN = 12
+
+
+def _aa(report: dict[str, Any]) -> dict[str, Any] | None:
+    return (report.get("calibration") or {}).get("accuracy_aware")
+
+
+def quant_summary(report: dict[str, Any]) -> str | None:
+    aa = _aa(report)
+    if not aa:
+        return None
+    if not aa.get("needed"):
+        return f"Accuracy-aware quantization: drop {aa['drop_before']:.4f} within {aa['max_drop']}; no layer reverted"
+    state = "within" if aa["within"] else "still over"
+    return (
+        f"Accuracy-aware quantization ({aa['method']}): {len(aa['kept_fp32'])} of {aa['layers_quantized']} layers "
+        f"kept in FP32, drop on {aa['samples']} ranking samples {aa['drop_before']:.4f} -> {aa['drop_after']:.4f} "
+        f"({state} {aa['max_drop']}), {aa['evaluations']} evaluations in {aa['seconds']:.0f} s"
+    )
+
+
+def _aa_rows(aa: dict[str, Any]) -> list[list[str]]:
+    ranking = aa.get("ranking") or []
+    shown = [r for i, r in enumerate(ranking) if i < RANKING_SHOWN or r["kept_fp32"]]
+    return [
+        [
+            str(i + 1),
+            r["layer"],
+            f"{r['sensitivity']:+.4f}",
+            f"{r['sqnr_sensitivity_db']:+.2f}",
+            "FP32" if r["kept_fp32"] else "int8",
+        ]
+        for i, r in enumerate(shown)
+    ]
+
+
+AA_HEADERS = ["rank", "layer", "sensitivity (metric)", "sensitivity (SQNR dB)", "kept as"]
+
+
+def markdown_quant(report: dict[str, Any]) -> list[str]:
+    out: list[str] = []
+    aa = _aa(report)
+    if aa and aa.get("needed"):
+        out += [
+            "## Accuracy-aware quantization",
+            "",
+            f"{quant_summary(report)}. Ranking data: {aa['data']}. Sensitivity = "
+            + (
+                "metric recovered when only this layer is left in FP32"
+                if aa["method"] == "drop-one"
+                else "metric lost when only this layer is quantized"
+            )
+            + "; these layers are absent from encodings.json, so every target runs them in float.",
+            "",
+            "| " + " | ".join(AA_HEADERS) + " |",
+            "|" + "---|" * len(AA_HEADERS),
+            *["| " + " | ".join(r) + " |" for r in _aa_rows(aa)],
+            "",
+        ]
+    for d in report.get("diagnosis") or []:
+        from ..diagnose import markdown
+
+        out += ["## Where the accuracy goes (failing target)", "", *markdown(d), ""]
+    return out
+
+
+def html_quant(report: dict[str, Any]) -> str:
+    esc = html.escape
+    parts = []
+    aa = _aa(report)
+    if aa and aa.get("needed"):
+        head = "".join(f"<th>{esc(h)}</th>" for h in AA_HEADERS)
+        body = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in r) + "</tr>" for r in _aa_rows(aa))
+        parts.append(
+            f"<h2>Accuracy-aware quantization</h2><p>{esc(quant_summary(report) or '')}</p>"
+            f"<table><tr>{head}</tr>{body}</table>"
+        )
+    for d in report.get("diagnosis") or []:
+        rows = [r for r in d["layers"] if r["found"]]
+        head = "".join(f"<th>{h}</th>" for h in ("#", "layer", "int8", "vs simulated dB", "vs FP32 dB", "sim vs FP32"))
+        body = "".join(
+            f"<tr class='{'fail' if r['layer'] == d['first_departure'] else ''}'><td>{i}</td><td>{esc(r['layer'])}</td>"
+            f"<td>{'yes' if r['int8'] else 'fp32'}</td><td>{r['sqnr_vs_sim_db']:.1f}</td>"
+            f"<td>{r['sqnr_vs_fp32_db']:.1f}</td><td>{r['sim_sqnr_vs_fp32_db']:.1f}</td></tr>"
+            for i, r in enumerate(rows)
+        )
+        parts.append(
+            f"<h2>Per-layer divergence: {esc(d['target'])} {esc(d['precision'])}</h2><p>{esc(d['verdict'])}.</p>"
+            f"<table><tr>{head}</tr>{body}</table>"
+        )
+    return "".join(parts)
