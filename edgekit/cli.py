@@ -191,6 +191,26 @@ def cmd_report(a: argparse.Namespace) -> int:
     return _print_device_report(report, Path(a.out))
 
 
+def cmd_diagnose(a: argparse.Namespace) -> int:
+    from .diagnose import diagnose, markdown
+
+    result = diagnose(Path(a.dir), a.target, a.precision, a.samples, a.threshold)
+    print("\n".join(markdown(result)))
+    print(f"\nwritten to {a.dir}/diagnose/{a.target}-{a.precision}.{{json,md}}")
+    return 0
+
+
+def cmd_results(a: argparse.Namespace) -> int:
+    from .validate.results_table import write_results
+
+    dirs = [Path(d) for d in a.dirs]
+    n = write_results(dirs, Path(a.out), "edgekit results " + " ".join(a.dirs) + f" --out {a.out}")
+    if n == 0:
+        raise RecipeError(f"no run directories (with report.json) among {a.dirs}; run `edgekit run RECIPE` first")
+    print(f"{a.out}: {n} runs")
+    return 0
+
+
 def cmd_targets(a: argparse.Namespace) -> int:
     from .targets.base import all_targets
 
@@ -304,6 +324,19 @@ def parser() -> argparse.ArgumentParser:
     rp.add_argument("--out", required=True, help="output directory for report.{json,md,html} and plots/")
     rp.add_argument("--force", action="store_true", help="replace an existing output directory")
     rp.set_defaults(func=cmd_report)
+
+    dg = sub.add_parser("diagnose", help="per-layer divergence (SQNR) of an artifact from the simulated model")
+    dg.add_argument("dir")
+    dg.add_argument("--target", default="onnx", help="a target whose runtime exposes layer outputs (onnx, openvino)")
+    dg.add_argument("--precision", default="int8")
+    dg.add_argument("--samples", type=int, default=8, help="validation samples to compare on (default 8)")
+    dg.add_argument("--threshold", type=float, default=30.0, help="SQNR (dB) below which a layer departs")
+    dg.set_defaults(func=cmd_diagnose)
+
+    rs = sub.add_parser("results", help="docs/RESULTS.md (every recipe x target x precision) from run directories")
+    rs.add_argument("dirs", nargs="+", help="run directories, e.g. runs/*")
+    rs.add_argument("--out", default="docs/RESULTS.md")
+    rs.set_defaults(func=cmd_results)
 
     sub.add_parser("targets", help="list targets and whether they run here").set_defaults(func=cmd_targets)
     sub.add_parser("recipes", help="list the shipped recipes").set_defaults(func=cmd_recipes)

@@ -18,6 +18,7 @@ import torch
 from .archs import ModelBundle, load_model
 from .artifacts import RunDir, write_manifest
 from .data import DataSet, load_data
+from .diagnose import diagnose_failures
 from .errors import ModelError, RecipeError, UnsupportedOpError
 from .evaluate import (
     DEFAULT_BUDGET,
@@ -171,6 +172,7 @@ def run_recipe(
                     )
                 )
         shutil.rmtree(ctx.workdir)
+        diagnosis = diagnose_failures(tmp, rows, sim, bundle, val, log) if sim is not None else []
         if benchmark:
             bench_rows(tmp, rows, recipe.benchmark, val_spec.max_length, progress)
         rows += skipped
@@ -207,6 +209,8 @@ def run_recipe(
             "benchmark": recipe.benchmark.__dict__ if benchmark else None,
             "rows": rows,
         }
+        if diagnosis:
+            report["diagnosis"] = diagnosis
         save_run(tmp, report, recipe)
     return RunResult(Path(out), report)
 

@@ -1,0 +1,191 @@
+"""docs/RESULTS.md from run directories: ``edgekit results runs/* --out docs/RESULTS.md``.
+
+One table of the recipes (model, training, transforms, calibration, FP32 and simulated-INT8 metric, result), one
+row per recipe x target x precision (metric, change vs FP32, budget, size, p50 latency, speedup vs that target's
+FP32), and every row that is not ``ok`` with the reason the run recorded. Nothing is typed in by hand: every number
+is read from the runs' report.json; reduced-mode runs (``NAME-reduced``) are left out.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+METRIC = {"top1": "top-1 %", "cosine": "cosine"}
+
+
+def load_runs(dirs: list[Path]) -> list[tuple[Path, dict[str, Any], dict[str, Any]]]:
+    """(dir, report, manifest) of every run directory, reduced-mode runs left out, sorted by recipe name."""
+    runs = []
+    for d in dirs:
+        if not (d / "report.json").is_file():
+            continue
+        report = json.loads((d / "report.json").read_text())
+        if str(report.get("recipe", "")).endswith("-reduced"):
+            continue
+        manifest = json.loads((d / "manifest.json").read_text()) if (d / "manifest.json").is_file() else {}
+        runs.append((d, report, manifest))
+    return sorted(runs, key=lambda r: r[1]["recipe"])
+
+
+def _num(v: Any, metric: str | None = None, digits: int | None = None) -> str:
+    if v is None:
+        return "-"
+    if digits is None:
+        digits = 2 if metric in (None, "top1") else 4
+    return f"{v:.{digits}f}"
+
+
+def _delta(v: Any, metric: str) -> str:
+    return "-" if v is None else (f"{v:+.2f}" if metric == "top1" else f"{v:+.4f}")
+
+
+def transforms_text(report: dict[str, Any]) -> str:
+    names = [t["name"] for t in report.get("transforms") or []]
+    aa = (report.get("calibration") or {}).get("accuracy_aware")
+    if aa and aa.get("needed"):
+        names.append(f"accuracy-aware ({len(aa['kept_fp32'])} layers FP32)")
+    return ", ".join(names) or "-"
+
+
+def recipe_rows(runs: list[tuple[Path, dict[str, Any], dict[str, Any]]]) -> list[str]:
+    hdr = [
+        "recipe",
+        "model",
+        "parameters",
+        "training",
+        "transforms",
+        "calibration",
+        "validation",
+        "metric",
+        "FP32 PyTorch",
+        "INT8 simulated",
+        "budget",
+        "result",
+    ]
+    lines = ["| " + " | ".join(hdr) + " |", "|" + "---|" * len(hdr)]
+    for _, r, _ in runs:
+        m = r["metric"]
+        t = r.get("train")
+        train = f"{t['steps']} steps ({t['epochs']} ep), {t['seconds']:.0f} s" if t else "-"
+        c = r.get("calibration") or {}
+        calib = f"{c.get('samples')} x {c.get('estimator')}" if c else "-"
+        cells = [
+            f"`{r['recipe']}`",
+            r["model"]["family"],
+            f"{r['model']['parameters']:,}",
+            train,
+            transforms_text(r),
+            calib,
+            f"{r['validation']['data']} ({r['validation']['samples']})",
+            METRIC[m],
+            _num(r["reference"]["fp32_torch"], m),
+            _num(r["reference"].get("sim_int8"), m),
+            str(r["budget"]),
+            "PASS" if r["passed"] else "FAIL",
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def artifact_rows(runs: list[tuple[Path, dict[str, Any], dict[str, Any]]]) -> list[str]:
+    hdr = [
+        "recipe",
+        "target",
+        "precision",
+        "status",
+        "metric",
+        "FP32 PyTorch",
+        "value",
+        "Δ vs FP32",
+        "size MB",
+        "p50 ms",
+        "speedup vs FP32",
+        "samples",
+    ]
+    lines = ["| " + " | ".join(hdr) + " |", "|" + "---|" * len(hdr)]
+    for _, r, _ in runs:
+        m = r["metric"]
+        for row in sorted(r["rows"], key=lambda x: (x["target"], x["precision"] != "fp32", x["precision"])):
+            acc, lat = row.get("accuracy") or {}, row.get("latency") or {}
+            prec = row["precision"] + (f" ({row['quantizer']})" if row.get("quantizer") else "")
+            cells = [
+                f"`{r['recipe']}`",
+                row["target"],
+                prec,
+                row["status"],
+                METRIC[m],
+                _num(r["reference"]["fp32_torch"], m),
+                _num(acc.get("metric"), m),
+                _delta(row.get("delta"), m),
+                _num(row.get("size_mb")),
+                _num(lat.get("p50_ms"), digits=3) if lat else row.get("latency_note", "-"),
+                f"{row['speedup']:.2f}x" if row.get("speedup") else "-",
+                str(row.get("samples", "-")),
+            ]
+            lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def failure_lines(runs: list[tuple[Path, dict[str, Any], dict[str, Any]]]) -> list[str]:
+    out = []
+    for _, r, _ in runs:
+        for row in r["rows"]:
+            if row["status"] == "ok":
+                continue
+            why = "; ".join(row.get("notes") or []) or row.get("error") or "no reason recorded"
+            if row["status"] == "fail":
+                why = f"{_delta(row.get('delta'), r['metric'])} vs FP32 exceeds the budget {r['budget']}; {why}"
+            out.append(f"- `{r['recipe']}` {row['target']} {row['precision']}: **{row['status']}**: {why}")
+    return out
+
+
+def render(runs: list[tuple[Path, dict[str, Any], dict[str, Any]]], command: str) -> str:
+    versions = next((m.get("versions") for _, _, m in runs if m.get("versions")), {})
+    device = next(
+        (row["latency"]["device"] for _, r, _ in runs for row in r["rows"] if (row.get("latency") or {}).get("device")),
+        {},
+    )
+    bench = next((r["benchmark"] for _, r, _ in runs if r.get("benchmark")), None)
+    lines = [
+        "# Results: every shipped recipe, end to end",
+        "",
+        f"Generated by `{command}` from {len(runs)} run directories; do not edit by hand.",
+        "",
+        f"- Machine: {device.get('processor', '?')}, {device.get('cpu_count', '?')} cores, "
+        f"{device.get('system', '?')} {device.get('machine', '')}; "
+        + ", ".join(f"{k} {v}" for k, v in versions.items()),
+    ]
+    if bench:
+        lines.append(
+            f"- Latency: batch {bench['batch_size']}, {bench['threads']} threads, {bench['warmup']} warm-up + "
+            f"{bench['iterations']} timed runs, each artifact in its own process; p50 in ms; speedup = the target's "
+            "FP32 p50 / this p50. `not measured here`: the runtime cannot run on this machine (see each note)."
+        )
+    lines += [
+        "- Metric: top-1 % on labelled data (for the decoder: next-token top-1 on held-out text), or mean cosine "
+        "to the FP32 PyTorch output; Δ is against FP32 PyTorch on the same samples (a row validated on fewer samples, "
+        "see `samples`, is compared on those); the budget is the largest allowed drop.",
+        "",
+        "## Recipes",
+        "",
+        *recipe_rows(runs),
+        "",
+        "## Every target and precision",
+        "",
+        *artifact_rows(runs),
+        "",
+        "## Rows that are not ok, and why",
+        "",
+        *(failure_lines(runs) or ["None: every row of every run is within its budget."]),
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def write_results(dirs: list[Path], out: Path, command: str) -> int:
+    runs = load_runs(dirs)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(render(runs, command))
+    return len(runs)
