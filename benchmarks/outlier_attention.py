@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import time
 from pathlib import Path
 
@@ -37,6 +38,8 @@ ROOT = Path(__file__).resolve().parent.parent
 VIT_VARIANTS = {
     "vanilla": [],
     "clipped softmax (gamma=-2/T)": [{"name": "clipped_softmax", "options": {"alpha": 2.0}}],
+    # alpha < 1 keeps uniform attention (p = 1/T) above the clip at initialization, so it still gets gradients
+    "clipped softmax (gamma=-0.5/T)": [{"name": "clipped_softmax", "options": {"alpha": 0.5}}],
     "gated attention (linear, pi_init=0.25)": [{"name": "gated_attention", "options": {"pi_init": 0.25}}],
 }
 MINILM_VARIANTS = {
@@ -179,10 +182,10 @@ def main() -> int:
     variants = VIT_VARIANTS if a.model == "vit" else MINILM_VARIANTS
     probe = None
     results = []
-    for i, (label, transforms) in enumerate(variants.items()):
+    for label, transforms in variants.items():
         if a.only and not any(label.startswith(o) for o in a.only):
             continue
-        name = f"{a.model}-{i}"
+        name = f"{a.model}-" + re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-")
         if a.model == "vit":
             data = vit_recipe(name, transforms, a.epochs, a.hidden)
         else:
