@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from ..errors import RecipeError, did_you_mean
 from ..registry import Registry
 
 TransformFn = Callable[[torch.nn.Module, dict[str, Any]], torch.nn.Module]
@@ -42,3 +43,12 @@ def get_transform(name: str) -> TransformDef:
     from . import attention, binary_attention, binary_weights, reparam, unified_norm  # noqa: F401  (register)
 
     return TRANSFORMS.get(name)
+
+
+def check_options(options: dict[str, Any], allowed: set[str], transform: str) -> None:
+    """Reject an option the transform does not know, with a suggestion."""
+    for key in options:
+        if key not in allowed:
+            raise RecipeError(
+                f"transform {transform}: unknown option '{key}'{did_you_mean(key, allowed)}; allowed: {sorted(allowed)}"
+            )

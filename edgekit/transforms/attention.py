@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from ..errors import RecipeError, UnsupportedOpError
-from . import register
+from . import check_options, register
 
 IMPLEMENTATION = "edgekit"
 
@@ -215,7 +215,7 @@ def swap_attention(model: nn.Module, make: Any, transform: str) -> nn.Module:
 
 @register("clipped_softmax", "train", exact=False, description="clipped softmax in every attention head")
 def clipped_softmax(model: nn.Module, options: dict[str, Any]) -> nn.Module:
-    _check(options, {"gamma", "zeta", "alpha"}, "clipped_softmax")
+    check_options(options, {"gamma", "zeta", "alpha"}, "clipped_softmax")
     gamma = float(options.get("gamma", -0.03 if "alpha" not in options else 0.0))
     zeta = float(options.get("zeta", 1.0))
     alpha = None if options.get("alpha") is None else float(options["alpha"])
@@ -224,20 +224,10 @@ def clipped_softmax(model: nn.Module, options: dict[str, Any]) -> nn.Module:
 
 @register("gated_attention", "train", exact=False, description="per-head sigmoid gate on the attention output")
 def gated_attention(model: nn.Module, options: dict[str, Any]) -> nn.Module:
-    _check(options, {"pi_init", "gate", "hidden"}, "gated_attention")
+    check_options(options, {"pi_init", "gate", "hidden"}, "gated_attention")
     gate = options.get("gate", "linear")
     if gate not in ("linear", "mlp"):
         raise RecipeError(f"gated_attention: gate must be 'linear' or 'mlp', got '{gate}'")
     hidden = int(options.get("hidden", 8)) if gate == "mlp" else 0
     pi_init = float(options.get("pi_init", 0.5))
     return swap_attention(model, lambda h, d: GatedAttention(h, d, pi_init, hidden), "gated_attention")
-
-
-def _check(options: dict[str, Any], allowed: set[str], transform: str) -> None:
-    from ..errors import did_you_mean
-
-    for key in options:
-        if key not in allowed:
-            raise RecipeError(
-                f"transform {transform}: unknown option '{key}'{did_you_mean(key, allowed)}; allowed: {sorted(allowed)}"
-            )

@@ -32,8 +32,8 @@ import torch
 from torch import nn
 
 from ..errors import RecipeError, UnsupportedOpError
-from . import register
-from .attention import AttentionVariant, _check, attention_modules, swap_attention
+from . import check_options, register
+from .attention import AttentionVariant, attention_modules, swap_attention
 from .binary_hash import KernelHash, l2_normalize
 
 
@@ -221,7 +221,7 @@ def ecoformer_modules(model: nn.Module) -> list[EcoFormerAttention]:
 
 @register("ecoformer", "train", exact=False, description="EcoFormer: kernelized-hash binary attention, linear time")
 def ecoformer(model: nn.Module, options: dict[str, Any]) -> nn.Module:
-    _check(options, {"nbits", "anchors", "topk", "hash_weight", "shared_qk", "seed"}, "ecoformer")
+    check_options(options, {"nbits", "anchors", "topk", "hash_weight", "shared_qk", "seed"}, "ecoformer")
     nbits, anchors, topk = int(options.get("nbits", 16)), int(options.get("anchors", 25)), int(options.get("topk", 10))
     hash_weight, shared = float(options.get("hash_weight", 1.0)), bool(options.get("shared_qk", True))
     if nbits < 1 or anchors < 2 or topk < 1 or hash_weight < 0:

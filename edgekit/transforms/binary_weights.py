@@ -22,8 +22,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..errors import RecipeError, UnsupportedOpError
-from . import register
-from .attention import _check
+from . import check_options, register
 from .binary_hash import binarize
 
 DEFAULT_EXCLUDE = ("*classifier*", "*embeddings*", "*patch_embed*", "*head")
@@ -92,7 +91,7 @@ def _selected(name: str, include: tuple[str, ...], exclude: tuple[str, ...]) -> 
 
 @register("binary_weights", "train", exact=False, description="1-bit weights (per-channel scale x sign, STE)")
 def binary_weights(model: nn.Module, options: dict[str, Any]) -> nn.Module:
-    _check(options, {"include", "exclude"}, "binary_weights")
+    check_options(options, {"include", "exclude"}, "binary_weights")
     include = tuple(options.get("include", ("*",)))
     exclude = tuple(options.get("exclude", DEFAULT_EXCLUDE))
     if not include:
