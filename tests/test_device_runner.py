@@ -165,3 +165,21 @@ def test_runner_args_are_one_builder():
     assert "--no-accuracy" in BenchOptions(accuracy=False, runtime=None).runner_args()
     assert open_device("ssh://me@[::1]:2222?python=/opt/py").name == "ssh://me@[::1]:2222"
     assert open_device("adb:emulator-5554").slug == "adb-emulator-5554"
+
+
+def test_accuracy_samples_ship_with_a_run_and_the_manifest_covers_them(tmp_path, run_cli, tiny_vit_recipe):
+    from .conftest import write_yaml
+
+    tiny_vit_recipe["targets"] = [{"name": "onnx", "precisions": ["fp32"]}]
+    code, _, err = run_cli(
+        "run", write_yaml(tmp_path / "r.yaml", tiny_vit_recipe), "--out", tmp_path / "run", "--no-bench"
+    )
+    assert code == 0, err
+    code, _, err = run_cli(
+        "bench", tmp_path / "run", "--device", "local", "--accuracy-samples", "10", "--iterations", "3", "--warmup", "1"
+    )
+    assert code == 0, err
+    files = json.loads((tmp_path / "run" / "manifest.json").read_text())["files"]
+    assert "onnx/fp32/accuracy.npz" in files
+    rep = json.loads((tmp_path / "run" / "devices" / "report.json").read_text())
+    assert rep["entries"][0]["result"]["accuracy"]["samples"] == 10
