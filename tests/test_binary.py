@@ -365,3 +365,19 @@ def test_ops_summary_of_a_binarized_model():
         s["model"]["energy_uj"]
         < ops_summary(bundle("vit", TINY_VIT).module, b.example_inputs(1, 8))["model"]["energy_uj"]
     )
+
+
+def test_ecoformer_on_a_padded_text_encoder_ignores_padding():
+    b = transformed("bert", {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2}, ["ecoformer"])
+    names = [s.name for s in b.inputs]
+    ids, mask = (b.example_inputs(2, 12)[names.index(n)] for n in ("input_ids", "attention_mask"))
+    mask[1, 8:] = 0
+    other = ids.clone()
+    other[1, 8:] = 7  # different tokens under the padding
+
+    def run(i: torch.Tensor) -> torch.Tensor:
+        feeds = {"input_ids": i, "attention_mask": mask}
+        with torch.no_grad():
+            return b.module(*[feeds[n] for n in names])
+
+    torch.testing.assert_close(run(ids), run(other), rtol=1e-5, atol=1e-5)

@@ -96,8 +96,8 @@ class EcoFormerAttention(AttentionVariant):
         q = l2_normalize(query)
         k = q if self.shared else l2_normalize(key)  # shared: the key projection is a SharedKey placeholder
         keep = key_keep_from_mask(mask)
-        hq = self.hash(q)  # first: a lazy anchor initialization must precede the fit below
-        hk = hq if self.shared else self.hash(k)
+        hq = self.hash(q, keep)  # first: a lazy anchor initialization must precede the fit below
+        hk = hq if self.shared else self.hash(k, keep)
         if self.training and self.hash_weight > 0:
             self._aux = self.hash_weight * self.hash.fit_loss(q, k, self.topk, keep)
         return hamming_attention(hq, hk, value, self.nbits, keep), None

@@ -80,48 +80,50 @@ class KernelHash(nn.Module):
         self.initialized.fill_(True)
 
     @staticmethod
-    def _kernel(x: torch.Tensor, anchors: torch.Tensor) -> torch.Tensor:
-        """Gaussian kernel features (B, H, N, m); sigma = mean squared distance per sample and head."""
+    def _kernel(x: torch.Tensor, anchors: torch.Tensor, keep: torch.Tensor | None = None) -> torch.Tensor:
+        """Gaussian kernel features (B, H, N, m); sigma = mean squared distance per sample and head, over the
+        tokens ``keep`` (B, 1, N, 1) marks (padding excluded, so padded positions cannot change other codes)."""
         cross = torch.matmul(x, anchors.transpose(-1, -2))  # (B, H, N, m)
         sq = (x * x).sum(-1, keepdim=True) + (anchors * anchors).sum(-1).unsqueeze(-2) - 2 * cross
         sq = sq.clamp_min(0.0)
-        sigma = sq.mean((-1, -2), keepdim=True).clamp_min(1e-6)
-        return torch.exp(-sq / (2 * sigma))
+        if keep is None:
+            sigma = sq.mean((-1, -2), keepdim=True)
+        else:
+            sigma = (sq * keep).sum((-1, -2), keepdim=True) / (keep.sum((-1, -2), keepdim=True) * sq.shape[-1])
+        return torch.exp(-sq / (2 * sigma.clamp_min(1e-6)))
 
-    def logits(self, x: torch.Tensor, trainable: bool) -> torch.Tensor:
+    def logits(self, x: torch.Tensor, trainable: bool, keep: torch.Tensor | None = None) -> torch.Tensor:
         """``A (k(x) - mu)`` (B, H, N, nbits). ``trainable=False`` detaches the hash (the task path)."""
         anchors, proj = (self.anchors, self.proj) if trainable else (self.anchors.detach(), self.proj.detach())
-        feats = self._kernel(x, anchors)
+        feats = self._kernel(x, anchors, keep)
         if self.training and not trainable:
-            with torch.no_grad():  # running centring mean, updated once per training forward
-                self.mu.lerp_(feats.detach().mean((0, 2)).unsqueeze(1), RUNNING_MOMENTUM)
+            with torch.no_grad():  # running centring mean over real tokens, updated once per training forward
+                f = feats.detach()
+                mean = f.mean((0, 2)) if keep is None else (f * keep).sum((0, 2)) / keep.sum((0, 2)).clamp_min(1.0)
+                self.mu.lerp_(mean.unsqueeze(1), RUNNING_MOMENTUM)
         return torch.matmul(feats - self.mu, proj)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, keep: torch.Tensor | None = None) -> torch.Tensor:
         """Exact +-1 codes of ``x`` (B, H, N, D); STE gradient to ``x`` in training, none to the hash."""
         if not (self._ready or torch.jit.is_tracing() or torch.compiler.is_compiling()):
             if not bool(self.initialized):
                 self.initialize(x)
             self._ready = True
-        return binarize(self.logits(x, trainable=False))
+        return binarize(self.logits(x, trainable=False, keep=keep))
 
     def fit_loss(
         self, queries: torch.Tensor, keys: torch.Tensor, topk: int, key_keep: torch.Tensor | None = None
     ) -> torch.Tensor:
         """The self-supervised hash loss on the attention map of ``queries`` x ``keys`` (both detached);
-        ``key_keep`` (B,1,Nk,1) drops pairs with padding keys."""
+        ``key_keep`` (B,1,Nk,1) drops pairs with padding keys (self-attention: queries share the positions)."""
         shared = queries is keys  # EcoFormer's shared projection: one set of relaxed codes serves both sides
         q, k = queries.detach(), keys.detach()
-        rows = None
+        yk = 2 * torch.sigmoid(self.logits(k, trainable=True, keep=key_keep)) - 1
+        yq = yk if shared else 2 * torch.sigmoid(self.logits(q, trainable=True, keep=key_keep)) - 1
         if q.shape[-2] > MAX_FIT_QUERIES:
             rows = torch.randperm(q.shape[-2], device=q.device)[:MAX_FIT_QUERIES]
-            q = q[..., rows, :]
+            q, yq = q[..., rows, :], yq[..., rows, :]
         target = similarity_targets(torch.matmul(q, k.transpose(-1, -2)), topk)
-        yk = 2 * torch.sigmoid(self.logits(k, trainable=True)) - 1
-        if shared:
-            yq = yk if rows is None else yk[..., rows, :]
-        else:
-            yq = 2 * torch.sigmoid(self.logits(q, trainable=True)) - 1
         pred = torch.matmul(yq, yk.transpose(-1, -2)) / self.nbits
         labelled = (target != 0).to(pred.dtype)
         if key_keep is not None:
