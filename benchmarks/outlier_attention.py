@@ -182,6 +182,8 @@ def main() -> int:
     variants = VIT_VARIANTS if a.model == "vit" else MINILM_VARIANTS
     probe = None
     results = []
+    out_file = ROOT / "benchmarks" / "results" / f"outliers_{a.model}.json"
+    previous = json.loads(out_file.read_text())["results"] if out_file.exists() and a.only else []
     for label, transforms in variants.items():
         if a.only and not any(label.startswith(o) for o in a.only):
             continue
@@ -227,8 +229,12 @@ def main() -> int:
             }
         results.append(row)
         print(json.dumps({k: v for k, v in row.items() if k not in ("outlier_layers", "transforms")}), flush=True)
+        save(a, previous, results)  # after every variant: a stopped run keeps what it finished
+    return 0
+
+
+def save(a: argparse.Namespace, previous: list[dict], results: list[dict]) -> None:
     out_file = ROOT / "benchmarks" / "results" / f"outliers_{a.model}.json"
-    previous = json.loads(out_file.read_text())["results"] if out_file.exists() and a.only else []
     keep = [r for r in previous if r["variant"] not in {x["variant"] for x in results}]
     payload = {
         "benchmark": "outlier_attention",
@@ -240,8 +246,7 @@ def main() -> int:
         "results": keep + results,
     }
     out_file.write_text(json.dumps(payload, indent=1))
-    print(f"wrote {out_file}")
-    return 0
+    print(f"wrote {out_file}", flush=True)
 
 
 if __name__ == "__main__":
