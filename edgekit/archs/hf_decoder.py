@@ -14,9 +14,9 @@ from typing import Any
 import torch
 
 from ..errors import MissingBackendError, ModelError
-from ..recipe import TensorSpec
 from .base import ARCHS, ArchFamily, ModelBundle, count_params
 from .hf_common import make_config, transformers
+from .hf_text import TEXT_INPUTS
 
 SMALL_OPT = {
     "vocab_size": 30522,
@@ -58,13 +58,9 @@ class NextToken(torch.nn.Module):
 
 
 def _bundle(hf_model: torch.nn.Module, tok: str) -> ModelBundle:
-    inputs = (
-        TensorSpec("input_ids", ("batch", "sequence"), "int64"),
-        TensorSpec("attention_mask", ("batch", "sequence"), "int64"),
-    )
     return ModelBundle(
         NextToken(hf_model).eval(),
-        inputs,
+        TEXT_INPUTS,
         family="opt",
         task="next-token",
         output_name="logits",

@@ -21,6 +21,13 @@ SMALL_BERT = {
 }
 
 
+# token ids and the padding mask, both (batch, sequence) int64: every HF text model edgekit builds takes these
+TEXT_INPUTS = (
+    TensorSpec("input_ids", ("batch", "sequence"), "int64"),
+    TensorSpec("attention_mask", ("batch", "sequence"), "int64"),
+)
+
+
 class SentenceEmbedder(torch.nn.Module):
     """``(input_ids, attention_mask) -> embedding``: the sentence-transformers pooling, inside the graph."""
 
@@ -36,13 +43,9 @@ class SentenceEmbedder(torch.nn.Module):
 
 
 def _bundle(model: torch.nn.Module, tokenizer_dir: str | None) -> ModelBundle:
-    inputs = (
-        TensorSpec("input_ids", ("batch", "sequence"), "int64"),
-        TensorSpec("attention_mask", ("batch", "sequence"), "int64"),
-    )
     return ModelBundle(
         SentenceEmbedder(model).eval(),
-        inputs,
+        TEXT_INPUTS,
         family="bert",
         task="embedding",
         output_name="embedding",

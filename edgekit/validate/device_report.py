@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from .render import html_figures, md_table
 from .report import STYLE, _fmt
 
 SCHEMA = "edgekit-device-report/1"
@@ -158,15 +159,11 @@ def notes(report: dict[str, Any]) -> list[str]:
     ]
 
 
-def _md_table(hdr: list[str], rows: list[list[str]]) -> list[str]:
-    return ["| " + " | ".join(hdr) + " |", "|" + "---|" * len(hdr), *["| " + " | ".join(r) + " |" for r in rows]]
-
-
 def markdown(report: dict[str, Any]) -> str:
     hdr, prow = pivot(report)
     md = ["# edgekit device report", "", *[f"- {s}" for s in device_info_lines(report)], ""]
-    md += ["## p50 latency (ms) per device", "", *_md_table(hdr, prow), ""]
-    md += ["## Every device and artifact", "", *_md_table(HEADERS, table_rows(report)), ""]
+    md += ["## p50 latency (ms) per device", "", *md_table(hdr, prow), ""]
+    md += ["## Every device and artifact", "", *md_table(HEADERS, table_rows(report)), ""]
     if notes(report):
         md += ["## Not measured", "", *[f"- {n}" for n in notes(report)], ""]
     return "\n".join(md)
@@ -180,10 +177,7 @@ def render_html(report: dict[str, Any], images: dict[str, str]) -> str:
         body = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in r) + "</tr>" for r in rows)
         return f"<table><tr>{head}</tr>{body}</table>"
 
-    figs = "".join(
-        f"<figure><img alt='{esc(k)}' src='data:image/png;base64,{v}'/><figcaption>{esc(k)}</figcaption></figure>"
-        for k, v in images.items()
-    )
+    figs = html_figures(images)
     items = "".join(f"<li>{esc(s)}</li>" for s in device_info_lines(report))
     missing = "".join(f"<li>{esc(n)}</li>" for n in notes(report))
     return (

@@ -8,6 +8,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from .render import html_figures, md_table
 from .report_ops import html_ops, markdown_ops
 from .report_outliers import html_training, markdown_training, training_summary
 from .report_quant import html_quant, markdown_quant, quant_summary
@@ -79,10 +80,7 @@ def headers(report: dict[str, Any]) -> list[str]:
 
 
 def markdown_table(report: dict[str, Any]) -> str:
-    hdr = headers(report)
-    lines = ["| " + " | ".join(hdr) + " |", "|" + "---|" * len(hdr)]
-    lines += ["| " + " | ".join(row) + " |" for row in table_rows(report)]
-    return "\n".join(lines)
+    return "\n".join(md_table(headers(report), table_rows(report)))
 
 
 def text_table(report: dict[str, Any]) -> str:
@@ -176,10 +174,7 @@ def render_html(report: dict[str, Any], images: dict[str, str]) -> str:
     body = "".join(
         f"<tr class='{esc(r[2])}'>" + "".join(f"<td>{esc(c)}</td>" for c in r) + "</tr>" for r in table_rows(report)
     )
-    figs = "".join(
-        f"<figure><img alt='{esc(k)}' src='data:image/png;base64,{v}'/><figcaption>{esc(k)}</figcaption></figure>"
-        for k, v in images.items()
-    )
+    figs = html_figures(images)
     items = "".join(f"<li>{esc(s)}</li>" for s in summary_lines(report))
     notes = "".join(f"<li>{esc(n[2:])}</li>" for n in notes_lines(report))
     return (

@@ -6,6 +6,8 @@ from __future__ import annotations
 import html
 from typing import Any
 
+from .render import md_table
+
 GROUP_LABEL = {"weights": "weight layers", "attention_core": "attention core", "other_matmul": "other products"}
 
 
@@ -77,9 +79,7 @@ def markdown_ops(report: dict[str, Any]) -> list[str]:
     out: list[str] = []
     binary = binary_weight_table(report)
     for title, header, rows in [*ops_tables(report), *([binary] if binary else [])]:
-        out += [f"### {title}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-        out += ["| " + " | ".join(r) + " |" for r in rows]
-        out.append("")
+        out += [f"### {title}", "", *md_table(header, rows), ""]
     curve = (report.get("ops") or {}).get("attention_vs_length") or {}
     if curve and not curve.get("computed"):
         out += [f"Attention cost vs length not computed: {curve.get('reason')}", ""]

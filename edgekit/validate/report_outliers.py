@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from .render import md_table
+
 COLUMNS = ("attention_max_inf_norm", "attention_kurtosis", "ffn_max_inf_norm", "ffn_kurtosis")
 LABELS = ("attn max inf-norm", "attn kurtosis", "FFN max inf-norm", "FFN kurtosis")
 
@@ -58,9 +60,7 @@ def markdown_training(report: dict[str, Any]) -> list[str]:
         "the largest |x| over layers averaged over batches; kurtosis is averaged over batches and layers "
         "(3 for a Gaussian).",
         "",
-        "| " + " | ".join(header) + " |",
-        "|" + "---|" * len(header),
-        *("| " + " | ".join(r) + " |" for r in rows),
+        *md_table(header, rows),
         "",
     ]
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 import html
 from typing import Any
 
+from .render import md_table
+
 RANKING_SHOWN = 12
 
 
@@ -60,9 +62,7 @@ def markdown_quant(report: dict[str, Any]) -> list[str]:
             )
             + "; these layers are absent from encodings.json, so every target runs them in float.",
             "",
-            "| " + " | ".join(AA_HEADERS) + " |",
-            "|" + "---|" * len(AA_HEADERS),
-            *["| " + " | ".join(r) + " |" for r in _aa_rows(aa)],
+            *md_table(AA_HEADERS, _aa_rows(aa)),
             "",
         ]
     for d in report.get("diagnosis") or []:

@@ -12,6 +12,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from .render import md_table
+
 METRIC = {"top1": "top-1 %", "cosine": "cosine"}
 
 
@@ -64,7 +66,7 @@ def recipe_rows(runs: list[tuple[Path, dict[str, Any], dict[str, Any]]]) -> list
         "budget",
         "result",
     ]
-    lines = ["| " + " | ".join(hdr) + " |", "|" + "---|" * len(hdr)]
+    rows = []
     for _, r, _ in runs:
         m = r["metric"]
         t = r.get("train")
@@ -85,8 +87,8 @@ def recipe_rows(runs: list[tuple[Path, dict[str, Any], dict[str, Any]]]) -> list
             str(r["budget"]),
             "PASS" if r["passed"] else "FAIL",
         ]
-        lines.append("| " + " | ".join(cells) + " |")
-    return lines
+        rows.append(cells)
+    return md_table(hdr, rows)
 
 
 def artifact_rows(runs: list[tuple[Path, dict[str, Any], dict[str, Any]]]) -> list[str]:
@@ -104,7 +106,7 @@ def artifact_rows(runs: list[tuple[Path, dict[str, Any], dict[str, Any]]]) -> li
         "speedup vs FP32",
         "samples",
     ]
-    lines = ["| " + " | ".join(hdr) + " |", "|" + "---|" * len(hdr)]
+    lines = []
     for _, r, _ in runs:
         m = r["metric"]
         for row in sorted(r["rows"], key=lambda x: (x["target"], x["precision"] != "fp32", x["precision"])):
@@ -124,8 +126,8 @@ def artifact_rows(runs: list[tuple[Path, dict[str, Any], dict[str, Any]]]) -> li
                 f"{row['speedup']:.2f}x" if row.get("speedup") else "-",
                 str(row.get("samples", "-")),
             ]
-            lines.append("| " + " | ".join(cells) + " |")
-    return lines
+            lines.append(cells)
+    return md_table(hdr, lines)
 
 
 def failure_lines(runs: list[tuple[Path, dict[str, Any], dict[str, Any]]]) -> list[str]:
