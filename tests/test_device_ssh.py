@@ -8,7 +8,6 @@ two runs share 2 cores with whatever else runs on the machine).
 from __future__ import annotations
 
 import json
-import statistics
 from pathlib import Path
 
 import pytest
@@ -50,23 +49,16 @@ def _remote_dirs() -> set[str]:
     return {p.name for p in Path("/tmp").glob("edgekit-bench.*")}
 
 
-def test_ssh_bench_same_schema_and_p50_as_local(ssh, device_envs, artifacts, tmp_path, run_cli):
-    """Three rounds, alternating which device goes first, 0.4 s of timed runs per artifact each; the medians
-    over rounds of p50 must agree within 2x (one round alone can be off by more while the 2 cores are busy)."""
+def test_ssh_bench_same_schema_as_local(ssh, device_envs, artifacts, tmp_path, run_cli):
+    """The same artifacts on the local and the ssh device, 0.4 s of timed runs each: one schema, one settings set,
+    a measured p50 on both (how close the two p50s are is a benchmark, not a test: README, "ssh vs local")."""
     before = _remote_dirs()
     out = tmp_path / "merged"
     spec = ssh.spec(device_envs["all"])
     ssh_name = f"ssh://{ssh.user}@127.0.0.1:{ssh.port}"
-    p50: dict[tuple[str, str], list[float]] = {}
-    for rnd in range(3):
-        order = ["local", spec] if rnd % 2 == 0 else [spec, "local"]
-        code, _, err = run_cli(
-            "bench", artifacts, "--device", order[0], "--device", order[1], "--time", "0.4", "--out", out
-        )
-        assert code == 0, err
-        report = json.loads((out / "report.json").read_text())
-        for e in report["entries"]:
-            p50.setdefault((e["device"], e["artifact"]), []).append(e["result"]["p50_ms"])
+    code, _, err = run_cli("bench", artifacts, "--device", "local", "--device", spec, "--time", "0.4", "--out", out)
+    assert code == 0, err
+    report = json.loads((out / "report.json").read_text())
     assert sorted(report["devices"]) == sorted(["local", ssh_name])
     cells = {(e["device"], e["artifact"]): e for e in report["entries"]}
     for art in ("onnx/fp32", "openvino/fp32"):
@@ -77,8 +69,8 @@ def test_ssh_bench_same_schema_and_p50_as_local(ssh, device_envs, artifacts, tmp
         assert set(local["device"]) == set(remote["device"])
         assert set(local["settings"]) == set(remote["settings"])
         assert remote["runtime"] == local["runtime"] and remote["time_budget_s"] == local["time_budget_s"] == 0.4
-        ratio = statistics.median(p50[(ssh_name, art)]) / statistics.median(p50[("local", art)])
-        assert 0.5 < ratio < 2.0, (art, p50)
+        assert 0 < remote["p50_ms"] <= remote["p99_ms"] and 0 < local["p50_ms"] <= local["p99_ms"]
+        assert remote["iterations"] > 0 and local["iterations"] > 0
     # merged report renders with its plots; the remote temporary directory is gone again
     assert (out / "plots" / "device_latency.png").stat().st_size > 1000
     html = (out / "report.html").read_text()
