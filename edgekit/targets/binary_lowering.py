@@ -70,13 +70,32 @@ def _record(art: Artifact, expected: int, lowered: int, fmt: str) -> None:
 def coreml_palette(ml: Any, expected: int, art: Artifact) -> Any:
     from coremltools.optimize import coreml as opt
 
-    meta = opt.get_weights_metadata(ml, weight_threshold=MIN_ELEMENTS)
-    names = [name for name, m in meta.items() if is_sign_tensor(m.val)]
+    names = _sign_consts(ml)
     if names:
         palette = opt.OpPalettizerConfig(mode="unique", granularity="per_tensor", weight_threshold=MIN_ELEMENTS)
         ml = opt.palettize_weights(ml, config=opt.OptimizationConfig(op_name_configs=dict.fromkeys(names, palette)))
     _record(art, expected, len(names), "1-bit palettes (lookup table {-1, +1}, constexpr_lut_to_dense)")
     return ml
+
+
+def _sign_consts(ml: Any) -> list[str]:
+    """Names of the program's constants that hold only +-1 (at least MIN_ELEMENTS of them).
+
+    Walks the MIL program itself: coremltools' get_weights_metadata fails on a constant that feeds an op with a
+    tuple input (a ViT's position embedding into concat: "'list' object has no attribute 'val'")."""
+    names: list[str] = []
+
+    def walk(block: Any) -> None:
+        for op in block.operations:
+            for inner in op.blocks:
+                walk(inner)
+            value = op.val.val if op.op_type == "const" and op.val is not None else None
+            if isinstance(value, np.ndarray) and value.size >= MIN_ELEMENTS and is_sign_tensor(value):
+                names.append(op.name)
+
+    for function in ml._mil_program.functions.values():  # the program ct.convert just built
+        walk(function)
+    return names
 
 
 @LOWERINGS.register("openvino")
