@@ -99,3 +99,12 @@ def test_results_table_lists_every_row_and_the_failures(failing_run, tmp_path, r
     assert "tiny-diag-reduced" not in text
     assert "`tiny-diag` onnx int8: **fail**" in text and "per-layer divergence" in text
     assert np.isfinite(result.report["reference"]["fp32_torch"])
+
+
+def test_results_table_compares_a_subset_row_with_fp32_on_that_subset():
+    from edgekit.validate.results_table import fp32_on_rows_samples
+
+    run = {"reference": {"fp32_torch": 88.30}}
+    subset = {"accuracy": {"metric": 89.40}, "delta": -0.10, "samples": 1000}  # CoreML: first 1000 images only
+    assert fp32_on_rows_samples(run, subset) == pytest.approx(89.50)
+    assert fp32_on_rows_samples(run, {"status": "unsupported"}) == 88.30
