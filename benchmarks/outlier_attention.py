@@ -5,6 +5,8 @@ paper's W8A8 setting (``quantization.preset: paper-w8a8``: per-tensor, asymmetri
 batches, every layer's input and output quantized).
 
   --model vit     a small ViT trained from scratch on Fashion-MNIST per variant; top-1 on the 10k test images
+  --model opt     the small OPT decoder of recipes/opt.yaml trained from scratch per variant on next-token
+                  prediction (uncertainty-conll2010 train prefixes); next-token top-1 on the held-out test prefixes
   --model minilm  all-MiniLM-L6-v2 (real weights) distilled per variant on movie-review text (pang&lee2); cosine to
                   the original FP32 model and the accuracy of a logistic probe (fitted on the original model's
                   embeddings of uncertainty-conll2010/train) on uncertainty-conll2010/test
@@ -13,6 +15,7 @@ Every number comes from a real ``edgekit run`` (run directories under --runs); r
 benchmarks/results/outliers_MODEL.json.
 
     python benchmarks/outlier_attention.py --model vit [--epochs 1] [--hidden 128]
+    python benchmarks/outlier_attention.py --model opt [--epochs 1]
     python benchmarks/outlier_attention.py --model minilm [--steps 150]
 """
 
@@ -42,6 +45,13 @@ VIT_VARIANTS = {
     "clipped softmax (gamma=-0.5/T)": [{"name": "clipped_softmax", "options": {"alpha": 0.5}}],
     "gated attention (linear, pi_init=0.25)": [{"name": "gated_attention", "options": {"pi_init": 0.25}}],
 }
+# a causal row i sees i+1 keys, so uniform attention there is 1/(i+1) >= 1/T: alpha < 1 keeps every row above the
+# clip at initialization (see the ViT note)
+OPT_VARIANTS = {
+    "vanilla": [],
+    "clipped softmax (gamma=-0.5/T)": [{"name": "clipped_softmax", "options": {"alpha": 0.5}}],
+    "gated attention (linear, pi_init=0.5)": [{"name": "gated_attention", "options": {"pi_init": 0.5}}],
+}
 MINILM_VARIANTS = {
     "vanilla (original weights)": None,
     "vanilla, distilled": [],
@@ -57,6 +67,7 @@ MINILM_VARIANTS = {
 # sentence embedding, so the attention change is free to reshape the hidden states
 OUTPUTS_ONLY = {"outputs": 1.0}
 PAPER_W8A8 = {"preset": "paper-w8a8"}
+TOP1_MODELS = ("vit", "opt")  # scored by top-1 (images / next tokens); minilm by cosine and a probe
 
 
 def vit_recipe(name: str, transforms: list, epochs: float, hidden: int) -> dict:
@@ -69,6 +80,24 @@ def vit_recipe(name: str, transforms: list, epochs: float, hidden: int) -> dict:
         "quantization": {**PAPER_W8A8, "calibration": {"source": "fashion-mnist", "split": "train", "batch_size": 32}},
         "targets": [{"name": "onnx", "precisions": ["fp32", "int8"]}],
         "validation": {"data": {"source": "fashion-mnist", "split": "test"}, "budget": 100.0},
+    }
+
+
+def opt_recipe(name: str, transforms: list, epochs: float) -> dict:
+    lm = {"source": "text-lm", "max_length": 32}
+    return {
+        "name": name,
+        "model": {"source": "opt"},
+        "transforms": transforms,
+        "train": {
+            "data": {**lm, "split": "uncertainty-conll2010/train"},
+            "epochs": epochs,
+            "lr": 0.002,
+            "batch_size": 64,
+        },
+        "quantization": {**PAPER_W8A8, "calibration": {**lm, "split": "uncertainty-conll2010/train", "batch_size": 32}},
+        "targets": [{"name": "onnx", "precisions": ["fp32", "int8"]}],
+        "validation": {"data": {**lm, "split": "uncertainty-conll2010/test", "samples": 3000}, "budget": 100.0},
     }
 
 
@@ -153,7 +182,7 @@ class Probe:
 
 def markdown(payload: dict) -> str:
     """The results as the README's table (Table 2's shape: FP metric / max inf-norm / kurtosis / W8A8 metric)."""
-    if payload["model"] == "vit":
+    if payload["model"] in TOP1_MODELS:
         head = "| variant | FP32 top-1 % | max inf-norm | kurtosis | W8A8 top-1 % (sim / ORT) |\n|---|---|---|---|---|"
         rows = [
             f"| {r['variant']} | {r['fp32_top1']:.2f} | {r['attention_max_inf_norm']:.1f} | "
@@ -176,8 +205,8 @@ def markdown(payload: dict) -> str:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--model", required=True, choices=["vit", "minilm"])
-    p.add_argument("--epochs", type=float, default=1.0, help="ViT training epochs per variant")
+    p.add_argument("--model", required=True, choices=["vit", "opt", "minilm"])
+    p.add_argument("--epochs", type=float, default=1.0, help="ViT / OPT training epochs per variant")
     p.add_argument("--hidden", type=int, default=128, help="ViT width (4 heads, MLP 2x, 4 blocks)")
     p.add_argument("--steps", type=int, default=150, help="MiniLM distillation steps per variant")
     p.add_argument("--runs", default="runs/bench-outliers")
@@ -187,7 +216,7 @@ def main() -> int:
     if a.table:
         print(markdown(json.loads((ROOT / "benchmarks" / "results" / f"outliers_{a.model}.json").read_text())))
         return 0
-    variants = VIT_VARIANTS if a.model == "vit" else MINILM_VARIANTS
+    variants = {"vit": VIT_VARIANTS, "opt": OPT_VARIANTS, "minilm": MINILM_VARIANTS}[a.model]
     probe = None
     results = []
     out_file = ROOT / "benchmarks" / "results" / f"outliers_{a.model}.json"
@@ -198,6 +227,8 @@ def main() -> int:
         name = f"{a.model}-" + re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-")
         if a.model == "vit":
             data = vit_recipe(name, transforms, a.epochs, a.hidden)
+        elif a.model == "opt":
+            data = opt_recipe(name, transforms, a.epochs)
         else:
             data = minilm_recipe(name, transforms, a.steps, OUTPUTS_ONLY if "outputs-only" in label else None)
             probe = probe or Probe(data)
@@ -220,7 +251,7 @@ def main() -> int:
             "outlier_layers": o["layers"],
             "seconds": round(time.perf_counter() - start, 1),
         }
-        if a.model == "vit":
+        if a.model in TOP1_MODELS:
             row |= {
                 "fp32_top1": rep["reference"]["fp32_torch"],
                 "w8a8_sim_top1": rep["reference"]["sim_int8"],
@@ -247,7 +278,9 @@ def save(a: argparse.Namespace, previous: list[dict], results: list[dict]) -> No
     payload = {
         "benchmark": "outlier_attention",
         "model": a.model,
-        "settings": {"epochs": a.epochs, "hidden": a.hidden} if a.model == "vit" else {"steps": a.steps},
+        "settings": {"vit": {"epochs": a.epochs, "hidden": a.hidden}, "opt": {"epochs": a.epochs}}.get(
+            a.model, {"steps": a.steps}
+        ),
         "w8a8": "paper-w8a8 preset: symmetric per-tensor weights, asymmetric per-tensor activations, min-max over "
         "16 batches of 32, inputs and outputs of every Linear quantized",
         "versions": package_versions(),
