@@ -99,7 +99,7 @@ def test_adb_transport_mechanics_with_stand_in_adb(tmp_path, monkeypatch, run_cl
 
 def _real_device_skip_reason() -> str | None:
     if shutil.which("adb") is None:
-        return "adb is not installed here (Android platform-tools)"
+        return "needs a real Android device over adb; none can exist on this machine (no adb, no USB device)"
     out = subprocess.run(["adb", "devices"], capture_output=True, text=True, timeout=30).stdout
     if not [ln for ln in out.splitlines()[1:] if ln.strip().endswith("device")]:
         return "no Android device attached ('adb devices' lists none)"
