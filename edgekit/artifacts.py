@@ -80,6 +80,20 @@ def sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def add_to_manifest(root: Path, paths: list[Path]) -> None:
+    """Record files added to a finished run directory in its manifest (hash only those; the build's versions and
+    platform stay those of the machine that made the run). No manifest: nothing to update."""
+    manifest = root / "manifest.json"
+    if not manifest.is_file():
+        return
+    doc = json.loads(manifest.read_text())
+    files = doc.setdefault("files", {})
+    for p in paths:
+        files[str(p.relative_to(root))] = {"sha256": sha256(p), "bytes": p.stat().st_size}
+    doc["files"] = dict(sorted(files.items()))
+    manifest.write_text(json.dumps(doc, indent=1, default=str))
+
+
 def write_manifest(root: Path, content: dict[str, Any]) -> None:
     """manifest.json: the given content plus versions, platform and the sha256 of every other file."""
     files = {

@@ -50,17 +50,8 @@ def write_run_sets(root: Path, refs: list[ArtifactRef], samples: int) -> int:
     n = min(samples, len(val), len(fp32))
     inputs = {k: v[:n] for k, v in val.inputs.items()}
     labels = None if val.labels is None else val.labels[:n]
-    for ref in refs:
-        write_set(ref.path, inputs, fp32[:n], labels)
-    refresh_manifest(root)
+    written = [write_set(ref.path, inputs, fp32[:n], labels) for ref in refs]
+    from ..artifacts import add_to_manifest
+
+    add_to_manifest(root, written)
     return n
-
-
-def refresh_manifest(root: Path) -> None:
-    """Re-hash the run directory after adding files, keeping the manifest's recipe/IO/results content."""
-    from ..artifacts import write_manifest
-
-    path = root / "manifest.json"
-    if path.is_file():
-        doc = json.loads(path.read_text())
-        write_manifest(root, {k: v for k, v in doc.items() if k not in ("format", "versions", "platform", "files")})

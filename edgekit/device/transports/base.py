@@ -63,6 +63,10 @@ class ArtifactRef:
         return cls(path, rel, meta["target"], meta["precision"], meta["runtime"], meta["file"], meta.get("quantizer"))
 
 
+class DeviceTimeout(DeviceError):
+    """One artifact's benchmark ran past its time limit (an outcome of that artifact, not of the device)."""
+
+
 class MissingOnDevice(DeviceError):
     """The device's Python lacks a module the runner or the artifact's runtime needs."""
 
@@ -112,4 +116,4 @@ class Transport(ABC):
 
 
 def outcome_of(exc: DeviceError) -> dict[str, Any]:
-    return {"error": str(exc), "missing_module": getattr(exc, "module", None)}
+    return {"error": str(exc)}

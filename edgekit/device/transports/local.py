@@ -9,18 +9,26 @@ from pathlib import Path
 from typing import Any
 
 from ...errors import DeviceError
-from .base import RUNNER_FILE, ArtifactRef, BenchOptions, MissingOnDevice, Transport, outcome_of, read_runner_json
+from .base import (
+    RUNNER_FILE,
+    ArtifactRef,
+    BenchOptions,
+    DeviceTimeout,
+    Transport,
+    outcome_of,
+    read_runner_json,
+)
 
 
-def run_local(artifact_dir: Path, opts: BenchOptions, python: str = sys.executable) -> dict[str, Any]:
-    cmd = [python, str(RUNNER_FILE), str(artifact_dir), *opts.runner_args()]
+def run_local(artifact_dir: Path, opts: BenchOptions) -> dict[str, Any]:
+    cmd = [sys.executable, str(RUNNER_FILE), str(artifact_dir), *opts.runner_args()]
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=opts.timeout_s, check=False)
     except subprocess.TimeoutExpired:
-        raise DeviceError(
+        raise DeviceTimeout(
             f"benchmark of {artifact_dir} took longer than {opts.timeout_s:.0f} s; lower iterations"
         ) from None
-    return read_runner_json(proc.stdout, proc.stderr, str(artifact_dir), python)
+    return read_runner_json(proc.stdout, proc.stderr, str(artifact_dir), sys.executable)
 
 
 class LocalTransport(Transport):
@@ -36,10 +44,6 @@ class LocalTransport(Transport):
         for ref in artifacts:
             try:
                 out.append({"result": run_local(ref.path, opts)})
-            except MissingOnDevice as exc:
-                if exc.module == "numpy":
-                    raise
-                out.append(outcome_of(exc))
-            except DeviceError as exc:
+            except DeviceError as exc:  # this Python has numpy (edgekit needs it), so only the runtime can be missing
                 out.append(outcome_of(exc))
         return out

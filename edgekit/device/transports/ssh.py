@@ -25,6 +25,7 @@ from .base import (
     RUNNER_FILE,
     ArtifactRef,
     BenchOptions,
+    DeviceTimeout,
     MissingOnDevice,
     Transport,
     outcome_of,
@@ -96,7 +97,9 @@ class SshTransport(Transport):
         try:
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
         except subprocess.TimeoutExpired:
-            raise DeviceError(f"{self.name}: '{argv[0]}' took longer than {timeout:.0f} s; lower iterations") from None
+            raise DeviceTimeout(
+                f"{self.name}: '{argv[0]}' took longer than {timeout:.0f} s; lower iterations"
+            ) from None
         if proc.returncode == 255:
             raise self._fail(f"ssh failed running {argv[0]}", proc.stderr)
         return proc
@@ -136,7 +139,10 @@ class SshTransport(Transport):
 
     def _run_one(self, remote: str, i: int, opts: BenchOptions) -> dict[str, Any]:
         argv = [self.python, f"{remote}/runner.py", f"{remote}/a{i}", *opts.runner_args()]
-        proc = self._ssh(argv, opts.timeout_s)
+        try:
+            proc = self._ssh(argv, opts.timeout_s)
+        except DeviceTimeout as exc:  # this artifact only: the others (and those already measured) still count
+            return outcome_of(exc)
         if proc.returncode == 127 and not proc.stdout.strip():
             raise DeviceError(
                 f"{self.name}: no python at '{self.python}' on the device; install python3 there or point "
