@@ -192,10 +192,11 @@ def cmd_report(a: argparse.Namespace) -> int:
 
 
 def cmd_diagnose(a: argparse.Namespace) -> int:
-    from .diagnose import diagnose, markdown
+    from .diagnose import diagnose
+    from .validate.report_quant import divergence_markdown
 
     result = diagnose(Path(a.dir), a.target, a.precision, a.samples, a.threshold)
-    print("\n".join(markdown(result)))
+    print("\n".join(divergence_markdown(result)))
     print(f"\nwritten to {a.dir}/diagnose/{a.target}-{a.precision}.{{json,md}}")
     return 0
 

@@ -20,25 +20,26 @@ import torch
 from .archs import ModelBundle, load_model
 from .data import DataSet, load_data
 from .errors import ModelError, RecipeError
-from .recipe import DataSpec, Recipe, load_recipe
+from .recipe import load_recipe
 from .validate.divergence import PROBES, THRESHOLD_DB, divergence
+from .validate.report_quant import divergence_markdown
 
 DIAGNOSE_SAMPLES = 8
 
 
-def rebuild(root: Path) -> tuple[Recipe, ModelBundle, torch.nn.Module, DataSet]:
-    """(recipe, bundle with the FP32 model, simulated INT8 model, validation data) of a run directory."""
+def rebuild(root: Path) -> tuple[ModelBundle, torch.nn.Module, DataSet]:
+    """(bundle with the FP32 model, simulated INT8 model, validation data) of a run directory."""
     from .pipeline import load_weights
     from .quant.encodings import EncodingSet
     from .quant.fakequant import apply_encodings, wrap_layers
-    from .transforms.apply import apply_transforms
+    from .transforms.apply import apply_transforms, transform_probe
 
     if not (root / "recipe.yaml").is_file() or not (root / "encodings.json").is_file():
         raise ModelError(f"'{root}' is not an edgekit run directory with int8 encodings (recipe.yaml, encodings.json)")
     recipe = load_recipe(root / "recipe.yaml")
     bundle = load_model(replace(recipe.model, weights=None), recipe.inputs)
-    val = load_data(recipe.validation.data or DataSpec("random", samples=64), bundle, "validation")
-    probe = val.subset(min(len(val), 64), seed=1)
+    val = load_data(recipe.validation_data(), bundle, "validation")
+    probe = transform_probe(val)
     quiet = lambda *_: None  # noqa: E731
     apply_transforms(recipe, bundle, "train", probe, quiet)
     trained = root / "model" / "weights.pt"
@@ -59,7 +60,7 @@ def rebuild(root: Path) -> tuple[Recipe, ModelBundle, torch.nn.Module, DataSet]:
         equalize_norm_scales(model, [s.name for s in bundle.inputs], calib, q.calibration.batch_size)
     encodings = EncodingSet.load(root / "encodings.json")
     sim = apply_encodings(wrap_layers(model, q), encodings)
-    return recipe, bundle, sim, val
+    return bundle, sim, val
 
 
 def diagnose(
@@ -74,7 +75,7 @@ def diagnose(
             f"{target}: its runtime '{meta['runtime']}' cannot expose intermediate outputs here; "
             f"diagnose a target run by {' or '.join(PROBES.names())} (e.g. --target onnx)"
         )
-    _, bundle, sim, val = rebuild(root)
+    bundle, sim, val = rebuild(root)
     data = DataSet(
         {k: v[:samples] for k, v in val.inputs.items()},
         None if val.labels is None else val.labels[:samples],
@@ -86,32 +87,8 @@ def diagnose(
     out.mkdir(exist_ok=True)
     stem = f"{target}-{precision}"
     (out / f"{stem}.json").write_text(json.dumps(result, indent=1))
-    (out / f"{stem}.md").write_text("\n".join(markdown(result)) + "\n")
+    (out / f"{stem}.md").write_text("\n".join(divergence_markdown(result)) + "\n")
     return result
-
-
-def markdown(result: dict[str, Any], limit: int | None = None) -> list[str]:
-    """The divergence table (every located layer, in execution order)."""
-    lines = [
-        f"### Per-layer divergence: {result['target']} {result['precision']} ({result['runtime']}, "
-        f"{result['samples']} samples)",
-        "",
-        f"{result['verdict']}.",
-        "",
-        "| # | layer | int8 | SQNR vs simulated dB | SQNR vs FP32 dB | simulated vs FP32 dB |",
-        "|---|---|---|---|---|---|",
-    ]
-    rows = [r for r in result["layers"] if r["found"]]
-    for i, r in enumerate(rows[:limit] if limit else rows):
-        mark = " **<- first departure**" if r["layer"] == result["first_departure"] else ""
-        lines.append(
-            f"| {i} | {r['layer']}{mark} | {'yes' if r['int8'] else 'fp32'} | {r['sqnr_vs_sim_db']:.1f} | "
-            f"{r['sqnr_vs_fp32_db']:.1f} | {r['sim_sqnr_vs_fp32_db']:.1f} |"
-        )
-    missing = [r["layer"] for r in result["layers"] if not r["found"]]
-    if missing:
-        lines += ["", f"Not located in the runtime graph ({len(missing)}): {', '.join(missing[:10])}"]
-    return lines
 
 
 def diagnose_failures(

@@ -283,6 +283,10 @@ class Recipe:
                 "(e.g. {source: fashion-mnist, split: train, samples: 512}) or pass --calib"
             )
 
+    def validation_data(self) -> DataSpec:
+        """The validation set: the recipe's, or 64 random samples when it names none (no metric, only parity)."""
+        return self.validation.data or DataSpec("random", samples=64)
+
     def precisions(self) -> set[Precision]:
         return {p for t in self.targets for p in t.precisions}
 

@@ -20,6 +20,12 @@ def _run(model: torch.nn.Module, bundle: ModelBundle, probe: DataSet) -> torch.T
         return model(*[torch.from_numpy(probe.inputs[s.name]) for s in bundle.inputs]).float()
 
 
+def transform_probe(val: DataSet) -> DataSet:
+    """The fixed sample every exact transform is checked on (and shape-traced with): one definition, so a
+    rebuilt model (``edgekit diagnose``) sees what the run saw."""
+    return val.subset(min(len(val), 64), seed=1)
+
+
 def apply_transforms(recipe: Any, bundle: ModelBundle, phase: str, probe: DataSet, log: Any = print) -> list[dict]:
     """Apply the ``phase`` transforms in recipe order; return one record per transform for the report."""
     records = []

@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .render import html_figures, md_table
+from .render import html_figures, html_table, md_table
 from .report import STYLE, _fmt
 
 SCHEMA = "edgekit-device-report/1"
@@ -172,19 +172,14 @@ def markdown(report: dict[str, Any]) -> str:
 def render_html(report: dict[str, Any], images: dict[str, str]) -> str:
     esc = html.escape
 
-    def table(hdr: list[str], rows: list[list[str]]) -> str:
-        head = "".join(f"<th>{esc(h)}</th>" for h in hdr)
-        body = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in r) + "</tr>" for r in rows)
-        return f"<table><tr>{head}</tr>{body}</table>"
-
     figs = html_figures(images)
     items = "".join(f"<li>{esc(s)}</li>" for s in device_info_lines(report))
     missing = "".join(f"<li>{esc(n)}</li>" for n in notes(report))
     return (
         "<!doctype html><html><head><meta charset='utf-8'><title>edgekit device report</title>"
         f"<style>{STYLE}</style></head><body><h1>edgekit device report</h1><ul>{items}</ul>"
-        f"<h2>p50 latency (ms) per device</h2>{table(*pivot(report))}{figs}"
-        f"<h2>Every device and artifact</h2>{table(HEADERS, table_rows(report))}"
+        f"<h2>p50 latency (ms) per device</h2>{html_table(*pivot(report))}{figs}"
+        f"<h2>Every device and artifact</h2>{html_table(HEADERS, table_rows(report))}"
         f"{'<h2>Not measured</h2><ul>' + missing + '</ul>' if missing else ''}</body></html>"
     )
 

@@ -278,7 +278,3 @@ def _verdict(first: str | None, worst: str | None, threshold: float, found: int,
         f"the artifact follows the simulated model at every located layer ({found} of {total}); the loss is the "
         f"quantization itself, entering mostly at '{worst}' (largest SQNR drop vs FP32)"
     )
-
-
-def supports(runtime: str) -> bool:
-    return runtime in PROBES

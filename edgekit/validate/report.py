@@ -8,7 +8,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from .render import html_figures, md_table
+from .render import html_figures, html_table, md_table
 from .report_ops import html_ops, markdown_ops
 from .report_outliers import html_training, markdown_training, training_summary
 from .report_quant import html_quant, markdown_quant, quant_summary
@@ -170,17 +170,15 @@ def write_reports(report: dict[str, Any], out: Path) -> None:
 
 def render_html(report: dict[str, Any], images: dict[str, str]) -> str:
     esc = html.escape
-    head = "".join(f"<th>{esc(h)}</th>" for h in headers(report))
-    body = "".join(
-        f"<tr class='{esc(r[2])}'>" + "".join(f"<td>{esc(c)}</td>" for c in r) + "</tr>" for r in table_rows(report)
-    )
+    rows = table_rows(report)
+    table = html_table(headers(report), rows, [r[2] for r in rows])  # the status column styles the row
     figs = html_figures(images)
     items = "".join(f"<li>{esc(s)}</li>" for s in summary_lines(report))
     notes = "".join(f"<li>{esc(n[2:])}</li>" for n in notes_lines(report))
     return (
         f"<!doctype html><html><head><meta charset='utf-8'><title>edgekit report: {esc(report['recipe'])}"
         f"</title><style>{STYLE}</style></head><body><h1>edgekit report: {esc(report['recipe'])}</h1>"
-        f"<ul>{items}</ul><table><tr>{head}</tr>{body}</table>{figs}{html_training(report)}"
+        f"<ul>{items}</ul>{table}{figs}{html_training(report)}"
         f"{html_quant(report)}{html_ops(report)}"
         f"{'<h2>Notes</h2><ul>' + notes + '</ul>' if notes else ''}</body></html>"
     )

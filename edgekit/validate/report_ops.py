@@ -6,7 +6,7 @@ from __future__ import annotations
 import html
 from typing import Any
 
-from .render import md_table
+from .render import html_table, md_table
 
 GROUP_LABEL = {"weights": "weight layers", "attention_core": "attention core", "other_matmul": "other products"}
 
@@ -92,7 +92,5 @@ def html_ops(report: dict[str, Any]) -> str:
     parts = []
     binary = binary_weight_table(report)
     for title, header, rows in [*ops_tables(report), *([binary] if binary else [])]:
-        head = "".join(f"<th>{esc(h)}</th>" for h in header)
-        body = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in r) + "</tr>" for r in rows)
-        parts.append(f"<h3>{esc(title)}</h3><table><tr>{head}</tr>{body}</table>")
+        parts.append(f"<h3>{esc(title)}</h3>{html_table(header, rows)}")
     return f"<h2>Ops / energy proxy and 1-bit weights</h2>{''.join(parts)}" if parts else ""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .render import md_table
+from .render import html_table, md_table
 
 COLUMNS = ("attention_max_inf_norm", "attention_kurtosis", "ffn_max_inf_norm", "ffn_kurtosis")
 LABELS = ("attn max inf-norm", "attn kurtosis", "FFN max inf-norm", "FFN kurtosis")
@@ -66,11 +66,8 @@ def markdown_training(report: dict[str, Any]) -> list[str]:
 
 
 def html_training(report: dict[str, Any]) -> str:
-    import html
 
     header, rows = training_rows(report)
     if not header:
         return ""
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows)
-    return f"<h2>Outliers (attention and FFN outputs)</h2><table><tr>{head}</tr>{body}</table>"
+    return f"<h2>Outliers (attention and FFN outputs)</h2>{html_table(header, rows)}"

@@ -6,7 +6,7 @@ from __future__ import annotations
 import html
 from typing import Any
 
-from .render import md_table
+from .render import html_table, md_table
 
 RANKING_SHOWN = 12
 
@@ -66,9 +66,7 @@ def markdown_quant(report: dict[str, Any]) -> list[str]:
             "",
         ]
     for d in report.get("diagnosis") or []:
-        from ..diagnose import markdown
-
-        out += ["## Where the accuracy goes (failing target)", "", *markdown(d), ""]
+        out += ["## Where the accuracy goes (failing target)", "", *divergence_markdown(d), ""]
     return out
 
 
@@ -77,23 +75,55 @@ def html_quant(report: dict[str, Any]) -> str:
     parts = []
     aa = _aa(report)
     if aa and aa.get("needed"):
-        head = "".join(f"<th>{esc(h)}</th>" for h in AA_HEADERS)
-        body = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in r) + "</tr>" for r in _aa_rows(aa))
         parts.append(
             f"<h2>Accuracy-aware quantization</h2><p>{esc(quant_summary(report) or '')}</p>"
-            f"<table><tr>{head}</tr>{body}</table>"
+            f"{html_table(AA_HEADERS, _aa_rows(aa))}"
         )
     for d in report.get("diagnosis") or []:
-        rows = [r for r in d["layers"] if r["found"]]
-        head = "".join(f"<th>{h}</th>" for h in ("#", "layer", "int8", "vs simulated dB", "vs FP32 dB", "sim vs FP32"))
-        body = "".join(
-            f"<tr class='{'fail' if r['layer'] == d['first_departure'] else ''}'><td>{i}</td><td>{esc(r['layer'])}</td>"
-            f"<td>{'yes' if r['int8'] else 'fp32'}</td><td>{r['sqnr_vs_sim_db']:.1f}</td>"
-            f"<td>{r['sqnr_vs_fp32_db']:.1f}</td><td>{r['sim_sqnr_vs_fp32_db']:.1f}</td></tr>"
-            for i, r in enumerate(rows)
-        )
+        rows, first = divergence_rows(d)
+        classes = ["fail" if i == first else "" for i in range(len(rows))]
         parts.append(
             f"<h2>Per-layer divergence: {esc(d['target'])} {esc(d['precision'])}</h2><p>{esc(d['verdict'])}.</p>"
-            f"<table><tr>{head}</tr>{body}</table>"
+            f"{html_table(DIVERGENCE_HEADERS, rows, classes)}"
         )
     return "".join(parts)
+
+
+DIVERGENCE_HEADERS = ["#", "layer", "int8", "SQNR vs simulated dB", "SQNR vs FP32 dB", "simulated vs FP32 dB"]
+
+
+def divergence_rows(result: dict[str, Any]) -> tuple[list[list[str]], int | None]:
+    """The table rows of every located layer, in execution order, and the index of the first departure."""
+    located = [r for r in result["layers"] if r["found"]]
+    rows = [
+        [
+            str(i),
+            r["layer"],
+            "yes" if r["int8"] else "fp32",
+            f"{r['sqnr_vs_sim_db']:.1f}",
+            f"{r['sqnr_vs_fp32_db']:.1f}",
+            f"{r['sim_sqnr_vs_fp32_db']:.1f}",
+        ]
+        for i, r in enumerate(located)
+    ]
+    first = next((i for i, r in enumerate(located) if r["layer"] == result["first_departure"]), None)
+    return rows, first
+
+
+def divergence_markdown(result: dict[str, Any]) -> list[str]:
+    """The divergence table as Markdown, the first departing layer marked, and the layers not located."""
+    rows, first = divergence_rows(result)
+    if first is not None:
+        rows[first][1] += " **<- first departure**"
+    lines = [
+        f"### Per-layer divergence: {result['target']} {result['precision']} ({result['runtime']}, "
+        f"{result['samples']} samples)",
+        "",
+        f"{result['verdict']}.",
+        "",
+        *md_table(DIVERGENCE_HEADERS, rows),
+    ]
+    missing = [r["layer"] for r in result["layers"] if not r["found"]]
+    if missing:
+        lines += ["", f"Not located in the runtime graph ({len(missing)}): {', '.join(missing[:10])}"]
+    return lines

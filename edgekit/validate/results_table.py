@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from .render import md_table
-
-METRIC = {"top1": "top-1 %", "cosine": "cosine"}
+from .report import METRIC_LABEL as METRIC
+from .report import _delta, _fmt
 
 
 def load_runs(dirs: list[Path]) -> list[tuple[Path, dict[str, Any], dict[str, Any]]]:
@@ -32,15 +32,10 @@ def load_runs(dirs: list[Path]) -> list[tuple[Path, dict[str, Any], dict[str, An
 
 
 def _num(v: Any, metric: str | None = None, digits: int | None = None) -> str:
-    if v is None:
-        return "-"
-    if digits is None:
-        digits = 2 if metric in (None, "top1") else 4
-    return f"{v:.{digits}f}"
-
-
-def _delta(v: Any, metric: str) -> str:
-    return "-" if v is None else (f"{v:+.2f}" if metric == "top1" else f"{v:+.4f}")
+    """The report's number format: 2 digits for top-1 and sizes, 4 for cosine, or ``digits``."""
+    return _fmt(
+        float(v) if isinstance(v, int) else v, digits if digits is not None else (2 if metric in (None, "top1") else 4)
+    )
 
 
 def transforms_text(report: dict[str, Any]) -> str:
