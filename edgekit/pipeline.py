@@ -6,7 +6,6 @@ model -> (train) -> transforms -> FP32 reference -> calibrate once -> compile pe
 
 from __future__ import annotations
 
-import copy
 import shutil
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -30,10 +29,11 @@ from .evaluate import (
     validate_artifact,
 )
 from .quant import calibrate
-from .recipe import DataSpec, Precision, Quantizer, Recipe, TargetSpec
+from .recipe import Precision, Quantizer, Recipe, TargetSpec
 from .targets.base import CompileContext, Target, all_targets, get_target
+from .train.stage import teacher_copy
 from .transforms import get_transform
-from .transforms.apply import apply_transforms
+from .transforms.apply import apply_transforms, transform_probe
 from .validate.metrics import task_metric
 from .validate.ops_proxy import ops_summary
 from .validate.report import write_reports
@@ -112,19 +112,18 @@ def run_recipe(
         bundle = load_model(recipe.model, recipe.inputs)
         log(f"model: {recipe.model.source} ({bundle.family}, {bundle.num_parameters:,} parameters)")
         names = [s.name for s in bundle.inputs]
-        val_spec = recipe.validation.data or DataSpec("random", samples=64)
+        val_spec = recipe.validation_data()
         val = load_data(val_spec, bundle, "validation")
         metric = resolve_metric(recipe.validation.metric, bundle.task, val)
         budget = recipe.validation.budget if recipe.validation.budget is not None else DEFAULT_BUDGET[metric]
         bs = recipe.validation.batch_size
         predict_torch(bundle.module, names, val.subset(2), 2, progress=False)  # wrong IO spec fails here, fast
-        probe = val.subset(min(len(val), 64), seed=1)
-        teacher = copy.deepcopy(bundle.module).eval() if recipe.train and recipe.train.distill else None
+        probe = transform_probe(val)
+        teacher = teacher_copy(recipe, bundle)
         applied = apply_transforms(recipe, bundle, "train", probe, log)
         if recipe.model.weights:  # after train-phase transforms: the weights were trained with them
             load_weights(bundle, recipe.model.weights)
-        sample = val.subset(min(len(val), 512), seed=2)
-        train_info = _train(recipe, bundle, names, teacher, tmp, Path(out), resume, sample, progress, log)
+        train_info = _train(recipe, bundle, names, teacher, tmp, Path(out), resume, val, progress, log)
         del teacher
         applied += apply_transforms(recipe, bundle, "deploy", probe, log)
         fp32_out = predict_torch(bundle.module, names, val, bs, progress=progress)
@@ -233,16 +232,16 @@ def _train(
     tmp: Path,
     out: Path,
     resume: bool,
-    sample: DataSet,
+    val: DataSet,
     progress: bool,
     log: Any,
 ) -> dict[str, Any] | None:
     if recipe.train is None:
         return None
-    from .train.stage import checkpoint_dir, run_training
+    from .train.stage import checkpoint_dir, outlier_sample, run_training
 
     info = run_training(
-        recipe, bundle, names, teacher, tmp / "model", checkpoint_dir(out), resume, sample, progress, log
+        recipe, bundle, names, teacher, tmp / "model", checkpoint_dir(out), resume, outlier_sample(val), progress, log
     )
     hf = getattr(bundle.module, "hf", None)
     if hf is not None and not applied_train_transforms(recipe):
@@ -276,8 +275,8 @@ def _quantize(
     tmp: Path,
     val: DataSet,
     progress: bool,
-    goal: tuple[str, float] = ("cosine", DEFAULT_BUDGET["cosine"]),
-    log: Any = print,
+    goal: tuple[str, float],
+    log: Any,
 ):
     if Precision.INT8 not in recipe.precisions():
         return None, None, None, None, None

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from ..data import DataSet
+from ..evaluate import DEFAULT_BUDGET, predict_torch
 from ..recipe import AccuracyAwareSpec, RevertMethod
 from ..registry import Registry
 from ..validate.metrics import sqnr_db, task_metric
@@ -51,11 +52,7 @@ class Evaluator:
 
     def _predict(self, enc: EncodingSet) -> np.ndarray:
         apply_encodings(self.sim, enc)
-        outs = []
-        with torch.inference_mode():
-            for feeds, _ in self.data.batches(100):
-                outs.append(self.sim(*[torch.from_numpy(feeds[n]) for n in self.names]).float().numpy())
-        return np.concatenate(outs)
+        return predict_torch(self.sim, self.names, self.data, 100, progress=False)
 
     def __call__(self, quantized: set[str]) -> tuple[float, float]:
         self.calls += 1
@@ -129,7 +126,6 @@ def keep_sensitive_fp32(
             break
     final = restricted(encodings, everything - set(kept))
     final.meta["fp32_layers"] = list(kept)
-    final.meta["ignored"] = [*final.meta.get("ignored", []), *kept]
     apply_encodings(sim, final)
     record.update(
         needed=True,
@@ -172,7 +168,6 @@ def accuracy_aware(
     data = load_data(replace(source, samples=spec.samples), bundle, "accuracy-aware ranking")
     metric, budget = goal
     if metric == "top1" and data.labels is None:
-        metric = "cosine"
-        budget = spec.max_drop if spec.max_drop is not None else 0.02
+        metric, budget = "cosine", DEFAULT_BUDGET["cosine"]  # no labels to score top-1: compare outputs
     max_drop = spec.max_drop if spec.max_drop is not None else budget
     return keep_sensitive_fp32(sim, encodings, names, data, metric, max_drop, spec, log)

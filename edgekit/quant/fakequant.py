@@ -49,6 +49,8 @@ class QuantWrapper(nn.Module):
 
     def set_encodings(self, act: Encoding | None, weight: Encoding | None, out: Encoding | None = None) -> None:
         self.act_enc, self.out_enc = act, out
+        if out is not None:  # converted once here, not on every forward
+            self.out_qparams = (float(out.scale[0]), int(out.zero_point[0]), *((-128, 127) if out.signed else (0, 255)))
         self.quantize_act = act is not None
         if act is not None:
             self.act_scale = torch.tensor(act.scale[0], dtype=torch.float32)
@@ -93,10 +95,7 @@ class QuantWrapper(nn.Module):
         if self.out_observer is not None:
             self.out_observer.update(y)
         if self.quantize_output and self.out_enc is not None:
-            enc = self.out_enc
-            y = torch.fake_quantize_per_tensor_affine(
-                y, float(enc.scale[0]), int(enc.zero_point[0]), *((-128, 127) if enc.signed else (0, 255))
-            )
+            y = torch.fake_quantize_per_tensor_affine(y, *self.out_qparams)
         return y
 
     def _apply(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:

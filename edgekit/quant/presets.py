@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import RecipeError, did_you_mean
+from ..recipe import DataSpec
 
 # Bondarenko et al. 2023 ("Quantizable Transformers"): symmetric per-tensor weights, asymmetric per-tensor
 # activations, static min-max ranges over 16 calibration batches, every layer's input and output quantized.
@@ -35,5 +36,5 @@ def expand_preset(quant: dict[str, Any], where: str) -> dict[str, Any]:
     out = {**preset, **quant}
     calib = out.get("calibration")
     if batches and isinstance(calib, dict) and "samples" not in calib:
-        out["calibration"] = {**calib, "samples": batches * int(calib.get("batch_size", 64))}
+        out["calibration"] = {**calib, "samples": batches * int(calib.get("batch_size", DataSpec.batch_size))}
     return out

@@ -22,6 +22,15 @@ def save_checkpoint(directory: Path, state: dict[str, Any]) -> Path:
     return path
 
 
+def remove_checkpoint(directory: Path) -> None:
+    """Delete the checkpoint of a finished training (and its folder, when nothing else is in it)."""
+    path = directory / FILE
+    if path.exists():
+        path.unlink()
+        if not any(directory.iterdir()):
+            directory.rmdir()
+
+
 def load_checkpoint(directory: Path) -> dict[str, Any]:
     path = directory / FILE
     if not path.is_file():

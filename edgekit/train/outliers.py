@@ -60,17 +60,21 @@ def outlier_metrics(
         for h in hooks:
             h.remove()
         model.train(was_training)
+
+    def layer_records(i: int, kind: str) -> list[tuple[float, float]]:
+        return records.get((i, kind), [(np.nan, np.nan)] * n)  # NaN for a hook that never fired
+
     layers = []
     for i, site in enumerate(sites):
         row: dict[str, Any] = {"layer": site.name}
         for kind in ("attention", "ffn"):
-            values = np.array(records.get((i, kind), [(np.nan, np.nan)]))
+            values = np.array(layer_records(i, kind))
             row[f"{kind}_inf_norm"] = float(values[:, 0].mean())
             row[f"{kind}_kurtosis"] = float(values[:, 1].mean())
         layers.append(row)
     summary: dict[str, Any] = {"applicable": True, "batches": n, "samples": min(len(data), n * batch_size)}
     for kind in ("attention", "ffn"):
-        per_batch_max = np.max([[s[0] for s in records[(i, kind)]] for i in range(len(sites))], axis=0)
+        per_batch_max = np.max([[s[0] for s in layer_records(i, kind)] for i in range(len(sites))], axis=0)
         summary[f"{kind}_max_inf_norm"] = float(per_batch_max.mean())
         summary[f"{kind}_kurtosis"] = float(np.mean([r[f"{kind}_kurtosis"] for r in layers]))
     summary["layers"] = layers

@@ -4,7 +4,6 @@ FP32 metric and outlier metrics before and after. The output is a model director
 
 from __future__ import annotations
 
-import copy
 import json
 from dataclasses import replace
 from pathlib import Path
@@ -16,10 +15,10 @@ from ..data import load_data
 from ..errors import RecipeError
 from ..evaluate import predict_torch, resolve_metric
 from ..recipe import Recipe
-from ..transforms.apply import apply_transforms
+from ..transforms.apply import apply_transforms, transform_probe
 from ..validate.metrics import task_metric
 from ..validate.report_outliers import markdown_training, training_summary
-from .stage import checkpoint_dir, run_training
+from .stage import checkpoint_dir, outlier_sample, run_training, teacher_copy
 
 
 def retrain(
@@ -33,14 +32,11 @@ def retrain(
         names = [s.name for s in bundle.inputs]
         val = load_data(recipe.validation.data or recipe.train.data, bundle, "validation")
         metric = resolve_metric(recipe.validation.metric, bundle.task, val)
-        teacher = copy.deepcopy(bundle.module).eval() if recipe.train.distill else None
-        probe = val.subset(min(len(val), 64), seed=1)
-        applied = apply_transforms(recipe, bundle, "train", probe, log)
+        teacher = teacher_copy(recipe, bundle)
+        applied = apply_transforms(recipe, bundle, "train", transform_probe(val), log)
         ref = predict_torch(teacher or bundle.module, names, val, recipe.validation.batch_size, progress=False)
-        sample = val.subset(min(len(val), 512), seed=2)
-        info = run_training(
-            recipe, bundle, names, teacher, tmp / "model", checkpoint_dir(out), resume, sample, progress, log
-        )
+        sample, ckpt = outlier_sample(val), checkpoint_dir(out)
+        info = run_training(recipe, bundle, names, teacher, tmp / "model", ckpt, resume, sample, progress, log)
         after = predict_torch(bundle.module, names, val, recipe.validation.batch_size, progress=progress)
         scores = {
             "metric": metric,

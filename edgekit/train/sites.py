@@ -11,7 +11,9 @@ from dataclasses import dataclass
 
 from torch import nn
 
-_LAYER_SUFFIXES = ("Layer", "Block", "DecoderLayer", "EncoderLayer")
+from ..transforms.attention import attention_shape
+
+_LAYER_SUFFIXES = ("Layer", "Block")  # BertLayer, OPTDecoderLayer, SwinBlock ...
 
 
 @dataclass(frozen=True)
@@ -19,13 +21,6 @@ class Site:
     name: str  # the layer's module name
     attention: nn.Module
     layer: nn.Module
-
-
-def _self_attention(m: nn.Module) -> bool:
-    """An HF self-attention module: it has a config, a head count, a head size and a softmax scaling."""
-    has_heads = any(hasattr(m, a) for a in ("num_attention_heads", "num_heads"))
-    has_dim = any(hasattr(m, a) for a in ("head_dim", "attention_head_size"))
-    return hasattr(m, "config") and has_heads and has_dim and hasattr(m, "scaling")
 
 
 def transformer_sites(model: nn.Module) -> list[Site]:
@@ -36,7 +31,7 @@ def transformer_sites(model: nn.Module) -> list[Site]:
             parents[f"{name}.{child}" if name else child] = (name, m)
     sites: list[Site] = []
     for name, m in modules.items():
-        if not _self_attention(m):
+        if attention_shape(m) is None:
             continue
         attention, layer, layer_name, cur = m, None, "", name
         while cur in parents:

@@ -7,6 +7,7 @@ saves the weights.
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from ..archs import ModelBundle
 from ..data import DataSet, load_data
 from ..errors import RecipeError
 from ..recipe import Recipe
+from .checkpoint import remove_checkpoint
 from .objectives import DistillObjective, LabelObjective
 from .outliers import outlier_metrics
 from .trainer import train
@@ -24,6 +26,16 @@ from .trainer import train
 def checkpoint_dir(out: Path) -> Path:
     """Checkpoints live beside the (atomically written) output, so Ctrl-C keeps them."""
     return out.with_name(out.name + ".ckpt")
+
+
+def teacher_copy(recipe: Recipe, bundle: ModelBundle) -> torch.nn.Module | None:
+    """The original model, frozen, when the recipe distills from it (taken before any train-phase transform)."""
+    return copy.deepcopy(bundle.module).eval() if recipe.train and recipe.train.distill else None
+
+
+def outlier_sample(val: DataSet) -> DataSet:
+    """The validation sample the outlier metrics are measured on, before and after training."""
+    return val.subset(min(len(val), 512), seed=2)
 
 
 def run_training(
@@ -42,13 +54,14 @@ def run_training(
     if spec is None:
         raise RecipeError("this recipe has no train: section; add one (data, epochs or steps, distill)")
     data = load_data(spec.data, bundle, "training")
+    # before the distillation hooks exist: they would keep every teacher layer's output of this pass
+    before = outlier_metrics(teacher if teacher is not None else bundle.module, names, probe)
     if spec.distill is not None:
         if teacher is None:
             raise RecipeError("train.distill needs the original model as teacher")
         objective: Any = DistillObjective(teacher, bundle.module, spec.distill, bundle.task)
     else:
         objective = LabelObjective()
-    before = outlier_metrics(teacher if teacher is not None else bundle.module, names, probe)
     what = f"{spec.steps} steps" if spec.steps else f"{spec.epochs} epoch(s)"
     log(f"train ({objective.name}): {what} on {data.description}")
     res = train(bundle.module, names, data, spec, objective, ckpt, resume, progress)
@@ -62,10 +75,8 @@ def run_training(
         )
     model_dir.mkdir(parents=True, exist_ok=True)
     torch.save(bundle.module.state_dict(), model_dir / "weights.pt")  # for model.weights in a recipe
-    if ckpt is not None and (ckpt / "last.pt").exists():
-        (ckpt / "last.pt").unlink()
-        if not any(ckpt.iterdir()):
-            ckpt.rmdir()
+    if ckpt is not None:
+        remove_checkpoint(ckpt)
     return {
         "data": data.description,
         "samples": len(data),

@@ -96,7 +96,6 @@ def train(
                 "step": step,
                 "loss_ema": loss_ema,
                 "curve": curve,
-                "total": total,
             },
         )
 
@@ -147,7 +146,7 @@ def train(
     finally:
         bar.close()
         model.eval()
-        if hasattr(objective, "close"):
+        if hasattr(objective, "close"):  # objectives may be plain callables
             objective.close()
     return TrainResult(
         total,

@@ -150,12 +150,15 @@ def edgekit_attention(
     **_: Any,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Eager attention with the module's variant (plain softmax when it has none); HF's calling convention."""
-    variant: AttentionVariant = getattr(module, "edgekit_attention", None) or AttentionVariant()
+    variant: AttentionVariant = getattr(module, "edgekit_attention", None) or _PLAIN
     variant.dropout = dropout
     context, probs = variant.attend(query, key, value, attention_mask, scaling or query.size(-1) ** -0.5)
     context = context.transpose(1, 2).contiguous()  # (B, T, H, D), HF's layout before the output projection
     captured = module.__dict__.pop("_edgekit_input", None)
     return variant.gate(captured, context), probs
+
+
+_PLAIN = AttentionVariant()  # plain softmax for a module without a variant (stateless but for dropout, set per call)
 
 
 def _capture_input(module: nn.Module, args: tuple, kwargs: dict) -> None:
@@ -173,6 +176,16 @@ def _register_implementation() -> None:
     AttentionMaskInterface.register(IMPLEMENTATION, eager_mask)
 
 
+def attention_shape(m: nn.Module) -> tuple[int, int] | None:
+    """(heads, head_dim) when ``m`` is an HF self-attention module (a config, a head count, a head size and a
+    softmax scaling), else None."""
+    head_dim = getattr(m, "head_dim", None) or getattr(m, "attention_head_size", None)
+    heads = getattr(m, "num_attention_heads", None) or getattr(m, "num_heads", None)
+    if hasattr(m, "config") and head_dim and heads and hasattr(m, "scaling"):
+        return int(heads), int(head_dim)
+    return None
+
+
 def attention_modules(model: nn.Module) -> Iterator[tuple[str, nn.Module, int, int]]:
     """HF self-attention modules that dispatch through ``AttentionInterface``: (name, module, heads, head_dim)."""
     from transformers import PreTrainedModel
@@ -181,10 +194,9 @@ def attention_modules(model: nn.Module) -> Iterator[tuple[str, nn.Module, int, i
         config = getattr(m, "config", None)
         if config is None or not hasattr(config, "_attn_implementation") or isinstance(m, PreTrainedModel):
             continue
-        head_dim = getattr(m, "head_dim", None) or getattr(m, "attention_head_size", None)
-        heads = getattr(m, "num_attention_heads", None) or getattr(m, "num_heads", None)
-        if head_dim and heads and hasattr(m, "scaling"):
-            yield name, m, int(heads), int(head_dim)
+        shape = attention_shape(m)
+        if shape:
+            yield name, m, *shape
 
 
 def swap_attention(model: nn.Module, make: Any, transform: str) -> nn.Module:
