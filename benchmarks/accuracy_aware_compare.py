@@ -26,6 +26,7 @@ import argparse
 import json
 import os
 import platform
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -74,7 +75,7 @@ def run_edgekit(runs: Path, max_drop: float, methods: list[str]) -> dict:
         res = run_recipe(recipe_from_dict(edgekit_recipe(f"aa-{key}", max_drop, method)), runs / key, force=True)
         row = next(r for r in res.report["rows"] if r["precision"] == "int8")
         aa = res.report["calibration"].get("accuracy_aware") or {}
-        out[key] = {
+        out[key] = latency_of(runs / key) | {
             "run": str(runs / key),
             "test_cosine": row["accuracy"]["metric"],
             "test_drop": -row["delta"],
@@ -86,24 +87,18 @@ def run_edgekit(runs: Path, max_drop: float, methods: list[str]) -> dict:
             "evaluations": aa.get("evaluations"),
             "aa_seconds": aa.get("seconds"),
             "run_seconds": time.perf_counter() - start,
-            "size_mb": row["size_mb"],
-            "p50_ms": (row.get("latency") or {}).get("p50_ms"),
-            "fp32_p50_ms": next(r for r in res.report["rows"] if r["precision"] == "fp32")["latency"]["p50_ms"],
         }
         print(key, json.dumps(out[key], default=str)[:400], flush=True)
     return out
 
 
-def refresh_latency(entry: dict) -> dict:
-    """Size and p50 from the run's report.json as it is now (``edgekit bench RUN`` re-measures a run's latency)."""
-    rows = json.loads((Path(entry["run"]) / "report.json").read_text())["rows"]
+def latency_of(run: Path) -> dict:
+    """INT8 size and p50, and FP32 p50, from a run's report.json as it is now (``edgekit bench RUN`` re-measures
+    a run's latency; --skip-edgekit reads them again after that)."""
+    rows = json.loads((run / "report.json").read_text())["rows"]
     int8 = next(r for r in rows if r["precision"] == "int8")
     fp32 = next(r for r in rows if r["precision"] == "fp32")
-    return entry | {
-        "size_mb": int8["size_mb"],
-        "p50_ms": int8["latency"]["p50_ms"],
-        "fp32_p50_ms": fp32["latency"]["p50_ms"],
-    }
+    return {"size_mb": int8["size_mb"], "p50_ms": int8["latency"]["p50_ms"], "fp32_p50_ms": fp32["latency"]["p50_ms"]}
 
 
 def quantized_matmuls(model) -> set[str]:
@@ -246,6 +241,7 @@ def main() -> int:
         "max_drop": a.max_drop,
         "data": {"calibration": CALIB, "ranking_and_budget": RANK, "test": TEST},
         "benchmark": BENCH.__dict__,
+        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
         "versions": package_versions(),
     }
@@ -254,7 +250,7 @@ def main() -> int:
     if a.skip_edgekit:
         if "edgekit" not in stored:
             raise SystemExit(f"--skip-edgekit needs the edgekit results already in {dest}")
-        result["edgekit"] = {k: refresh_latency(v) for k, v in stored["edgekit"].items()}
+        result["edgekit"] = {k: v | latency_of(Path(v["run"])) for k, v in stored["edgekit"].items()}
     else:
         result["edgekit"] = run_edgekit(ROOT / a.runs, a.max_drop, a.methods)
     result["nncf"] = dict(stored.get("nncf", {}))  # a setting not re-run keeps its stored numbers

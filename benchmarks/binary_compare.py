@@ -124,29 +124,30 @@ def attention_curves() -> dict[str, dict]:
 def sweep(iterations: int) -> list[dict]:
     """Latency vs sequence length: softmax vs EcoFormer at image sizes giving T = 49 .. 3136 patches."""
     out = []
-    work = Path(tempfile.mkdtemp(prefix="edgekit-binary-sweep-"))
-    for size in SWEEP_SIZES:
-        tokens = (size // 4) ** 2
-        base = load_model(ModelSpec("vit", {**VIT, "image_size": size}))
-        for variant in ("softmax", "ecoformer"):
-            model = copy.deepcopy(base.module).eval()
-            if variant == "ecoformer":
-                with example_inputs(base.example_inputs(2, 1)):
-                    model = get_transform("ecoformer").fn(model, {}).eval()
-            bundle = copy.copy(base)
-            bundle.module = model
-            ctx = CompileContext(bundle, model, None, None, QuantSpec(), None, work / f"{size}-{variant}")
-            ctx.workdir.mkdir(parents=True)
-            n = max(10, iterations * 49 // tokens)  # fewer timed runs where one run takes long
-            for target in ("onnx", "openvino"):
-                adir = ctx.workdir / target
-                adir.mkdir()
-                get_target(target).export(ctx, Precision.FP32, {}, adir)
-                lat = bench_local(adir, BenchSpec(warmup=max(3, n // 10), iterations=n))
-                row = {"image": size, "tokens": tokens + 1, "variant": variant, "target": target, "iterations": n}
-                row.update({k: lat[k] for k in ("p50_ms", "p90_ms", "p99_ms", "mean_ms") if k in lat})
-                print(f"  T={tokens + 1:5d} {variant:9s} {target:8s} p50 {row['p50_ms']:.3f} ms", flush=True)
-                out.append(row)
+    with tempfile.TemporaryDirectory(prefix="edgekit-binary-sweep-") as tmp:
+        work = Path(tmp)
+        for size in SWEEP_SIZES:
+            tokens = (size // 4) ** 2
+            base = load_model(ModelSpec("vit", {**VIT, "image_size": size}))
+            for variant in ("softmax", "ecoformer"):
+                model = copy.deepcopy(base.module).eval()
+                if variant == "ecoformer":
+                    with example_inputs(base.example_inputs(2, 1)):
+                        model = get_transform("ecoformer").fn(model, {}).eval()
+                bundle = copy.copy(base)
+                bundle.module = model
+                ctx = CompileContext(bundle, model, None, None, QuantSpec(), None, work / f"{size}-{variant}")
+                ctx.workdir.mkdir(parents=True)
+                n = max(10, iterations * 49 // tokens)  # fewer timed runs where one run takes long
+                for target in ("onnx", "openvino"):
+                    adir = ctx.workdir / target
+                    adir.mkdir()
+                    get_target(target).export(ctx, Precision.FP32, {}, adir)
+                    lat = bench_local(adir, BenchSpec(warmup=max(3, n // 10), iterations=n))
+                    row = {"image": size, "tokens": tokens + 1, "variant": variant, "target": target, "iterations": n}
+                    row.update({k: lat[k] for k in ("p50_ms", "p90_ms", "p99_ms", "mean_ms") if k in lat})
+                    print(f"  T={tokens + 1:5d} {variant:9s} {target:8s} p50 {row['p50_ms']:.3f} ms", flush=True)
+                    out.append(row)
     return out
 
 

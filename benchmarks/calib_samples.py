@@ -41,7 +41,7 @@ SEEDS = [0, 1, 2]
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--weights", default="runs/vit/model/weights.pt")
-    p.add_argument("--val", type=int, default=2000, help="held-out test images to score on")
+    p.add_argument("--val", type=int, default=1000, help="held-out test images to score on")
     a = p.parse_args()
     recipe = load_recipe(ROOT / "recipes" / "vit.yaml")
     bundle = load_model(recipe.model)

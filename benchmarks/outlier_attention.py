@@ -35,6 +35,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from edgekit import run_recipe
 from edgekit.artifacts import package_versions
 from edgekit.recipe import recipe_from_dict
+from edgekit.validate.metrics import cosine
+from edgekit.validate.render import md_table
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -175,32 +177,36 @@ class Probe:
         return float((self.clf.predict(emb) == self.labels).mean() * 100)
 
     def cosine(self, emb: np.ndarray) -> float:
-        a = emb / np.linalg.norm(emb, axis=1, keepdims=True)
-        b = self.original / np.linalg.norm(self.original, axis=1, keepdims=True)
-        return float((a * b).sum(1).mean())
+        return cosine(emb, self.original)
 
 
 def markdown(payload: dict) -> str:
     """The results as the README's table (Table 2's shape: FP metric / max inf-norm / kurtosis / W8A8 metric)."""
     if payload["model"] in TOP1_MODELS:
-        head = "| variant | FP32 top-1 % | max inf-norm | kurtosis | W8A8 top-1 % (sim / ORT) |\n|---|---|---|---|---|"
+        header = ["variant", "FP32 top-1 %", "max inf-norm", "kurtosis", "W8A8 top-1 % (sim / ORT)"]
         rows = [
-            f"| {r['variant']} | {r['fp32_top1']:.2f} | {r['attention_max_inf_norm']:.1f} | "
-            f"{r['attention_kurtosis']:.1f} | {r['w8a8_sim_top1']:.2f} / {r['w8a8_onnx_top1']:.2f} |"
+            [
+                r["variant"],
+                f"{r['fp32_top1']:.2f}",
+                f"{r['attention_max_inf_norm']:.1f}",
+                f"{r['attention_kurtosis']:.1f}",
+                f"{r['w8a8_sim_top1']:.2f} / {r['w8a8_onnx_top1']:.2f}",
+            ]
             for r in payload["results"]
         ]
     else:
-        head = (
-            "| variant | FP32 cosine / probe % | max inf-norm | kurtosis | W8A8 cosine / probe % |\n"
-            "|---|---|---|---|---|"
-        )
+        header = ["variant", "FP32 cosine / probe %", "max inf-norm", "kurtosis", "W8A8 cosine / probe %"]
         rows = [
-            f"| {r['variant']} | {r['fp32_cosine_to_original']:.4f} / {r['fp32_probe_accuracy']:.1f} | "
-            f"{r['attention_max_inf_norm']:.1f} | {r['attention_kurtosis']:.1f} | "
-            f"{r['w8a8_sim_cosine_to_original']:.4f} / {r['w8a8_sim_probe_accuracy']:.1f} |"
+            [
+                r["variant"],
+                f"{r['fp32_cosine_to_original']:.4f} / {r['fp32_probe_accuracy']:.1f}",
+                f"{r['attention_max_inf_norm']:.1f}",
+                f"{r['attention_kurtosis']:.1f}",
+                f"{r['w8a8_sim_cosine_to_original']:.4f} / {r['w8a8_sim_probe_accuracy']:.1f}",
+            ]
             for r in payload["results"]
         ]
-    return "\n".join([head, *rows])
+    return "\n".join(md_table(header, rows))
 
 
 def main() -> int:
