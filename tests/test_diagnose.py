@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import onnx
@@ -63,8 +64,9 @@ def test_failing_int8_targets_are_diagnosed_in_the_report(failing_run):
     assert "### Per-layer divergence: onnx int8" in md and "SQNR vs simulated dB" in md
 
 
-def test_diagnose_finds_the_layer_an_artifact_got_wrong(failing_run, run_cli):
-    out, _ = failing_run
+def test_diagnose_finds_the_layer_an_artifact_got_wrong(failing_run, run_cli, tmp_path):
+    out = tmp_path / "diag"
+    shutil.copytree(failing_run[0], out)  # corrupt a copy: the run is shared by the module's other tests
     path = out / "onnx" / "int8" / "model.onnx"
     model = onnx.load(str(path))
     # corrupt one layer the way a broken lowering would: fc1's int8 weights scaled wrong

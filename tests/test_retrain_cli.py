@@ -22,7 +22,7 @@ def retrain_recipe(**train) -> dict:
 
 
 def test_retrain_then_run_uses_the_trained_weights(tmp_path, run_cli):
-    recipe = write_yaml(tmp_path / "r.yaml", retrain_recipe())
+    recipe = write_yaml(tmp_path / "r.yaml", retrain_recipe(checkpoint_every=2))  # checkpoints at steps 2 and 4
     code, out, err = run_cli("retrain", recipe, "--out", tmp_path / "rt")
     assert code == 0, err
     rep = json.loads((tmp_path / "rt" / "retrain.json").read_text())
