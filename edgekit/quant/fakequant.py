@@ -100,6 +100,16 @@ class QuantWrapper(nn.Module):
 
     def _apply(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         layer = self.layer
+        if _own_forward(layer):
+            # A subclass with its own forward (TF "same" padding in EfficientNet-Lite's Conv2d, ...): run that
+            # forward with the quantized weight swapped in, so whatever it does around the op is kept.
+            # (A plain swap, not torch.func.functional_call, which the TorchScript-based ONNX exporter refuses.)
+            kept = layer._parameters["weight"]
+            layer._parameters["weight"] = w
+            try:
+                return layer(x)
+            finally:
+                layer._parameters["weight"] = kept
         if isinstance(layer, nn.Linear):
             return nn.functional.linear(x, w, layer.bias)
         return layer._conv_forward(x, w, layer.bias)
@@ -134,6 +144,11 @@ class QuantWrapper(nn.Module):
             w = torch.quantize_per_tensor(w, float(self.w_enc_scale), 0, torch.qint8).dequantize()
         y = self._apply(x, w)
         return _aten_qdq(y, self.out_enc) if self.out_enc is not None else y
+
+
+def _own_forward(layer: nn.Module) -> bool:
+    """Whether ``layer`` is a subclass of a quantizable class that overrides ``forward``."""
+    return not any(type(layer).forward is base.forward for base in QUANTIZABLE)
 
 
 def _aten_qdq(x: torch.Tensor, enc: Encoding) -> torch.Tensor:

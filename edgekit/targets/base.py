@@ -165,7 +165,8 @@ TARGETS: Registry[Target] = Registry("target")
 
 
 def _register_all() -> None:
-    from . import coreml, onnxrt, openvino, tensorrt, tflite  # noqa: F401  (importing registers; backends load lazily)
+    # importing registers; backends load lazily
+    from . import coreml, executorch, onnxrt, openvino, tensorrt, tflite  # noqa: F401
 
 
 def get_target(name: str) -> Target:

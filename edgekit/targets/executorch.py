@@ -1,0 +1,179 @@
+"""Target ``executorch``: ``.pte`` programs for PyTorch's on-device runtime, lowered with the XNNPACK delegate.
+
+* fp32: ``torch.export`` -> ``to_edge_transform_and_lower(partitioner=[XnnpackPartitioner()])`` -> ``.pte``.
+* fp16: the model cast to half inside a float32 interface (inputs and output stay float32, as on the other
+  targets); XNNPACK runs the half-precision kernels it has, the rest falls back to portable kernels.
+* int8 (edgekit): the same PT2E-form program the TFLite target converts (quantized_decomposed Q/DQ with
+  edgekit's scales on each quantized layer's input, weight and output). Weight quantize ops are folded into
+  int8 constants first (as ``convert_pt2e(fold_quantize=True)`` does), which is the pattern XNNPACK's
+  quantized linear/conv kernels match. No second calibration.
+
+Every op that XNNPACK does not take runs on ExecuTorch's portable kernels; the artifact's notes and
+``artifact.json`` say which ops were delegated and which were not. The program has a static batch of 1 and, for
+text models, the calibration sample's sequence length; the runner loops over larger batches.
+
+``options: {delegate: coreml}`` lowers to the Core ML delegate instead: the .pte is built here, but runs on Apple
+devices only, so it is validated nowhere here and its row says so.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import warnings
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..errors import CalibrationError, RecipeError, UnsupportedOpError
+from ..quant.fakequant import decomposed
+from ..recipe import Precision
+from .base import TARGETS, Artifact, CompileContext, Target, _first_line
+from .tflite import _sample
+
+DELEGATES = ("xnnpack", "coreml")
+
+
+class _Half(torch.nn.Module):
+    """A float32 interface around a half-precision model: the artifact's IO spec stays that of the model."""
+
+    def __init__(self, model: torch.nn.Module):
+        super().__init__()
+        self.model = model.half()
+
+    def forward(self, *args: torch.Tensor) -> torch.Tensor:
+        cast = [a.half() if a.is_floating_point() else a for a in args]
+        return self.model(*cast).float()
+
+
+class ExecuTorchTarget(Target):
+    name = "executorch"
+    runtime = "executorch"
+    module = "executorch"
+    extra = "executorch"
+    option_keys = ("delegate",)
+
+    def check_spec(self, spec) -> None:
+        super().check_spec(spec)
+        delegate = spec.options.get("delegate", "xnnpack")
+        if delegate not in DELEGATES:
+            raise RecipeError(f"target 'executorch': delegate '{delegate}' is not one of {', '.join(DELEGATES)}")
+
+    def compile(self, ctx: CompileContext, precision: Precision, options: dict[str, Any], out: Path) -> Artifact:
+        self.require()
+        delegate = options.get("delegate", "xnnpack")
+        art = Artifact(self.name, precision, out, self.runtime, "model.pte", options={"delegate": delegate})
+        sample = tuple(t.clone(memory_format=torch.contiguous_format) for t in _sample(ctx))
+        if precision is Precision.INT8:
+            if ctx.sim is None:
+                raise CalibrationError("executorch int8 needs calibration: set quantization.calibration")
+            model = _folded(decomposed(ctx.sim), sample)
+            art.quantizer = "edgekit"
+            art.notes.append("int8 from edgekit encodings (PT2E-form Q/DQ, weights folded to int8 constants)")
+        elif precision is Precision.FP16:
+            import copy
+
+            model = _Half(copy.deepcopy(ctx.model).eval())
+            art.notes.append("fp16 weights and compute inside the program; float32 inputs and output")
+        else:
+            model = ctx.model.eval()
+        buffer, ops = _lower(model, sample, delegate)
+        (out / art.file).write_bytes(buffer)
+        art.options["ops"] = ops
+        art.notes.append(_ops_note(ops, delegate))
+        if delegate == "coreml":
+            art.runtime = "executorch-coreml"
+            art.notes.append("Core ML delegate: runs on Apple devices only; not validated or measured here")
+        return art
+
+
+def _folded(model: torch.nn.Module, sample: tuple[torch.Tensor, ...]) -> torch.nn.Module:
+    """Export, fold weight quantize ops into int8 constants, and hand back the folded graph module."""
+    from torchao.quantization.pt2e.constant_fold import constant_fold
+    from torchao.quantization.pt2e.quantize_pt2e import _quant_node_constraint
+
+    gm = _quietly(lambda: torch.export.export(model.eval(), sample).module())
+    constant_fold(gm, _quant_node_constraint)
+    return gm
+
+
+def _partitioner(delegate: str):
+    if delegate == "coreml":
+        from executorch.backends.apple.coreml.partition import CoreMLPartitioner
+
+        return CoreMLPartitioner()
+    from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
+
+    return XnnpackPartitioner()
+
+
+def _lower(model: torch.nn.Module, sample: tuple[torch.Tensor, ...], delegate: str) -> tuple[bytes, dict]:
+    from executorch.exir import to_edge_transform_and_lower
+
+    def run():
+        program = torch.export.export(model, sample)
+        edge = to_edge_transform_and_lower(program, partitioner=[_partitioner(delegate)])
+        ops = delegation(edge.exported_program().graph_module)
+        return bytes(edge.to_executorch().buffer), ops
+
+    try:
+        return _quietly(run)
+    except Exception as exc:
+        reason = _first_line(exc)
+        if "Missing out variants" in reason:
+            reason += f" ({delegate} left these quantized ops outside its delegate; keep those layers in float)"
+        raise UnsupportedOpError(f"executorch: lowering failed: {reason}") from None
+
+
+def _op_name(target: Any) -> str:
+    name = getattr(target, "__name__", str(target))
+    return name.split("::")[-1].replace(".default", "")
+
+
+def delegation(gm: torch.fx.GraphModule) -> dict[str, Any]:
+    """Which ops went into the delegate and which run on portable kernels (counted by op name)."""
+    inside: Counter[str] = Counter()
+    outside: Counter[str] = Counter()
+    partitions = 0
+    for node in gm.graph.nodes:
+        if node.op != "call_function" or node.target.__class__.__name__ == "builtin_function_or_method":
+            continue
+        if "executorch_call_delegate" in str(node.target):
+            partitions += 1
+            lowered = getattr(gm, node.args[0].target)
+            for inner in lowered.original_module.graph.nodes:
+                if inner.op == "call_function" and "getitem" not in str(inner.target):
+                    inside[_op_name(inner.target)] += 1
+            continue
+        outside[_op_name(node.target)] += 1
+    return {"partitions": partitions, "delegated": dict(inside.most_common()), "portable": dict(outside.most_common())}
+
+
+def _ops_note(ops: dict[str, Any], delegate: str) -> str:
+    n_in, n_out = sum(ops["delegated"].values()), sum(ops["portable"].values())
+    portable = ", ".join(f"{k} x{v}" for k, v in ops["portable"].items()) or "none"
+    return (
+        f"{delegate}: {n_in} ops delegated in {ops['partitions']} partitions; {n_out} on portable kernels ({portable})"
+    )
+
+
+def _quietly(fn):
+    """ExecuTorch and torch.export print per-op progress and warnings; keep them out of edgekit's output."""
+    log = io.StringIO()
+    loggers = [logging.getLogger(n) for n in ("executorch", "torch._export", "torch.export")]
+    levels = [lg.level for lg in loggers]
+    try:
+        for lg in loggers:
+            lg.setLevel(logging.ERROR)
+        with warnings.catch_warnings(), contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+            warnings.simplefilter("ignore")
+            return fn()
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
+
+
+TARGETS.add("executorch", ExecuTorchTarget())
