@@ -165,6 +165,16 @@ def run_recipe(
                     rows.append(status_row(target.name, precision, "unsupported", reason))
                     log(f"  {target.name} cannot represent this model: {reason}")
                     continue
+                why = target.cannot_run_here(art)
+                if why:
+                    rows.append(
+                        {
+                            **status_row(target.name, precision, "skipped", why),
+                            "artifact": str(art.path.relative_to(tmp)),
+                        }
+                    )
+                    log(f"  {why}")
+                    continue
                 rows.append(
                     validate_artifact(
                         target, art, val, fp32_out, sim_out, metric, budget, bs, recipe.benchmark.threads, progress

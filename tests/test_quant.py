@@ -126,3 +126,25 @@ def test_decomposed_form_matches_the_simulated_model():
         # same input/weight quantization; the extra output Q/DQ moves results by at most one output step
         out_step = max(cal.encodings[k].scale[0] for k in ("0.output", "2.output"))
         assert float((pt2e(x) - cal.sim(x)).abs().max()) < 4 * out_step
+
+
+class _SamePadConv(torch.nn.Conv2d):
+    """A Conv2d subclass that pads in its own forward (TF "same"), as EfficientNet-Lite's convolutions do."""
+
+    def forward(self, x):
+        return super().forward(torch.nn.functional.pad(x, (0, 1, 0, 1)))
+
+
+def test_conv_subclass_keeps_its_own_forward_when_quantized():
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(_SamePadConv(3, 8, 2), torch.nn.ReLU(), _SamePadConv(8, 4, 2)).eval()
+    x = torch.randn(16, 3, 9, 9)
+    data = DataSet({"x": x.numpy()}, None, "random")
+    cal = calibrate(model, ["x"], data, QuantSpec(), batch_size=8, progress=False)
+    assert len(wrappers(cal.sim)) == 2 and len(cal.encodings) >= 4
+    with torch.no_grad():
+        ref, sim = model(x), cal.sim(x)
+    assert sim.shape == ref.shape == (16, 4, 9, 9)  # the padding ran: without it the shapes shrink
+    sqnr = 10 * torch.log10(ref.pow(2).mean() / (ref - sim).pow(2).mean())
+    assert 20 < sqnr < 80  # quantized (not identical), and close
+    assert torch.equal(model[0].weight, cal.sim[0].layer.weight)  # the swap left the float weight in place

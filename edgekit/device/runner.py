@@ -204,6 +204,21 @@ class CoreMLSession:
         return _looped(self._one, feeds, self.fixed)
 
 
+class _native_stderr_silenced:
+    """Point file descriptor 2 at /dev/null for a block: native libraries write there past Python's sys.stderr."""
+
+    def __enter__(self):
+        sys.stderr.flush()
+        self.saved = os.dup(2)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 2)
+        os.close(devnull)
+
+    def __exit__(self, *exc):
+        os.dup2(self.saved, 2)
+        os.close(self.saved)
+
+
 class ExecuTorchSession:
     """ExecuTorch's runtime pybindings (XNNPACK delegate plus portable kernels). The program has a static batch
     (and sequence length) of its export sample; larger batches loop. The pybindings take torch tensors, so this
@@ -212,12 +227,16 @@ class ExecuTorchSession:
     runtime = "executorch"
 
     def __init__(self, path: Path, meta: dict, threads: int, shapes: dict):
-        et = _import("executorch.version", "pip install executorch")
-        runtime = _import("executorch.runtime", "pip install executorch")
-        self.torch = _import("torch", "pip install torch")
-        pybind = _import("executorch.extension.pybindings.portable_lib", "pip install executorch")
-        pybind._unsafe_reset_threadpool(threads)
-        self.method = runtime.Runtime.get().load_program(str(path / meta["file"])).load_method("forward")
+        with _native_stderr_silenced():  # its C++ side logs CPU probing and thread-pool resets to fd 2
+            et = _import("executorch.version", "pip install executorch")
+            runtime = _import("executorch.runtime", "pip install executorch")
+            self.torch = _import("torch", "pip install torch")
+            pybind = _import("executorch.extension.pybindings.portable_lib", "pip install executorch")
+        if meta.get("options", {}).get("delegate") == "coreml" and sys.platform != "darwin":
+            raise RuntimeError(f"this .pte uses the Core ML delegate, which needs macOS (this is {platform.system()})")
+        with _native_stderr_silenced():
+            pybind._unsafe_reset_threadpool(threads)
+            self.method = runtime.Runtime.get().load_program(str(path / meta["file"])).load_method("forward")
         self.order = [spec["name"] for spec in meta["inputs"]]
         self.static = {spec["name"]: spec["shape"] for spec in meta["inputs"]}
         self.fixed = int(meta.get("options", {}).get("batch", 1))

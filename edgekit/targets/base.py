@@ -97,6 +97,11 @@ class Target(ABC):
         """Why this target cannot take the recipe's INT8 encodings (None when it can)."""
         return None
 
+    def cannot_run_here(self, artifact: Artifact) -> str | None:
+        """Why this built artifact cannot be executed on this machine (None when it can). Such an artifact is kept
+        in the run directory, its row says why it was not validated here, and it is run on its device instead."""
+        return None
+
     def io_spec(self, inputs: tuple[TensorSpec, ...]) -> tuple[TensorSpec, ...]:
         """The inputs as the artifact declares them (a target may change dtypes, e.g. int64 -> int32)."""
         return inputs

@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import sys
 import warnings
 from collections import Counter
 from pathlib import Path
@@ -84,10 +85,15 @@ class ExecuTorchTarget(Target):
         (out / art.file).write_bytes(buffer)
         art.options["ops"] = ops
         art.notes.append(_ops_note(ops, delegate))
-        if delegate == "coreml":
-            art.runtime = "executorch-coreml"
-            art.notes.append("Core ML delegate: runs on Apple devices only; not validated or measured here")
         return art
+
+    def cannot_run_here(self, artifact: Artifact) -> str | None:
+        if artifact.options.get("delegate") == "coreml" and sys.platform != "darwin":
+            return (
+                "built with the Core ML delegate, which runs on Apple devices only: not validated or measured "
+                "here (edgekit bench RUN --device ssh://USER@MAC runs it there)"
+            )
+        return None
 
 
 def _folded(model: torch.nn.Module, sample: tuple[torch.Tensor, ...]) -> torch.nn.Module:

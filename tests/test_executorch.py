@@ -1,0 +1,72 @@
+"""ExecuTorch target specifics (the template tests in test_targets.py cover parity, int8 vs simulated and IO)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from edgekit.device import runner
+from edgekit.recipe import Precision
+from edgekit.targets.base import get_target
+
+from .test_targets import _compile, ctx, val  # noqa: F401  (module-scoped fixtures shared with the template)
+
+pytest.importorskip("executorch", reason="edgekit[executorch] is installed by make test")
+
+
+def test_fp32_program_is_delegated_to_xnnpack(ctx, tmp_path):  # noqa: F811
+    _, art = _compile(ctx, "executorch", Precision.FP32, tmp_path)
+    ops = art.options["ops"]
+    assert ops["partitions"] >= 1 and ops["delegated"].get("aten.linear", 0) + ops["delegated"].get("aten.addmm", 0)
+    assert any(n.startswith("xnnpack:") and "delegated" in n for n in art.notes)
+
+
+def test_int8_weights_are_folded_into_the_delegate(ctx, tmp_path):  # noqa: F811
+    _, art = _compile(ctx, "executorch", Precision.INT8, tmp_path)
+    portable = art.options["ops"]["portable"]
+    assert not any("quantize" in op for op in portable), portable  # every Q/DQ runs inside XNNPACK
+    assert any("quantize_per_channel" in op or "dequantize_per_channel" in op for op in art.options["ops"]["delegated"])
+
+
+def test_runner_loops_batches_and_accepts_odd_strides(ctx, val, tmp_path):  # noqa: F811
+    _, art = _compile(ctx, "executorch", Precision.FP32, tmp_path)
+    session = runner.load(art.path, threads=1)
+    x = val.inputs["pixel_values"][:3]
+    # a size-1 channel axis with a non-canonical stride (what slicing a reshaped array gives): ExecuTorch would
+    # read it as channels-last if the runner passed it through
+    odd = np.lib.stride_tricks.as_strided(x, x.shape, (x.strides[0], 4, x.strides[2], x.strides[3]))
+    np.testing.assert_allclose(session.run({"pixel_values": odd}), session.run({"pixel_values": x.copy()}))
+    assert session.run({"pixel_values": x}).shape == (3, 10)
+
+
+def test_coreml_delegate_is_built_but_not_run_here(tmp_path, tiny_vit_recipe):
+    import sys
+
+    import edgekit
+    from edgekit.recipe import recipe_from_dict
+
+    if sys.platform == "darwin":
+        pytest.skip("on macOS the Core ML delegate runs; this checks the Linux behaviour")
+    tiny_vit_recipe["targets"] = [{"name": "executorch", "precisions": ["fp32"], "options": {"delegate": "coreml"}}]
+    tiny_vit_recipe["targets"].append({"name": "onnx", "precisions": ["fp32"]})
+    result = edgekit.run_recipe(
+        recipe_from_dict(tiny_vit_recipe, "test"),
+        tmp_path / "run",
+        progress=False,
+        benchmark=False,
+        log=lambda *_: None,
+    )
+    row = next(r for r in result.report["rows"] if r["target"] == "executorch")
+    assert row["status"] == "skipped" and "Apple devices only" in row["notes"][0]
+    assert (tmp_path / "run" / row["artifact"] / "model.pte").stat().st_size > 0  # kept for the device
+    assert result.passed
+    with pytest.raises(Exception, match="Core ML delegate"):
+        runner.load(tmp_path / "run" / row["artifact"])
+
+
+def test_unknown_delegate_is_a_recipe_error():
+    from edgekit.errors import RecipeError
+    from edgekit.recipe import TargetSpec
+
+    with pytest.raises(RecipeError, match="delegate 'qnn'"):
+        get_target("executorch").check_spec(TargetSpec("executorch", (Precision.FP32,), {"delegate": "qnn"}))
