@@ -42,16 +42,6 @@ def sweep_doc() -> dict:
 
 
 @pytest.fixture(scope="session")
-def ray_cluster():
-    ray = pytest.importorskip("ray")
-    from edgekit.sweep.executors import worker_env
-
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, runtime_env={"env_vars": worker_env()})
-    yield ray
-    ray.shutdown()
-
-
-@pytest.fixture(scope="session")
 def ray_sweep(ray_cluster, tmp_path_factory):
     out = tmp_path_factory.mktemp("sweep") / "ray"
     spec = sweep_from_dict(sweep_doc())

@@ -77,6 +77,14 @@ class LocalExecutor:
         pending = list(jobs)
         running: dict[Connection, tuple[Any, Job]] = {}
         size = self.size(jobs)
+        try:
+            self._loop(ctx, pending, running, size, out, on_result)
+        finally:  # interrupted (Ctrl-C) or the callback failed: no orphan workers
+            for proc, _ in running.values():
+                proc.terminate()
+                proc.join()
+
+    def _loop(self, ctx: Any, pending: list[Job], running: dict, size: int, out: Path, on_result: OnResult) -> None:
         while pending or running:
             busy = {j.device.name for _, j in running.values() if j.device is not None}
             while len(running) < size:
@@ -175,23 +183,27 @@ class RayExecutor:
         task = ray.remote(_ray_job)
         pending, refs = list(jobs), {}
         limit = self.workers or len(jobs)
-        while pending or refs:
-            while pending and len(refs) < limit:
-                job = pending.pop(0)
-                missing = [k for k in self.resources(job) if k not in have]
-                if missing:  # Ray would wait forever for a resource no node has
-                    on_result(job, failed(job, no_node(missing[0])))
-                    continue
-                refs[task.options(**self.options(job)).remote(job.payload(out), driver)] = job
-            if not refs:
-                break
-            (ready,), _ = ray.wait(list(refs), num_returns=1)
-            job = refs.pop(ready)
-            try:
-                result = ray.get(ready)
-            except ray.exceptions.RayError as exc:  # the worker died, or Ray could not run the task
-                result = failed(job, f"{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0]}")
-            on_result(job, result)
+        try:
+            while pending or refs:
+                while pending and len(refs) < limit:
+                    job = pending.pop(0)
+                    missing = [k for k in self.resources(job) if k not in have]
+                    if missing:  # Ray would wait forever for a resource no node has
+                        on_result(job, failed(job, no_node(missing[0])))
+                        continue
+                    refs[task.options(**self.options(job)).remote(job.payload(out), driver)] = job
+                if not refs:
+                    break
+                (ready,), _ = ray.wait(list(refs), num_returns=1)
+                job = refs.pop(ready)
+                try:
+                    result = ray.get(ready)
+                except ray.exceptions.RayError as exc:  # the worker died, or Ray could not run the task
+                    result = failed(job, f"{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0]}")
+                on_result(job, result)
+        finally:  # interrupted: leave no task running on the cluster
+            for ref in refs:
+                ray.cancel(ref, force=True)
 
     @staticmethod
     def resources(job: Job) -> dict[str, float]:

@@ -247,7 +247,7 @@ def execute(payload: dict[str, Any], ship: bool = False) -> dict[str, Any]:
                 result.update(_run(payload, out))
             result["status"] = DONE
             if ship:
-                result["archive"] = _tar(out)
+                result["archive"] = archive_dir(out)
         except BaseException as exc:  # a job's failure is its row, whatever it raised
             if isinstance(exc, KeyboardInterrupt):
                 raise
@@ -301,7 +301,7 @@ def _bench_on_device(run: Path, device: dict[str, str], recipe: Recipe, rows: li
         r["latency_note"] = f"measured on {device['name']}"
 
 
-def _tar(folder: Path) -> bytes:
+def archive_dir(folder: Path) -> bytes:
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w:gz") as tar:
         tar.add(folder, arcname=folder.name)
