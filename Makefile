@@ -18,7 +18,7 @@ $(VENV)/.torch: | $(BIN)/python
 	touch $@
 
 $(VENV)/.installed: pyproject.toml $(VENV)/.torch
-	$(PIP) install --quiet -e ".[openvino,tflite,coreml,hf,ray,dev]"
+	$(PIP) install --quiet -e ".[openvino,tflite,coreml,hf,ray,ray-train,dev]"
 	touch $@
 
 data: $(VENV)/.installed

@@ -12,7 +12,7 @@ from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any, Protocol
 
-from ..errors import MissingBackendError, RecipeError
+from ..errors import EdgekitError, MissingBackendError, RecipeError
 from ..registry import Registry
 from .jobs import ERROR, Job, execute
 
@@ -73,6 +73,12 @@ class LocalExecutor:
         return max(1, int(cpus_here() // max(per_job, 1.0)))
 
     def run(self, jobs: list[Job], out: Path, on_result: OnResult) -> None:
+        parallel = next((j for j in jobs if j.data_parallel), None)
+        if parallel is not None:
+            raise RecipeError(
+                f"job {parallel.id}: resources.train_workers trains over Ray Train workers; "
+                "run the sweep with --executor ray (or set train_workers: 0)"
+            )
         ctx = mp.get_context("spawn")
         pending = list(jobs)
         running: dict[Connection, tuple[Any, Job]] = {}
@@ -118,11 +124,23 @@ EXECUTORS.add("local", LocalExecutor)
 # ray: one task per job
 
 
-def import_ray() -> Any:
+class MissingRayError(MissingBackendError):
+    """Ray (or one of its libraries) is needed by a feature, not a target: the message names the feature."""
+
+    def __init__(self, feature: str, module: str, extra: str):
+        EdgekitError.__init__(
+            self,
+            f"{feature} needs the Python package '{module}', which is not installed; "
+            f"install it with: pip install 'edgekit[{extra}]'",
+        )
+        self.target, self.module, self.extra = feature, module, extra
+
+
+def import_ray(feature: str = "the ray executor") -> Any:
     try:
         import ray
     except ImportError:
-        raise MissingBackendError("executor ray", "ray", "ray") from None
+        raise MissingRayError(feature, "ray", "ray") from None
     return ray
 
 
@@ -212,7 +230,8 @@ class RayExecutor:
 
     def options(self, job: Job) -> dict[str, Any]:
         r = job.resources
-        opts: dict[str, Any] = {"num_cpus": r.num_cpus, "num_gpus": r.num_gpus, "max_retries": 0}
+        gpus = 0.0 if job.data_parallel else r.num_gpus  # its train workers hold the GPUs
+        opts: dict[str, Any] = {"num_cpus": r.num_cpus, "num_gpus": gpus, "max_retries": 0}
         if r.memory_gb is not None:
             opts["memory"] = int(r.memory_gb * 2**30)
         if self.resources(job):

@@ -19,7 +19,7 @@ import tarfile
 import tempfile
 import time
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +50,19 @@ class Job:
             "benchmark": self.benchmark,
             "device": None if self.device is None else {"name": self.device.name, "url": self.device.url},
             "threads": max(1, int(self.resources.num_cpus)),
+            "train": self.train_payload(),
         }
+
+    def train_payload(self) -> dict[str, Any] | None:
+        if not self.data_parallel:
+            return None
+        r = self.resources
+        return {"workers": r.train_workers, "cpus": r.num_cpus, "gpus": r.num_gpus}
+
+    @property
+    def data_parallel(self) -> bool:
+        """The job trains over Ray Train workers (it has a train stage and declares train_workers)."""
+        return self.recipe.train is not None and self.resources.train_workers > 0
 
     def cell(self) -> dict[str, Any]:
         return {
@@ -268,7 +280,13 @@ def _run(payload: dict[str, Any], out: Path) -> dict[str, Any]:
     torch.set_num_threads(threads)
     recipe = recipe_from_dict(payload["recipe"], f"job {payload['id']}")
     device = payload["device"]
+    trained = None
+    if payload["train"]:
+        trained = _train_data_parallel(recipe, out, payload["train"])
+        recipe = recipe.with_(model=replace(recipe.model, weights=str(trained[0])), train=None)
     res = run_recipe(recipe, out, force=True, progress=False, benchmark=payload["benchmark"] and device is None)
+    if trained is not None:
+        _keep_weights(res.report, out, Path(payload["out"]), recipe, *trained)
     rows = [dict(r) for r in res.report["rows"]]
     if device is not None and payload["benchmark"]:
         _bench_on_device(out, device, recipe, rows)
@@ -279,6 +297,35 @@ def _run(payload: dict[str, Any], out: Path) -> dict[str, Any]:
         "reference": res.report["reference"],
         "passed": res.passed,
     }
+
+
+def _train_data_parallel(recipe: Recipe, out: Path, train: dict[str, Any]) -> tuple[Path, dict[str, Any]]:
+    """The train stage over Ray Train workers; weights beside the (atomically written) run directory."""
+    from ..train.distributed import ddp_train
+
+    side = out.with_name(out.name + ".train")
+    info = ddp_train(recipe, side, train["workers"], train["gpus"], train["cpus"])
+    print(f"train (data-parallel, {train['workers']} workers): {info['steps']} steps, loss {info['final_loss']:.3f}")
+    return side / "weights.pt", info
+
+
+def _keep_weights(
+    report: dict[str, Any], out: Path, final: Path, recipe: Recipe, weights: Path, info: dict[str, Any]
+) -> None:
+    """Move the trained weights into the run (RUN/model/weights.pt, as a single-process run writes them) and
+    record the training in its report, recipe and manifest."""
+    import shutil
+
+    from ..pipeline import save_run
+
+    (out / "model").mkdir(exist_ok=True)
+    shutil.move(weights, out / "model" / "weights.pt")
+    shutil.rmtree(weights.parent, ignore_errors=True)
+    recipe = recipe.with_(model=replace(recipe.model, weights=str(final / "model" / "weights.pt")))
+    (out / "recipe.yaml").write_text(recipe.to_yaml())
+    report["train"] = info
+    report["model"]["weights"] = str(final / "model" / "weights.pt")
+    save_run(out, report, recipe)
 
 
 def _bench_on_device(run: Path, device: dict[str, str], recipe: Recipe, rows: list[dict[str, Any]]) -> None:

@@ -83,15 +83,22 @@ def _first(a: Any, b: Any) -> Any:
 @dataclass(frozen=True)
 class Resources:
     """What one job needs: Ray schedules by it (``memory_gb`` becomes Ray's ``memory``); the local executor sizes
-    its pool by ``num_cpus`` and gives each job that many threads."""
+    its pool by ``num_cpus`` and gives each job that many threads.
+
+    ``train_workers`` N >= 1 (Ray only): a recipe's ``train:`` stage runs data-parallel (torch DDP through Ray
+    Train) over N workers, each with ``num_cpus`` CPUs and ``num_gpus`` GPUs (NCCL; gloo on CPUs when 0); the
+    job's own task then holds no GPU, so the cluster needs ``num_cpus`` more CPUs than the workers' for it."""
 
     num_cpus: float = 1.0
     num_gpus: float = 0.0
     memory_gb: float | None = None
+    train_workers: int = 0
 
     def __post_init__(self) -> None:
         if self.num_cpus <= 0 or self.num_gpus < 0 or (self.memory_gb is not None and self.memory_gb <= 0):
             raise ValueError("resources need num_cpus > 0, num_gpus >= 0 and memory_gb > 0")
+        if self.train_workers < 0:
+            raise ValueError(f"resources.train_workers must be >= 0, got {self.train_workers}")
 
 
 @dataclass(frozen=True)

@@ -60,7 +60,7 @@ def _ray(artifact: Path, shards: list[Shard], batch_size: int, threads: int) -> 
     from ..sweep.executors import import_ray
     from ..sweep.jobs import archive_dir
 
-    ray = import_ray()
+    ray = import_ray("sharded validation on ray")
     if not ray.is_initialized():
         ray.init(include_dashboard=False, log_to_driver=False)
     driver = ray.get_runtime_context().get_node_id()
