@@ -175,3 +175,37 @@ def test_cross_job_speedup_uses_the_fp32_job():
     rows = sweep_rows(jobs, {jobs[0].id: result("fp32", 2.0), jobs[1].id: result("int8", 0.5)})
     assert [r["speedup"] for r in rows] == [1.0, 4.0]
     assert sweep_rows(jobs, {})[0]["status"] == "pending"
+
+
+def test_local_pool_survives_a_dead_worker_and_runs_one_job_per_device(tmp_path):
+    doc = sweep_doc()
+    doc["models"].append({"source": "tests.sweep_factories:crash", "name": "crash"})
+    doc["devices"] = [{"name": "bench0", "url": "local"}]
+    doc["jobs"] = [
+        {"model": "crash", "target": "onnx", "precision": "fp32"},
+        {"model": "vit-a", "target": "onnx", "precision": "fp32", "device": "bench0"},
+        {"model": "vit-b", "target": "onnx", "precision": "fp32", "device": "bench0"},
+    ]
+    result = run_sweep(sweep_from_dict(doc), TREE, tmp_path / "out", "local", workers=3, progress=False)
+    crash, a, b = result.report["rows"]
+    assert crash["status"] == ERROR and "exited with code 3" in crash["note"]
+    assert a["status"] == b["status"] == "ok"
+    first, second = sorted(
+        (json.loads((tmp_path / "out" / "jobs" / f"{r['job']}.json").read_text()) for r in (a, b)),
+        key=lambda r: r["started"],
+    )
+    assert first["finished"] <= second["started"]  # the device is held by one job at a time
+
+
+def test_a_job_run_on_another_node_comes_back_as_an_archive(tmp_path):
+    from edgekit.sweep.jobs import DONE, execute, unpack
+
+    doc = sweep_doc()
+    doc["jobs"] = [{"model": "vit-a", "target": "onnx", "precision": "fp32"}]
+    (job,) = expand(sweep_from_dict(doc), TREE)
+    result = execute(job.payload(tmp_path), ship=True)
+    assert result["status"] == DONE and not (tmp_path / job.id).exists()  # nothing written to the driver's DIR
+    unpack(result["archive"], tmp_path)
+    report = json.loads((tmp_path / job.id / "report.json").read_text())
+    assert report["rows"][0]["accuracy"]["metric"] == result["rows"][0]["accuracy"]["metric"]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary left behind

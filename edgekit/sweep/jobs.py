@@ -266,7 +266,8 @@ def execute(payload: dict[str, Any], ship: bool = False) -> dict[str, Any]:
             traceback.print_exc(file=log)
             first = (str(exc).strip().splitlines() or [""])[0]
             result.update(status=ERROR, error=f"{type(exc).__name__}: {first}" if first else type(exc).__name__)
-    result["seconds"] = round(time.time() - begin, 3)
+    result["started"], result["finished"] = begin, time.time()
+    result["seconds"] = round(result["finished"] - begin, 3)
     result["log"] = log.getvalue()
     return result
 
