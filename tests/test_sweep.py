@@ -209,3 +209,14 @@ def test_a_job_run_on_another_node_comes_back_as_an_archive(tmp_path):
     report = json.loads((tmp_path / job.id / "report.json").read_text())
     assert report["rows"][0]["accuracy"]["metric"] == result["rows"][0]["accuracy"]["metric"]
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary left behind
+
+
+def test_the_documented_example_sweep_expands():
+    from edgekit.sweep import load_sweep
+
+    spec, base = load_sweep(TREE / "docs" / "sweep.example.yaml")
+    jobs = expand(spec, base)
+    assert len(jobs) == 12 and {j.model for j in jobs} == {"vit", "mobileone", "deit-small"}
+    assert all(j.device is not None and j.device.name == "host" for j in jobs)
+    deit = next(j for j in jobs if j.model == "deit-small")
+    assert deit.recipe.quantization.estimator.value == "percentile" and deit.recipe.validation.data.samples == 2000
