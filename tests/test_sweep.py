@@ -59,6 +59,13 @@ def test_sweep_file_rejects_unknown_keys_and_models():
     bad["jobs"] = [{"model": "vit-c", "target": "onnx"}]
     with pytest.raises(RecipeError, match="did you mean 'vit-"):
         sweep_from_dict(bad)
+    typo = {**sweep_doc(), "jobs": [], "targets": ["openvno"], "models": sweep_doc()["models"][:1]}
+    with pytest.raises(RecipeError, match="did you mean 'openvino'"):
+        expand(sweep_from_dict(typo), TREE)
+    with pytest.raises(RecipeError, match="unknown option 'precision'"):
+        expand(
+            sweep_from_dict({**typo, "targets": ["openvino"], "target_options": {"openvino": {"precision": 1}}}), TREE
+        )
     with pytest.raises(RecipeError, match=r"estimator.*'minmx' is not valid"):
         sweep_from_dict({**sweep_doc(), "overrides": {**DIGITS, "estimator": "minmx"}})
 

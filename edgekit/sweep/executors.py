@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import sys
+import tempfile
 from collections.abc import Callable
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
@@ -50,7 +52,19 @@ def cpus_here() -> int:
 
 
 def _child(payload: dict[str, Any], conn: Connection) -> None:
-    conn.send(execute(payload))
+    """A worker process: one job. Its file descriptors 1 and 2 go to a file, so what runtimes and converters print
+    from native code lands in the job's log, not on the sweep's terminal."""
+    with tempfile.TemporaryFile() as native:
+        os.dup2(native.fileno(), 1)
+        os.dup2(native.fileno(), 2)
+        result = execute(payload)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        native.seek(0)
+        text = native.read().decode(errors="replace")
+    if text.strip():
+        result["log"] = result.get("log", "") + "\n--- native output (runtimes, converters) ---\n" + text
+    conn.send(result)
     conn.close()
 
 
@@ -181,12 +195,14 @@ class RayExecutor:
         if not ray.is_initialized():
             devices = {j.device.resource: 1.0 for j in jobs if j.device is not None}
             local = {"resources": devices, "include_dashboard": False} if self.address is None else {}
-            ray.init(
-                address=self.address,
-                runtime_env={"env_vars": worker_env()},
-                log_to_driver=False,
-                **local,
-            )
+            try:
+                ray.init(address=self.address, runtime_env={"env_vars": worker_env()}, log_to_driver=False, **local)
+            except ConnectionError as exc:
+                why = str(exc).splitlines()[0].rstrip(".")
+                raise EdgekitError(
+                    f"cannot reach the Ray cluster at --address {self.address}: {why}; start it with "
+                    "`ray start --head` (or leave out --address to start one here)"
+                ) from None
             started = True
         try:
             self._run(ray, jobs, out, on_result)

@@ -87,12 +87,29 @@ def expand(spec: SweepSpec, base: Path) -> list[Job]:
                     for d in spec.devices or (None,):
                         cells.append((m, t, p, d, spec.overrides))
     jobs = [_job(spec, base, *c) for c in cells]
+    for j in jobs:
+        check_targets(j)
     seen: dict[str, Job] = {}
     for j in jobs:
         if j.id in seen:
             raise_dup(j)
         seen[j.id] = j
     return jobs
+
+
+def check_targets(job: Job) -> None:
+    """Target names, precisions and options are checked now (a typo fails the sweep, not every job); whether a
+    target's backend is installed is the job's business (it may be, on the node that runs it)."""
+    from ..errors import RecipeError
+    from ..targets.base import get_target
+
+    for t in job.recipe.targets:
+        if t.name == "all":
+            continue
+        try:
+            get_target(t.name).check_spec(t)
+        except RecipeError as exc:
+            raise RecipeError(f"sweep job {job.id}: {exc}") from None
 
 
 def raise_dup(job: Job) -> None:
