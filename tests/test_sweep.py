@@ -205,7 +205,8 @@ def test_local_pool_survives_a_dead_worker_and_runs_one_job_per_device(tmp_path)
 
 
 def test_a_job_run_on_another_node_comes_back_as_an_archive(tmp_path):
-    from edgekit.sweep.jobs import DONE, execute, unpack
+    from edgekit.sweep.jobs import DONE
+    from edgekit.sweep.worker import execute, unpack
 
     doc = sweep_doc()
     doc["jobs"] = [{"model": "vit-a", "target": "onnx", "precision": "fp32"}]

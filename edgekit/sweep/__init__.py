@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from ..config import to_dict
-from .jobs import DONE, ERROR, Job, expand, unpack
+from .jobs import DONE, ERROR, Job, expand
 from .spec import SweepSpec, load_sweep, sweep_from_dict
+from .worker import unpack
 
 __all__ = ["SweepResult", "SweepSpec", "load_sweep", "run_sweep", "sweep_from_dict"]
 

@@ -16,7 +16,8 @@ from typing import Any, Protocol
 
 from ..errors import EdgekitError, MissingBackendError, RecipeError
 from ..registry import Registry
-from .jobs import ERROR, Job, execute
+from .jobs import ERROR, Job
+from .worker import execute
 
 OnResult = Callable[[Job, dict[str, Any]], None]
 

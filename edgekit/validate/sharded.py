@@ -58,7 +58,7 @@ def _ray_shard(archive: bytes | None, path: str, shard: Shard, batch_size: int, 
 
 def _ray(artifact: Path, shards: list[Shard], batch_size: int, threads: int) -> list[ShardStats]:
     from ..sweep.executors import import_ray
-    from ..sweep.jobs import archive_dir
+    from ..sweep.worker import archive_dir
 
     ray = import_ray("sharded validation on ray")
     if not ray.is_initialized():
