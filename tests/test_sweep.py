@@ -228,3 +228,17 @@ def test_the_documented_example_sweep_expands():
     assert all(j.device is not None and j.device.name == "host" for j in jobs)
     deit = next(j for j in jobs if j.model == "deit-small")
     assert deit.recipe.quantization.estimator.value == "percentile" and deit.recipe.validation.data.samples == 2000
+
+
+def test_cli_sweep_errors_are_one_line(run_cli, tmp_path):
+    from .conftest import write_yaml
+
+    bad = write_yaml(tmp_path / "bad.yaml", {**sweep_doc(), "modles": []})
+    code, _, err = run_cli("sweep", bad, "--out", tmp_path / "out")
+    assert code == 2 and "unknown key 'modles'" in err and "did you mean 'models'" in err
+    good = write_yaml(tmp_path / "good.yaml", sweep_doc())
+    code, _, err = run_cli("sweep", good, "--out", tmp_path / "out", "--executor", "rayy")
+    assert code == 2 and "unknown executor 'rayy'" in err
+    code, _, err = run_cli("sweep", good, "--out", tmp_path / "out", "--address", "auto")
+    assert code == 2 and "--executor ray" in err
+    assert not (tmp_path / "out").exists()  # nothing written before the sweep is known to be valid
