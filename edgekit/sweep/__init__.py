@@ -1,7 +1,8 @@
 """``edgekit sweep SWEEP.yaml --out DIR``: many runs (models x targets x precisions x devices), one report.
 
 DIR/<job-id>/ is each job's run directory (as ``edgekit run`` writes it), DIR/jobs/<job-id>.json its result,
-DIR/logs/<job-id>.log its log, and DIR/sweep.{json,md,html} the merged report, rewritten as each job finishes.
+DIR/logs/<job-id>.log its log, DIR/sweep-spec.json the sweep file as run, and DIR/sweep.{json,md,html} the merged
+report, rewritten as each job finishes.
 A re-run skips the jobs already finished (and, unless ``retry_failed``, those that failed); the executor
 (``local`` or ``ray``, see :mod:`edgekit.sweep.executors`) only decides where jobs run.
 """
@@ -64,7 +65,7 @@ def run_sweep(
     runner = get_executor(executor, workers=workers, address=address)
     for sub in ("jobs", "logs"):
         (out / sub).mkdir(parents=True, exist_ok=True)
-    (out / "sweep.yaml").write_text(json.dumps(to_dict(spec), indent=1))
+    (out / "sweep-spec.json").write_text(json.dumps(to_dict(spec), indent=1))  # the sweep as it was run
     results: dict[str, dict[str, Any]] = {}
     todo = []
     for job in jobs:
