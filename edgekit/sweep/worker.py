@@ -38,8 +38,9 @@ def execute(payload: dict[str, Any], ship: bool = False) -> dict[str, Any]:
         "pid": os.getpid(),
         "edgekit": str(Path(edgekit.__file__).resolve().parent),
     }
-    with tempfile.TemporaryDirectory(prefix="edgekit-job-") as scratch:
-        out = Path(scratch) / payload["id"] if ship else Path(payload["out"])
+    # only a shipped run needs scratch space (a worker that dies cannot clean it up)
+    with tempfile.TemporaryDirectory(prefix="edgekit-job-") if ship else contextlib.nullcontext() as scratch:
+        out = Path(scratch) / payload["id"] if scratch else Path(payload["out"])
         try:
             with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
                 result.update(_run(payload, out))
