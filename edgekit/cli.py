@@ -212,6 +212,16 @@ def cmd_results(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sweep(a: argparse.Namespace) -> int:
+    from .sweep import load_sweep, run_sweep
+
+    spec, base = load_sweep(a.sweep)
+    result = run_sweep(spec, base, a.out, a.executor, a.address, a.workers, a.retry_failed, progress=not a.quiet)
+    print((result.out / "sweep.md").read_text())
+    print(f"{result.ran} job(s) run, {result.reused} already finished; report: {result.out}/sweep.{{md,html,json}}")
+    return 0 if result.ok else 1
+
+
 def cmd_targets(a: argparse.Namespace) -> int:
     from .targets.base import all_targets
 
@@ -338,6 +348,15 @@ def parser() -> argparse.ArgumentParser:
     rs.add_argument("dirs", nargs="+", help="run directories, e.g. runs/*")
     rs.add_argument("--out", default="docs/RESULTS.md")
     rs.set_defaults(func=cmd_results)
+
+    sw = sub.add_parser("sweep", help="run a sweep of models x targets x precisions x devices, one merged report")
+    sw.add_argument("sweep", help="sweep file (YAML): models, targets, precisions, devices, overrides or jobs")
+    sw.add_argument("--out", required=True, help="sweep directory: one run per job, logs, sweep.{json,md,html}")
+    sw.add_argument("--executor", default="local", help="local (process pool, default) or ray")
+    sw.add_argument("--address", help="Ray cluster: auto or ray://HOST:PORT (default: start one here)")
+    sw.add_argument("--workers", type=int, help="jobs at once (default: local, CPUs / job num_cpus; ray, unbounded)")
+    sw.add_argument("--retry-failed", action="store_true", help="run again the jobs that failed last time")
+    sw.set_defaults(func=cmd_sweep)
 
     sub.add_parser("targets", help="list targets and whether they run here").set_defaults(func=cmd_targets)
     sub.add_parser("recipes", help="list the shipped recipes").set_defaults(func=cmd_recipes)

@@ -87,3 +87,14 @@ class Unexportable(torch.nn.Module):
 
 def unexportable() -> torch.nn.Module:
     return Unexportable()
+
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    """One local Ray cluster (2 CPUs) for every Ray test; workers import edgekit from this tree (PYTHONPATH)."""
+    ray = pytest.importorskip("ray")
+    from edgekit.sweep.executors import worker_env
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, runtime_env={"env_vars": worker_env()})
+    yield ray
+    ray.shutdown()

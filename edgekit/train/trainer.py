@@ -68,6 +68,7 @@ def train(
     total = total_steps(spec, n)
     warmup = max(1, int(spec.warmup_fraction * total))
     params = [p for p in model.parameters() if p.requires_grad]
+    device = params[0].device if params else torch.device("cpu")  # a DDP worker's model may sit on its GPU
     opt = torch.optim.AdamW(params, lr=spec.lr, weight_decay=spec.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule(warmup, total))
     order = np.empty(0, dtype=np.int64)
@@ -117,8 +118,8 @@ def train(
             if len(order) < spec.batch_size:
                 order = np.concatenate([order, rng.permutation(n)])
             idx = order[: spec.batch_size]  # consumed only when the step completes (an interrupt redoes it)
-            xs = [torch.from_numpy(data.inputs[k][idx]) for k in input_names]
-            y = None if data.labels is None else torch.from_numpy(data.labels[idx])
+            xs = [torch.from_numpy(data.inputs[k][idx]).to(device) for k in input_names]
+            y = None if data.labels is None else torch.from_numpy(data.labels[idx]).to(device)
             loss, out = objective(model, xs, y)
             aux = auxiliary_loss(model)
             if aux is not None:
