@@ -6,6 +6,7 @@ model -> (train) -> transforms -> FP32 reference -> calibrate once -> compile pe
 
 from __future__ import annotations
 
+import pickle
 import shutil
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -16,6 +17,7 @@ import torch
 
 from .archs import ModelBundle, load_model
 from .artifacts import RunDir, write_manifest
+from .checks import require_finite_weights
 from .data import DataSet, load_data
 from .diagnose import diagnose_failures
 from .errors import ModelError, RecipeError, UnsupportedOpError
@@ -224,6 +226,16 @@ def save_run(root: Path, report: dict[str, Any], recipe: Recipe) -> None:
     )
 
 
+def update_run(root: Path, report: dict[str, Any]) -> None:
+    """Rewrite a finished run's reports (``edgekit bench DIR``) and record only those files anew in its manifest:
+    the artifacts' hashes stay the ones recorded when they were built."""
+    from .artifacts import add_to_manifest
+
+    report["passed"] = passed(report["rows"])
+    write_reports(report, root)
+    add_to_manifest(root, [p for p in sorted(root.glob("report.*")) if p.is_file()] + sorted(root.glob("plots/*")))
+
+
 def _train(
     recipe: Recipe,
     bundle: ModelBundle,
@@ -259,12 +271,25 @@ def load_weights(bundle: ModelBundle, path: str) -> None:
         raise ModelError(f"model.weights '{p}' does not exist (a training run writes RUN/model/weights.pt)")
     try:
         state = torch.load(p, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, EOFError) as exc:  # torch's own message would suggest weights_only=False
+        raise ModelError(
+            f"model.weights '{p}' is not a plain state_dict of tensors ({type(exc).__name__}); edgekit loads "
+            "weights without running code: save them with torch.save(model.state_dict(), PATH)"
+        ) from None
+    except (RuntimeError, OSError, ValueError) as exc:
+        raise ModelError(
+            f"model.weights '{p}' cannot be read as a torch state_dict: {str(exc).splitlines()[0]}"
+        ) from None
+    if not isinstance(state, dict):
+        raise ModelError(f"model.weights '{p}' holds a {type(state).__name__}, not a state_dict (name -> tensor)")
+    try:
         bundle.module.load_state_dict(state)
     except (RuntimeError, OSError, ValueError) as exc:
         raise ModelError(
             f"model.weights '{p}' does not fit this model (same architecture, config and "
             f"train-phase transforms?): {str(exc).splitlines()[0]}"
         ) from None
+    require_finite_weights(bundle.module, f"model.weights '{p}'")
     bundle.info["weights"] = str(p.resolve())
 
 
