@@ -10,11 +10,14 @@ from __future__ import annotations
 import argparse
 import math
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from .errors import CalibrationError, ModelError
+
+if TYPE_CHECKING:
+    import torch
 
 # The largest value edgekit accepts per count. Far above any real use; low enough that a typo fails at once
 # instead of running for years or allocating petabytes.
@@ -24,6 +27,8 @@ LIMITS: dict[str, int] = {
     "threads": 1024,
     "samples": 1_000_000,
     "batch_size": 65_536,
+    "batch": 65_536,
+    "sequence": 65_536,
     "steps": 100_000_000,
     "checkpoint_every": 100_000_000,
     "max_length": 65_536,
@@ -119,6 +124,8 @@ def require_finite_data(arrays: dict[str, np.ndarray], where: str) -> None:
 
 def require_finite_weights(module: torch.nn.Module, where: str) -> None:
     """Every parameter and buffer finite: NaN weights make every artifact NaN, and every comparison vacuous."""
+    import torch
+
     tensors = [*module.named_parameters(), *module.named_buffers()]
     for name, t in tensors:
         if t.is_floating_point() and not bool(torch.isfinite(t).all()):
