@@ -120,6 +120,7 @@ def run_recipe(
         budget = recipe.validation.budget if recipe.validation.budget is not None else DEFAULT_BUDGET[metric]
         bs = recipe.validation.batch_size
         predict_torch(bundle.module, names, val.subset(2), 2, progress=False)  # wrong IO spec fails here, fast
+        calib = _calibration_data(recipe, bundle)  # bad calibration data fails before any training
         probe = transform_probe(val)
         teacher = teacher_copy(recipe, bundle)
         applied = apply_transforms(recipe, bundle, "train", probe, log)
@@ -132,8 +133,8 @@ def run_recipe(
         fp32_metric = task_metric(metric, fp32_out, fp32_out, val.labels)
         log(f"fp32 pytorch {metric}: {fp32_metric:.4f} on {val.description}")
 
-        calib, sim, encodings, sim_out, calib_info = _quantize(
-            recipe, bundle, names, tmp, val, progress, (metric, budget), log
+        sim, encodings, sim_out, calib_info = _quantize(
+            recipe, bundle, names, calib, tmp, val, progress, (metric, budget), log
         )
         sim_metric = None if sim_out is None else task_metric(metric, sim_out, fp32_out, val.labels)
 
@@ -293,22 +294,28 @@ def load_weights(bundle: ModelBundle, path: str) -> None:
     bundle.info["weights"] = str(p.resolve())
 
 
+def _calibration_data(recipe: Recipe, bundle: ModelBundle) -> DataSet | None:
+    if Precision.INT8 not in recipe.precisions():
+        return None
+    if recipe.quantization.calibration is None:
+        raise RecipeError("int8 needs quantization.calibration")
+    return load_data(recipe.quantization.calibration, bundle, "calibration")
+
+
 def _quantize(
     recipe: Recipe,
     bundle: ModelBundle,
     names: list[str],
+    calib: DataSet | None,
     tmp: Path,
     val: DataSet,
     progress: bool,
     goal: tuple[str, float],
     log: Any,
 ):
-    if Precision.INT8 not in recipe.precisions():
-        return None, None, None, None, None
     q = recipe.quantization
-    if q.calibration is None:
-        raise RecipeError("int8 needs quantization.calibration")
-    calib = load_data(q.calibration, bundle, "calibration")
+    if calib is None or q.calibration is None:
+        return None, None, None, None
     info = {
         "data": calib.description,
         "samples": len(calib),
@@ -318,7 +325,7 @@ def _quantize(
         "encodings": 0,
     }
     if q.quantizer is Quantizer.NATIVE:
-        return calib, None, None, None, info
+        return None, None, None, info
     cal = calibrate(bundle.module, names, calib, q, batch_size=q.calibration.batch_size, progress=progress)
     cal.encodings.meta["data"] = calib.description
     if q.accuracy_aware is not None:
@@ -330,4 +337,4 @@ def _quantize(
     if "scale_reparam" in cal.encodings.meta:
         info["scale_reparam"] = cal.encodings.meta["scale_reparam"]
     sim_out = predict_torch(cal.sim, names, val, recipe.validation.batch_size, "simulated int8", progress)
-    return calib, cal.sim, cal.encodings, sim_out, info
+    return cal.sim, cal.encodings, sim_out, info

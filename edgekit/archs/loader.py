@@ -43,7 +43,7 @@ def load_model(spec: ModelSpec, inputs: tuple[TensorSpec, ...] | None = None) ->
     except (EdgekitError, MemoryError, KeyboardInterrupt):
         raise
     except Exception as exc:
-        first = (str(exc).strip().splitlines() or [""])[0][:300]
+        first = " ".join(str(exc).split())[:300]  # libraries' messages span lines: one line here
         raise ModelError(
             f"model '{source}' could not be built or loaded ({type(exc).__name__}: {first}); check its config "
             f"{spec.config or '{}'} and files (config.json matching the weights, complete .safetensors)"
