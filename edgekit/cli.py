@@ -449,7 +449,10 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for a hub at run time
     for name in _QUIET_LOGGERS:
         logging.getLogger(name).setLevel(logging.ERROR)
-    args = parser().parse_args(argv)
+    try:
+        args = parser().parse_args(argv)
+    except SystemExit as exc:  # --help (0) or a bad flag (2, already reported in one line)
+        return exc.code if isinstance(exc.code, int) else EXIT_BAD_INPUT
     if args.quiet:
         quiet_third_party()
     if args.command == "export" and not args.target:
