@@ -8,6 +8,7 @@ SIGTERM, SIGHUP), with partial output removed.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import logging
 import os
@@ -15,6 +16,7 @@ import signal
 import sys
 import traceback
 import typing
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -421,16 +423,41 @@ _OS_FIXES = {
 }
 
 
-def quiet_third_party() -> None:
-    """-q: no progress bars or load reports from transformers / huggingface_hub (set before or after import)."""
-    os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
-    os.environ["TRANSFORMERS_VERBOSITY"] = "error"
-    os.environ["TRANSFORMERS_NO_ADVISORY_WARNINGS"] = "1"
+_QUIET_ENV = {"HF_HUB_DISABLE_PROGRESS_BARS": "1", "TRANSFORMERS_VERBOSITY": "error"}
+
+
+@contextlib.contextmanager
+def quiet_third_party(enabled: bool) -> Iterator[None]:
+    """-q: no progress bars or load reports from transformers / huggingface_hub, whether it is imported before
+    (the environment it reads at import) or already (its logging API); undone afterwards, for in-process use."""
+    if not enabled:
+        yield
+        return
+    saved_env = {k: os.environ.get(k) for k in _QUIET_ENV}
+    os.environ.update(_QUIET_ENV)
+    hf_logging = None
     if "transformers" in sys.modules:
         from transformers.utils import logging as hf_logging
-
+    if hf_logging is not None:
+        saved = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
         hf_logging.set_verbosity_error()
         hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        for key, value in saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        if hf_logging is None and "transformers" in sys.modules:  # imported inside: what the restored env says
+            from transformers.utils import logging as hf_logging
+
+            level = saved_env["TRANSFORMERS_VERBOSITY"] or "warning"
+            saved = hf_logging.log_levels.get(level, hf_logging.WARNING), not saved_env["HF_HUB_DISABLE_PROGRESS_BARS"]
+        if hf_logging is not None:
+            hf_logging.set_verbosity(saved[0])
+            (hf_logging.enable_progress_bar if saved[1] else hf_logging.disable_progress_bar)()
 
 
 def os_error_line(exc: OSError) -> str:
@@ -453,11 +480,9 @@ def main(argv: list[str] | None = None) -> int:
         args = parser().parse_args(argv)
     except SystemExit as exc:  # --help (0) or a bad flag (2, already reported in one line)
         return exc.code if isinstance(exc.code, int) else EXIT_BAD_INPUT
-    if args.quiet:
-        quiet_third_party()
     if args.command == "export" and not args.target:
         args.target = ["onnx"]
-    with stop_signals_raise():
+    with stop_signals_raise(), quiet_third_party(args.quiet):
         try:
             return int(args.func(args))
         except EdgekitError as exc:
