@@ -155,14 +155,11 @@ def cmd_retrain(a: argparse.Namespace) -> int:
 
 
 def cmd_validate(a: argparse.Namespace) -> int:
-    from .artifacts import verify_manifest
     from .rerun import revalidate
 
-    n = verify_manifest(Path(a.dir))  # before anything is read: a tampered run is never validated as built
     if a.hashes_only:
-        print(f"{a.dir}: {n} files match manifest.json")
-        return 0
-    return _finish(revalidate(Path(a.dir), progress=not a.quiet))
+        return cmd_verify(a)
+    return _finish(revalidate(Path(a.dir), progress=not a.quiet))  # checks the manifest first
 
 
 def cmd_verify(a: argparse.Namespace) -> int:
@@ -178,10 +175,8 @@ def cmd_bench(a: argparse.Namespace) -> int:
             raise RecipeError(
                 "--time, --accuracy-samples, --benchmark-binary and --out go with --device (e.g. --device local)"
             )
-        from .artifacts import verify_manifest
         from .rerun import rebench
 
-        verify_manifest(Path(a.dir))
         return _finish(rebench(Path(a.dir), a.iterations, a.warmup, a.threads, progress=not a.quiet))
     from .device.bench import bench_devices
     from .device.transports import BenchOptions

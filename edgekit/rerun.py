@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from .archs.base import ModelBundle
+from .artifacts import verify_manifest
 from .data import load_data
 from .errors import ModelError
 from .evaluate import bench_rows, passed, validate_artifact
@@ -25,6 +26,9 @@ from .targets.base import Artifact, get_target
 
 
 def _load(root: Path) -> tuple[dict[str, Any], Any]:
+    """The run's report and recipe, after every file was checked against manifest.json: a tampered run is never
+    validated (or re-recorded) as the one that was built."""
+    verify_manifest(root)
     for name in ("report.json", "recipe.yaml", "reference.npz"):
         if not (root / name).is_file():
             raise ModelError(f"'{root}' is not a complete edgekit run directory (no {name}); rebuild the run")
