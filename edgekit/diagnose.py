@@ -72,14 +72,12 @@ def diagnose(
     threshold_db: float = THRESHOLD_DB,
     force: bool = False,
 ) -> dict[str, Any]:
-    from .artifacts import verify_manifest
-
+    # no manifest check here, unlike validate: diagnosing an artifact changed since the run (a hand-edited or
+    # rebuilt lowering) is what this command is for; it writes only into RUN_DIR/diagnose/
     stem = f"{target}-{precision}"
     written = [root / "diagnose" / f"{stem}.{ext}" for ext in ("json", "md")]
     if not force and any(p.exists() for p in written):
         raise OutputExistsError(f"'{written[0]}' already exists; pass --force to replace it")
-    if (root / "manifest.json").is_file():
-        verify_manifest(root)  # diagnose what was built, not a file changed since
     art = root / target / precision
     if not (art / "artifact.json").is_file():
         raise RecipeError(f"'{root}' has no {target} {precision} artifact; `edgekit diagnose` needs one that was built")

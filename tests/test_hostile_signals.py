@@ -87,3 +87,34 @@ def test_stop_signal_during_a_benchmark(tmp_path, tiny_run, command, signum):
     name = signal.Signals(signum).name
     assert_one_line_error(code, err, f"interrupted ({name}); partial output removed", expected=128 + signum)
     assert not out.exists() and list(tmp_path.iterdir()) == []  # no .out.tmp-* either
+
+
+def test_sigterm_during_training_checkpoints_and_exits_143(tmp_path):
+    """Training handles every stop signal as Ctrl-C: a checkpoint for --resume, and the signal's own exit code."""
+    import numpy as np
+
+    from edgekit.data import DataSet
+    from edgekit.errors import TrainingInterrupted
+    from edgekit.recipe import DataSpec, TrainSpec
+    from edgekit.signals import Terminated
+    from edgekit.train.trainer import train
+
+    from .conftest import tiny_convnet
+
+    rng = np.random.default_rng(0)
+    data = DataSet({"x": rng.normal(size=(32, 1, 8, 8)).astype(np.float32)}, rng.integers(0, 10, 32), "noise")
+    calls = []
+
+    def objective(model, xs, y):
+        calls.append(1)
+        if len(calls) == 3:
+            raise Terminated(signal.SIGTERM)
+        out = model(*xs)
+        return out.pow(2).mean(), out
+
+    objective.name = "labels"
+    spec = TrainSpec(DataSpec("random"), steps=10, batch_size=8)
+    with pytest.raises(TrainingInterrupted) as info:
+        train(tiny_convnet(), ["x"], data, spec, objective, tmp_path / "ck")
+    assert info.value.exit_code == 128 + signal.SIGTERM
+    assert (tmp_path / "ck" / "last.pt").is_file()
