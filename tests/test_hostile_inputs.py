@@ -4,6 +4,9 @@ Internal errors are exit code 3 (one line; --debug shows the traceback)."""
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -126,8 +129,6 @@ def test_recipe_of_binary_bytes_and_bad_config_values(tmp_path, run_cli):
 
 
 def test_damaged_checkpoints(tmp_path, run_cli, hf_checkpoint):
-    import shutil
-
     out = tmp_path / "out"
     cases = {
         "truncated": lambda p: (p / "model.safetensors").write_bytes((p / "model.safetensors").read_bytes()[:500]),
@@ -173,9 +174,6 @@ def test_exit_code_3_for_an_internal_error_and_debug_shows_the_traceback(tmp_pat
     """A bug (not bad input) is one line and exit 3, so scripts tell a crash from a result (1) or bad input (2)."""
     script = "import sys, edgekit.cli as c; c.cmd_targets = lambda a: 1 / 0; sys.exit(c.main(sys.argv[1:]))"
     env_args = [sys.executable, "-c", script]
-    import os
-    import subprocess
-
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
     plain = subprocess.run([*env_args, "targets"], capture_output=True, text=True, env=env, check=False)
     assert_one_line_error(plain.returncode, plain.stderr, "internal error: ZeroDivisionError", expected=3)
@@ -190,9 +188,6 @@ def test_quiet_silences_transformers_progress_and_load_reports(tmp_path, hf_chec
     code, _, err = cli_subprocess(*args, "--out", tmp_path / "q")
     assert code == 0, err
     assert "Loading weights" not in err and "LOAD REPORT" not in err.upper(), err
-    import os
-    import subprocess
-
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent), "HF_HUB_OFFLINE": "1"}
     cmd = [sys.executable, "-m", "edgekit", *map(str, args), "--out", str(tmp_path / "loud")]
     loud = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
