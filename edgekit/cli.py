@@ -57,9 +57,9 @@ def _input_spec(text: str) -> dict[str, Any]:
 
 
 def build_export_recipe(a: argparse.Namespace) -> Any:
-    from .recipe import load_recipe, recipe_from_dict
+    from .recipe import load_recipe, name_from, recipe_from_dict
 
-    base = load_recipe(a.recipe).to_dict() if a.recipe else {"name": Path(a.model.rstrip("/")).name}
+    base = load_recipe(a.recipe).to_dict() if a.recipe else {"name": name_from(Path(a.model.rstrip("/")).name)}
     model = dict(base.get("model") or {})
     model["source"] = a.model
     if a.config:

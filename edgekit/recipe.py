@@ -273,6 +273,12 @@ class BenchSpec:
 SAFE_NAME = re.compile(r"[A-Za-z0-9_+:-][A-Za-z0-9._+:-]{0,99}")
 
 
+def name_from(text: str, fallback: str = "model") -> str:
+    """A recipe name derived from free text (a model path): unsafe characters become '-', none left: ``fallback``."""
+    name = re.sub(r"[^A-Za-z0-9._+:-]+", "-", text).lstrip(".-")[:100]
+    return name if SAFE_NAME.fullmatch(name) else fallback
+
+
 @dataclass(frozen=True)
 class Recipe:
     name: str

@@ -140,3 +140,10 @@ def test_diagnose_never_replaces_an_earlier_diagnosis_without_force(run_copy, ru
     assert code == 0, err
     assert leftovers(run_copy / "diagnose") == []
     shutil.rmtree(run_copy / "diagnose")
+
+
+def test_a_name_derived_from_a_model_path_stays_one_plain_name():
+    from edgekit.recipe import SAFE_NAME, name_from
+
+    for text, expected in (("my model", "my-model"), ("..", "model"), ("../x", "x"), ("vit", "vit")):
+        assert name_from(text) == expected and SAFE_NAME.fullmatch(expected)
