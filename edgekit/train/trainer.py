@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 from ..data import DataSet
 from ..errors import CalibrationError, TrainingInterrupted
 from ..recipe import TrainSpec
+from ..signals import signal_number
 from .checkpoint import load_checkpoint, save_checkpoint
 from .objectives import LabelObjective, auxiliary_loss
 
@@ -140,10 +141,10 @@ def train(
             bar.set_postfix(loss=f"{loss_ema:.3f}", lr=f"{sched.get_last_lr()[0]:.1e}")
             if spec.checkpoint_every and (step + 1) % spec.checkpoint_every == 0 and step + 1 < total:
                 checkpoint(step + 1)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         path = checkpoint(step)
         where = f"checkpoint at {path}; continue with --resume" if path else "no checkpoint directory"
-        raise TrainingInterrupted(f"training interrupted at step {step}/{total}; {where}") from None
+        raise TrainingInterrupted(f"training interrupted at step {step}/{total}; {where}", signal_number(exc)) from None
     finally:
         bar.close()
         model.eval()
