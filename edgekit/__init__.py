@@ -81,7 +81,8 @@ def quantize(model: Any, data: Any, input_names: Any, spec: Any = None) -> Any:
 
 
 def validate(run_dir: Any) -> Any:
-    """Re-validate the artifacts of a run directory against its stored reference outputs."""
+    """Re-validate the artifacts of a run directory against its stored reference outputs, after checking every
+    file against its manifest (IntegrityError on a mismatch); writes nothing."""
     from pathlib import Path
 
     from .rerun import revalidate

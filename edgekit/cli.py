@@ -1,17 +1,33 @@
-"""The ``edgekit`` command. Errors print one line and exit 2; a failed accuracy budget exits 1."""
+"""The ``edgekit`` command.
+
+Exit codes: 0 every row within its budget; 1 a row over budget; 2 bad input (one line naming what and the fix);
+3 an internal error (one line; ``--debug`` shows the traceback); 128 + N when stopped by signal N (SIGINT,
+SIGTERM, SIGHUP), with partial output removed.
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
 import logging
 import os
+import signal
 import sys
+import traceback
+import typing
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from .checks import cli_count, cli_finite_float, cli_positive_float
 from .errors import EdgekitError, RecipeError
+from .signals import signal_number, stop_signals_raise
+
+EXIT_BAD_INPUT = 2
+EXIT_INTERNAL = 3
 
 RECIPES_DIR = Path(__file__).resolve().parent.parent / "recipes"
 
@@ -22,7 +38,10 @@ def _kv(items: list[str]) -> dict[str, Any]:
         key, sep, value = item.partition("=")
         if not sep:
             raise RecipeError(f"--config expects key=value, got '{item}'")
-        out[key] = yaml.safe_load(value)
+        try:
+            out[key] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            raise RecipeError(f"--config {key}: cannot read the value '{value}' (a number, word or [list])") from None
     return out
 
 
@@ -32,13 +51,15 @@ def _input_spec(text: str) -> dict[str, Any]:
     if len(parts) not in (2, 3):
         raise RecipeError(f"--input expects name:dim,dim,...[:dtype], got '{text}'")
     dims = [int(d) if d.isdigit() else d for d in parts[1].split(",")]
+    if not parts[0] or any(d == "" or d == 0 for d in dims):
+        raise RecipeError(f"--input '{text}': needs a name and non-empty, non-zero dimensions (name:batch,3,32,32)")
     return {"name": parts[0], "shape": dims, **({"dtype": parts[2]} if len(parts) == 3 else {})}
 
 
 def build_export_recipe(a: argparse.Namespace) -> Any:
-    from .recipe import load_recipe, recipe_from_dict
+    from .recipe import load_recipe, name_from, recipe_from_dict
 
-    base = load_recipe(a.recipe).to_dict() if a.recipe else {"name": Path(a.model.rstrip("/")).name}
+    base = load_recipe(a.recipe).to_dict() if a.recipe else {"name": name_from(Path(a.model.rstrip("/")).name)}
     model = dict(base.get("model") or {})
     model["source"] = a.model
     if a.config:
@@ -69,7 +90,7 @@ def _data(text: str, samples: int | None) -> dict[str, Any]:
     from .config import to_dict
     from .recipe import DataSpec
 
-    return to_dict(DataSpec.parse(text, **({"samples": samples} if samples else {})))
+    return to_dict(DataSpec.parse(text, **({"samples": samples} if samples is not None else {})))
 
 
 def _bench_overrides(base: dict[str, Any], a: argparse.Namespace) -> None:
@@ -136,7 +157,16 @@ def cmd_retrain(a: argparse.Namespace) -> int:
 def cmd_validate(a: argparse.Namespace) -> int:
     from .rerun import revalidate
 
-    return _finish(revalidate(Path(a.dir), progress=not a.quiet))
+    if a.hashes_only:
+        return cmd_verify(a)
+    return _finish(revalidate(Path(a.dir), progress=not a.quiet))  # checks the manifest first
+
+
+def cmd_verify(a: argparse.Namespace) -> int:
+    from .artifacts import verify_manifest
+
+    print(f"{a.dir}: {verify_manifest(Path(a.dir))} files match manifest.json")
+    return 0
 
 
 def cmd_bench(a: argparse.Namespace) -> int:
@@ -154,7 +184,7 @@ def cmd_bench(a: argparse.Namespace) -> int:
     given = {k: getattr(a, k) for k in ("iterations", "warmup", "threads") if getattr(a, k) is not None}
     opts = BenchOptions(**given, time_s=a.time, benchmark_binary=a.benchmark_binary)
     out = Path(a.out) if a.out else Path(a.dir) / "devices"
-    report = bench_devices(Path(a.dir), a.device, opts, out, a.accuracy_samples)
+    report = bench_devices(Path(a.dir), a.device, opts, out, a.accuracy_samples, force=a.force)
     return _print_device_report(report, out)
 
 
@@ -195,7 +225,7 @@ def cmd_diagnose(a: argparse.Namespace) -> int:
     from .diagnose import diagnose
     from .validate.report_quant import divergence_markdown
 
-    result = diagnose(Path(a.dir), a.target, a.precision, a.samples, a.threshold)
+    result = diagnose(Path(a.dir), a.target, a.precision, a.samples, a.threshold, force=a.force)
     print("\n".join(divergence_markdown(result)))
     print(f"\nwritten to {a.dir}/diagnose/{a.target}-{a.precision}.{{json,md}}")
     return 0
@@ -205,11 +235,19 @@ def cmd_results(a: argparse.Namespace) -> int:
     from .validate.results_table import write_results
 
     dirs = [Path(d) for d in a.dirs]
-    n = write_results(dirs, Path(a.out), "edgekit results " + " ".join(a.dirs) + f" --out {a.out}")
-    if n == 0:
-        raise RecipeError(f"no run directories (with report.json) among {a.dirs}; run `edgekit run RECIPE` first")
+    n = write_results(dirs, Path(a.out), "edgekit results " + " ".join(a.dirs) + f" --out {a.out}", a.force)
     print(f"{a.out}: {n} runs")
     return 0
+
+
+def cmd_sweep(a: argparse.Namespace) -> int:
+    from .sweep import load_sweep, run_sweep
+
+    spec, base = load_sweep(a.sweep)
+    result = run_sweep(spec, base, a.out, a.executor, a.address, a.workers, a.retry_failed, progress=not a.quiet)
+    print((result.out / "sweep.md").read_text())
+    print(f"{result.ran} job(s) run, {result.reused} already finished; report: {result.out}/sweep.{{md,html,json}}")
+    return 0 if result.ok else 1
 
 
 def cmd_targets(a: argparse.Namespace) -> int:
@@ -251,16 +289,25 @@ def cmd_recipe_check(a: argparse.Namespace) -> int:
 
 
 def _bench_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--iterations", type=int, help="timed iterations per artifact (default 200)")
-    p.add_argument("--warmup", type=int, help="warm-up iterations per artifact (default 20)")
-    p.add_argument("--threads", type=int, help="runtime threads (default 2)")
+    p.add_argument("--iterations", type=cli_count("iterations"), help="timed iterations per artifact (default 200)")
+    p.add_argument("--warmup", type=cli_count("warmup", 0), help="warm-up iterations per artifact (default 20)")
+    p.add_argument("--threads", type=cli_count("threads"), help="runtime threads (default 2)")
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse with edgekit's error form: one line on stderr, exit code 2 (argparse prints usage first)."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        print(f"edgekit: error: {self.prog}: {message} (see {self.prog} --help)", file=sys.stderr)
+        sys.exit(EXIT_BAD_INPUT)
 
 
 def parser() -> argparse.ArgumentParser:
     from .recipe import Quantizer
 
-    p = argparse.ArgumentParser(prog="edgekit", description="Quantize, compile and validate models for edge targets.")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    p = ArgumentParser(prog="edgekit", description="Quantize, compile and validate models for edge targets.")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars, no third-party load reports")
+    p.add_argument("--debug", action="store_true", help="print the traceback of an error")
     sub = p.add_subparsers(dest="command", required=True)
 
     e = sub.add_parser("export", help="export one model to one or more targets, validated and benchmarked")
@@ -268,9 +315,9 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--target", action="append", default=None, help="onnx, openvino, ... or all (repeat or comma)")
     e.add_argument("--precision", default="fp32,int8", help="comma list of fp32, fp16, int8 (default fp32,int8)")
     e.add_argument("--calib", help="calibration data: fashion-mnist[:split], digits, random, FILE.npz, FILE.csv")
-    e.add_argument("--calib-samples", type=int, default=None)
+    e.add_argument("--calib-samples", type=cli_count("samples"), default=None)
     e.add_argument("--val", help="validation data (same forms as --calib)")
-    e.add_argument("--val-samples", type=int, default=None)
+    e.add_argument("--val-samples", type=cli_count("samples"), default=None)
     e.add_argument("--recipe", help="start from this recipe file; flags override it")
     e.add_argument("--config", action="append", default=[], help="model config override key=value (repeat)")
     e.add_argument("--weights", help="state_dict of a trained run (RUN/model/weights.pt)")
@@ -298,12 +345,17 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--out", help="output directory (default runs/NAME-retrain)")
     t.add_argument("--force", action="store_true", help="replace an existing output directory")
     t.add_argument("--resume", action="store_true", help="continue from the checkpoint in OUT.ckpt/")
-    t.add_argument("--steps", type=int, help="override train.steps")
+    t.add_argument("--steps", type=cli_count("steps"), help="override train.steps")
     t.set_defaults(func=cmd_retrain)
 
-    v = sub.add_parser("validate", help="re-validate the artifacts of a run directory")
+    v = sub.add_parser("validate", help="check a run's files against its manifest, then re-validate its artifacts")
     v.add_argument("dir")
+    v.add_argument("--hashes-only", action="store_true", help="only check every file's sha256 (same as verify)")
     v.set_defaults(func=cmd_validate)
+
+    vf = sub.add_parser("verify", help="check every file of a run directory against the sha256 in its manifest")
+    vf.add_argument("dir")
+    vf.set_defaults(func=cmd_verify)
 
     b = sub.add_parser("bench", help="re-benchmark the artifacts of a run directory, here or on devices")
     b.add_argument("dir", help="run directory (or artifact directory)")
@@ -313,10 +365,17 @@ def parser() -> argparse.ArgumentParser:
         action="append",
         help="local | ssh://user@host[:port][?python=PATH] | adb[:serial] (repeat); merged into OUT/report.*",
     )
-    b.add_argument("--time", type=float, help="time budget per artifact in seconds (replaces --iterations)")
+    b.add_argument(
+        "--time", type=cli_positive_float, help="time budget per artifact in seconds (replaces --iterations)"
+    )
     b.add_argument("--benchmark-binary", help="TFLite benchmark_model for adb devices (host file or device path)")
-    b.add_argument("--accuracy-samples", type=int, help="ship N validation samples + FP32 outputs with each artifact")
+    b.add_argument(
+        "--accuracy-samples",
+        type=cli_count("samples"),
+        help="ship N validation samples + FP32 outputs with each artifact",
+    )
     b.add_argument("--out", help="device results and merged report (default DIR/devices)")
+    b.add_argument("--force", action="store_true", help="replace an --out that is not a device results folder")
     b.set_defaults(func=cmd_bench)
 
     rp = sub.add_parser("report", help="merge device results and benchmark tool outputs into one report")
@@ -332,14 +391,27 @@ def parser() -> argparse.ArgumentParser:
     dg.add_argument("dir")
     dg.add_argument("--target", default="onnx", help="a target whose runtime exposes layer outputs (onnx, openvino)")
     dg.add_argument("--precision", default="int8")
-    dg.add_argument("--samples", type=int, default=8, help="validation samples to compare on (default 8)")
-    dg.add_argument("--threshold", type=float, default=30.0, help="SQNR (dB) below which a layer departs")
+    dg.add_argument(
+        "--samples", type=cli_count("samples"), default=8, help="validation samples to compare on (default 8)"
+    )
+    dg.add_argument("--threshold", type=cli_finite_float, default=30.0, help="SQNR (dB) below which a layer departs")
+    dg.add_argument("--force", action="store_true", help="replace an earlier diagnosis of this artifact")
     dg.set_defaults(func=cmd_diagnose)
 
     rs = sub.add_parser("results", help="docs/RESULTS.md (every recipe x target x precision) from run directories")
     rs.add_argument("dirs", nargs="+", help="run directories, e.g. runs/*")
     rs.add_argument("--out", default="docs/RESULTS.md")
+    rs.add_argument("--force", action="store_true", help="replace an existing --out file")
     rs.set_defaults(func=cmd_results)
+
+    sw = sub.add_parser("sweep", help="run a sweep of models x targets x precisions x devices, one merged report")
+    sw.add_argument("sweep", help="sweep file (YAML): models, targets, precisions, devices, overrides or jobs")
+    sw.add_argument("--out", required=True, help="sweep directory: one run per job, logs, sweep.{json,md,html}")
+    sw.add_argument("--executor", default="local", help="local (process pool, default) or ray")
+    sw.add_argument("--address", help="Ray cluster: auto or ray://HOST:PORT (default: start one here)")
+    sw.add_argument("--workers", type=int, help="jobs at once (default: local, CPUs / job num_cpus; ray, unbounded)")
+    sw.add_argument("--retry-failed", action="store_true", help="run again the jobs that failed last time")
+    sw.set_defaults(func=cmd_sweep)
 
     sub.add_parser("targets", help="list targets and whether they run here").set_defaults(func=cmd_targets)
     sub.add_parser("recipes", help="list the shipped recipes").set_defaults(func=cmd_recipes)
@@ -355,22 +427,98 @@ def parser() -> argparse.ArgumentParser:
 # load on a CPU machine, and a torch pytree deprecation triggered by torchao's enums.
 _QUIET_LOGGERS = ("torchao", "torch.utils._pytree")
 
+# What to do about an operating-system error, by errno (the rest: the system's own words).
+_OS_FIXES = {
+    errno.ENOSPC: "free some space or choose another --out",
+    errno.EDQUOT: "free some space or choose another --out",
+    errno.EROFS: "the file system is read-only: choose another --out",
+    errno.EACCES: "no permission: choose another --out or fix the permissions",
+    errno.EPERM: "no permission: choose another --out or fix the permissions",
+    errno.ENAMETOOLONG: "choose a shorter path",
+    errno.ENOENT: "check the path",
+}
+
+
+_QUIET_ENV = {"HF_HUB_DISABLE_PROGRESS_BARS": "1", "TRANSFORMERS_VERBOSITY": "error"}
+
+
+@contextlib.contextmanager
+def quiet_third_party(enabled: bool) -> Iterator[None]:
+    """-q: no progress bars or load reports from transformers / huggingface_hub, whether it is imported before
+    (the environment it reads at import) or already (its logging API); undone afterwards, for in-process use."""
+    if not enabled:
+        yield
+        return
+    saved_env = {k: os.environ.get(k) for k in _QUIET_ENV}
+    os.environ.update(_QUIET_ENV)
+    hf_logging = None
+    if "transformers" in sys.modules:
+        from transformers.utils import logging as hf_logging
+    if hf_logging is not None:
+        saved = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        for key, value in saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        if hf_logging is None and "transformers" in sys.modules:  # imported inside: what the restored env says
+            from transformers.utils import logging as hf_logging
+
+            level = saved_env["TRANSFORMERS_VERBOSITY"] or "warning"
+            saved = hf_logging.log_levels.get(level, hf_logging.WARNING), not saved_env["HF_HUB_DISABLE_PROGRESS_BARS"]
+        if hf_logging is not None:
+            hf_logging.set_verbosity(saved[0])
+            (hf_logging.enable_progress_bar if saved[1] else hf_logging.disable_progress_bar)()
+
+
+def os_error_line(exc: OSError) -> str:
+    where = f"'{exc.filename}'" if exc.filename else "a file"
+    fix = _OS_FIXES.get(exc.errno or -1, "check the path and the file system")
+    return f"cannot use {where}: {exc.strerror or exc}; {fix}"
+
+
+def _report(line: str, debug: bool) -> None:
+    if debug:
+        traceback.print_exc()
+    print(line, file=sys.stderr)
+
 
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for a hub at run time
     for name in _QUIET_LOGGERS:
         logging.getLogger(name).setLevel(logging.ERROR)
-    args = parser().parse_args(argv)
+    try:
+        args = parser().parse_args(argv)
+    except SystemExit as exc:  # --help (0) or a bad flag (2, already reported in one line)
+        return exc.code if isinstance(exc.code, int) else EXIT_BAD_INPUT
     if args.command == "export" and not args.target:
         args.target = ["onnx"]
-    try:
-        return int(args.func(args))
-    except EdgekitError as exc:
-        print(f"edgekit: error: {str(exc).splitlines()[0]}", file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        print("edgekit: interrupted; partial output removed", file=sys.stderr)
-        return 130
+    with stop_signals_raise(), quiet_third_party(args.quiet):
+        try:
+            return int(args.func(args))
+        except EdgekitError as exc:
+            _report(f"edgekit: error: {(str(exc).splitlines() or [type(exc).__name__])[0]}", args.debug)
+            return exc.exit_code
+        except KeyboardInterrupt as exc:
+            name = signal.Signals(signal_number(exc)).name
+            _report(f"edgekit: interrupted ({name}); partial output removed", args.debug)
+            return 128 + signal_number(exc)
+        except OSError as exc:  # the file system refused (full, read-only, a name too long): the user's to fix
+            _report(f"edgekit: error: {os_error_line(exc)}", args.debug)
+            return EXIT_BAD_INPUT
+        except MemoryError:
+            _report("edgekit: error: out of memory; use fewer samples or a smaller batch_size", args.debug)
+            return EXIT_BAD_INPUT
+        except Exception as exc:
+            first = (str(exc).splitlines() or [""])[0][:300]
+            hint = "" if args.debug else " (rerun with --debug for the traceback)"
+            _report(f"edgekit: internal error: {type(exc).__name__}: {first}; please report it{hint}", args.debug)
+            return EXIT_INTERNAL
 
 
 if __name__ == "__main__":

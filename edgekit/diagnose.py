@@ -18,8 +18,9 @@ from typing import Any
 import torch
 
 from .archs import ModelBundle, load_model
+from .artifacts import write_file
 from .data import DataSet, load_data
-from .errors import ModelError, RecipeError
+from .errors import ModelError, OutputExistsError, RecipeError
 from .recipe import load_recipe
 from .validate.divergence import PROBES, THRESHOLD_DB, divergence
 from .validate.report_quant import divergence_markdown
@@ -70,8 +71,19 @@ def rebuild(root: Path) -> tuple[ModelBundle, torch.nn.Module, DataSet]:
 
 
 def diagnose(
-    root: Path, target: str, precision: str = "int8", samples: int = 8, threshold_db: float = THRESHOLD_DB
+    root: Path,
+    target: str,
+    precision: str = "int8",
+    samples: int = 8,
+    threshold_db: float = THRESHOLD_DB,
+    force: bool = False,
 ) -> dict[str, Any]:
+    # no manifest check here, unlike validate: diagnosing an artifact changed since the run (a hand-edited or
+    # rebuilt lowering) is what this command is for; it writes only into RUN_DIR/diagnose/
+    stem = f"{target}-{precision}"
+    written = [root / "diagnose" / f"{stem}.{ext}" for ext in ("json", "md")]
+    if not force and any(p.exists() for p in written):
+        raise OutputExistsError(f"'{written[0]}' already exists; pass --force to replace it")
     art = root / target / precision
     if not (art / "artifact.json").is_file():
         raise RecipeError(f"'{root}' has no {target} {precision} artifact; `edgekit diagnose` needs one that was built")
@@ -89,11 +101,8 @@ def diagnose(
     )
     names = [s.name for s in bundle.inputs]
     result = divergence(art, meta, sim, bundle.module, names, data, threshold_db)
-    out = root / "diagnose"
-    out.mkdir(exist_ok=True)
-    stem = f"{target}-{precision}"
-    (out / f"{stem}.json").write_text(json.dumps(result, indent=1))
-    (out / f"{stem}.md").write_text("\n".join(divergence_markdown(result)) + "\n")
+    write_file(written[0], json.dumps(result, indent=1), force=True)
+    write_file(written[1], "\n".join(divergence_markdown(result)) + "\n", force=True)
     return result
 
 

@@ -1,6 +1,7 @@
 """Typed errors. Every message says what went wrong, where, and how to fix it.
 
-The CLI turns any :class:`EdgekitError` into a one-line message on stderr and exit code 2.
+The CLI turns any :class:`EdgekitError` into a one-line message on stderr and exit code 2 (bad input); any other
+exception is an internal error, exit code 3 (``--debug`` shows its traceback).
 """
 
 from __future__ import annotations
@@ -55,13 +56,23 @@ class DeviceError(EdgekitError):
 
 
 class TrainingInterrupted(EdgekitError):
-    """Training stopped on Ctrl-C after writing a checkpoint."""
+    """Training stopped on Ctrl-C (or SIGTERM/SIGHUP) after writing a checkpoint; exit code 128 + the signal."""
 
-    exit_code = 130
+    def __init__(self, message: str, signum: int = 2):
+        super().__init__(message)
+        self.exit_code = 128 + signum
 
 
-class OutputExistsError(EdgekitError):
-    """The output directory exists and --force was not given."""
+class OutputError(EdgekitError):
+    """An output path cannot be written (too long a name, a file system that refuses it)."""
+
+
+class OutputExistsError(OutputError):
+    """The output directory or file exists and --force was not given."""
+
+
+class IntegrityError(EdgekitError):
+    """A run directory's files do not match the sha256 its manifest recorded."""
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:

@@ -6,6 +6,7 @@ model -> (train) -> transforms -> FP32 reference -> calibrate once -> compile pe
 
 from __future__ import annotations
 
+import pickle
 import shutil
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -16,6 +17,7 @@ import torch
 
 from .archs import ModelBundle, load_model
 from .artifacts import RunDir, write_manifest
+from .checks import require_finite_weights
 from .data import DataSet, load_data
 from .diagnose import diagnose_failures
 from .errors import ModelError, RecipeError, UnsupportedOpError
@@ -130,6 +132,7 @@ def run_recipe(
         budget = recipe.validation.budget if recipe.validation.budget is not None else DEFAULT_BUDGET[metric]
         bs = recipe.validation.batch_size
         predict_torch(bundle.module, names, val.subset(2), 2, progress=False)  # wrong IO spec fails here, fast
+        calib = _calibration_data(recipe, bundle)  # bad calibration data fails before any training
         probe = transform_probe(val)
         teacher = teacher_copy(recipe, bundle)
         applied = apply_transforms(recipe, bundle, "train", probe, log)
@@ -142,8 +145,8 @@ def run_recipe(
         fp32_metric = task_metric(metric, fp32_out, fp32_out, val.labels)
         log(f"fp32 pytorch {metric}: {fp32_metric:.4f} on {val.description}")
 
-        calib, sim, encodings, sim_out, calib_info = _quantize(
-            recipe, bundle, names, tmp, val, progress, (metric, budget), log
+        sim, encodings, sim_out, calib_info = _quantize(
+            recipe, bundle, names, calib, tmp, val, progress, (metric, budget), log
         )
         sim_metric = None if sim_out is None else task_metric(metric, sim_out, fp32_out, val.labels)
 
@@ -246,6 +249,16 @@ def save_run(root: Path, report: dict[str, Any], recipe: Recipe) -> None:
     )
 
 
+def update_run(root: Path, report: dict[str, Any]) -> None:
+    """Rewrite a finished run's reports (``edgekit bench DIR``) and record only those files anew in its manifest:
+    the artifacts' hashes stay the ones recorded when they were built."""
+    from .artifacts import add_to_manifest
+
+    report["passed"] = passed(report["rows"])
+    write_reports(report, root)
+    add_to_manifest(root, [p for p in sorted(root.glob("report.*")) if p.is_file()] + sorted(root.glob("plots/*")))
+
+
 def _train(
     recipe: Recipe,
     bundle: ModelBundle,
@@ -281,31 +294,50 @@ def load_weights(bundle: ModelBundle, path: str) -> None:
         raise ModelError(f"model.weights '{p}' does not exist (a training run writes RUN/model/weights.pt)")
     try:
         state = torch.load(p, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, EOFError) as exc:  # torch's own message would suggest weights_only=False
+        raise ModelError(
+            f"model.weights '{p}' is not a plain state_dict of tensors ({type(exc).__name__}); edgekit loads "
+            "weights without running code: save them with torch.save(model.state_dict(), PATH)"
+        ) from None
+    except (RuntimeError, OSError, ValueError) as exc:
+        raise ModelError(
+            f"model.weights '{p}' cannot be read as a torch state_dict: {str(exc).splitlines()[0]}"
+        ) from None
+    if not isinstance(state, dict):
+        raise ModelError(f"model.weights '{p}' holds a {type(state).__name__}, not a state_dict (name -> tensor)")
+    try:
         bundle.module.load_state_dict(state)
     except (RuntimeError, OSError, ValueError) as exc:
         raise ModelError(
             f"model.weights '{p}' does not fit this model (same architecture, config and "
             f"train-phase transforms?): {str(exc).splitlines()[0]}"
         ) from None
+    require_finite_weights(bundle.module, f"model.weights '{p}'")
     bundle.info["weights"] = str(p.resolve())
+
+
+def _calibration_data(recipe: Recipe, bundle: ModelBundle) -> DataSet | None:
+    if Precision.INT8 not in recipe.precisions():
+        return None
+    if recipe.quantization.calibration is None:
+        raise RecipeError("int8 needs quantization.calibration")
+    return load_data(recipe.quantization.calibration, bundle, "calibration")
 
 
 def _quantize(
     recipe: Recipe,
     bundle: ModelBundle,
     names: list[str],
+    calib: DataSet | None,
     tmp: Path,
     val: DataSet,
     progress: bool,
     goal: tuple[str, float],
     log: Any,
 ):
-    if Precision.INT8 not in recipe.precisions():
-        return None, None, None, None, None
     q = recipe.quantization
-    if q.calibration is None:
-        raise RecipeError("int8 needs quantization.calibration")
-    calib = load_data(q.calibration, bundle, "calibration")
+    if calib is None or q.calibration is None:
+        return None, None, None, None
     info = {
         "data": calib.description,
         "samples": len(calib),
@@ -315,9 +347,9 @@ def _quantize(
         "encodings": 0,
     }
     if q.quantizer is Quantizer.NATIVE:
-        return calib, None, None, None, info
+        return None, None, None, info
     if q.quantizer is Quantizer.NEURAL_COMPRESSOR:
-        return (calib, *_inc_quantize(recipe, bundle, names, tmp, val, calib, progress, goal, info, log))
+        return _inc_quantize(recipe, bundle, names, tmp, val, calib, progress, goal, info, log)
     cal = calibrate(bundle.module, names, calib, q, batch_size=q.calibration.batch_size, progress=progress)
     cal.encodings.meta["data"] = calib.description
     if q.accuracy_aware is not None:
@@ -329,7 +361,7 @@ def _quantize(
     if "scale_reparam" in cal.encodings.meta:
         info["scale_reparam"] = cal.encodings.meta["scale_reparam"]
     sim_out = predict_torch(cal.sim, names, val, recipe.validation.batch_size, "simulated int8", progress)
-    return calib, cal.sim, cal.encodings, sim_out, info
+    return cal.sim, cal.encodings, sim_out, info
 
 
 def _inc_quantize(recipe, bundle, names, tmp, val, calib, progress, goal, info, log):

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import enum
 import os
+import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from .checks import require_counts, require_finite_numbers
 from .config import from_dict, to_dict
 from .errors import RecipeError
 
@@ -108,10 +110,7 @@ class DataSpec:
     max_length: int = 64
 
     def __post_init__(self) -> None:
-        if self.samples is not None and self.samples <= 0:
-            raise ValueError(f"samples must be positive, got {self.samples}")
-        if self.batch_size <= 0:
-            raise ValueError(f"batch_size must be positive, got {self.batch_size}")
+        require_counts(samples=self.samples, batch_size=self.batch_size, max_length=self.max_length)
 
     @classmethod
     def parse(cls, text: str, **kw: Any) -> DataSpec:
@@ -145,6 +144,9 @@ class DistillSpec:
     temperature: float = 2.0
 
     def __post_init__(self) -> None:
+        require_finite_numbers(
+            outputs=self.outputs, hidden=self.hidden, labels=self.labels, temperature=self.temperature
+        )
         if min(self.outputs, self.hidden, self.labels) < 0 or self.outputs + self.hidden + self.labels == 0:
             raise ValueError("distill weights must be >= 0 and not all zero (outputs, hidden, labels)")
         if self.temperature <= 0:
@@ -172,8 +174,9 @@ class TrainSpec:
     checkpoint_every: int = 200
 
     def __post_init__(self) -> None:
-        if self.steps is not None and self.steps <= 0:
-            raise ValueError(f"train.steps must be positive, got {self.steps}")
+        require_counts(steps=self.steps, batch_size=self.batch_size)
+        require_counts(0, checkpoint_every=self.checkpoint_every)
+        require_finite_numbers(epochs=self.epochs, lr=self.lr, weight_decay=self.weight_decay)
         if self.epochs <= 0 or self.lr <= 0 or self.batch_size <= 0:
             raise ValueError("train needs epochs > 0, lr > 0 and batch_size > 0")
         if self.checkpoint_every < 0:
@@ -201,6 +204,8 @@ class AccuracyAwareSpec:
     samples: int = 500
 
     def __post_init__(self) -> None:
+        require_finite_numbers(max_drop=self.max_drop)
+        require_counts(max_layers=self.max_layers, samples=self.samples)
         if self.max_drop is not None and self.max_drop < 0:
             raise ValueError(f"accuracy_aware.max_drop must be >= 0, got {self.max_drop}")
         if self.max_layers <= 0 or self.samples <= 0:
@@ -258,7 +263,7 @@ class QuantSpec:
     def __post_init__(self) -> None:
         if self.bits != 8:
             raise ValueError("only 8-bit integer quantization is supported by the int8 stage (bits: 8)")
-        if not 50.0 < self.percentile <= 100.0:
+        if not 50.0 < self.percentile <= 100.0:  # NaN fails this too
             raise ValueError(f"percentile must be in (50, 100], got {self.percentile}")
         if self.accuracy_aware is not None and self.quantizer is Quantizer.NATIVE:
             raise ValueError("accuracy_aware works on edgekit's encodings; remove it or set quantizer: edgekit")
@@ -298,6 +303,10 @@ class ValidationSpec:
     budget: float | None = None  # max drop of the metric vs FP32: top-1 points, or cosine
     batch_size: int = 100
 
+    def __post_init__(self) -> None:
+        require_finite_numbers(budget=self.budget)
+        require_counts(batch_size=self.batch_size)
+
 
 @dataclass(frozen=True)
 class BenchSpec:
@@ -307,8 +316,18 @@ class BenchSpec:
     batch_size: int = 1
 
     def __post_init__(self) -> None:
-        if self.iterations <= 0 or self.warmup < 0 or self.threads <= 0:
-            raise ValueError("benchmark needs iterations > 0, warmup >= 0 and threads > 0")
+        require_counts(iterations=self.iterations, threads=self.threads, batch_size=self.batch_size)
+        require_counts(0, warmup=self.warmup)
+
+
+# A recipe's name becomes a directory under the output root, so it must stay one path component there.
+SAFE_NAME = re.compile(r"[A-Za-z0-9_+:-][A-Za-z0-9._+:-]{0,99}")
+
+
+def name_from(text: str, fallback: str = "model") -> str:
+    """A recipe name derived from free text (a model path): unsafe characters become '-', none left: ``fallback``."""
+    name = re.sub(r"[^A-Za-z0-9._+:-]+", "-", text).lstrip(".-")[:100]
+    return name if SAFE_NAME.fullmatch(name) else fallback
 
 
 @dataclass(frozen=True)
@@ -325,6 +344,11 @@ class Recipe:
     benchmark: BenchSpec = field(default_factory=BenchSpec)
 
     def __post_init__(self) -> None:
+        if not SAFE_NAME.fullmatch(self.name):
+            raise ValueError(
+                f"name {self.name!r} is not a plain name (letters, digits, '.', '_', '-', ':', '+'; no '/', "
+                f"not starting with '.', at most 100 characters): it names the run directory runs/NAME"
+            )
         if not self.targets:
             raise ValueError("at least one target is required")
         wants_int8 = any(Precision.INT8 in t.precisions for t in self.targets)
@@ -365,7 +389,9 @@ def load_recipe(path: str | os.PathLike[str]) -> Recipe:
     if not p.is_file():
         raise RecipeError(f"recipe file '{p}' not found; `edgekit recipes` lists the shipped recipes")
     try:
-        data = yaml.safe_load(p.read_text())
+        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise RecipeError(f"{p}: not a text file (byte {exc.start} is not UTF-8); a recipe is a YAML file") from None
     except yaml.YAMLError as exc:
         raise RecipeError(f"{p}: not valid YAML: {str(exc).splitlines()[0]}") from None
     if not isinstance(data, dict):

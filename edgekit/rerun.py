@@ -7,6 +7,7 @@ simulated INT8) reference outputs in reference.npz, so no PyTorch model needs to
 from __future__ import annotations
 
 import json
+import zipfile
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -15,23 +16,38 @@ import numpy as np
 import torch
 
 from .archs.base import ModelBundle
+from .artifacts import verify_manifest
 from .data import load_data
 from .errors import ModelError
-from .evaluate import bench_rows, validate_artifact
-from .pipeline import RunResult, save_run
+from .evaluate import bench_rows, passed, validate_artifact
+from .pipeline import RunResult, update_run
 from .recipe import BenchSpec, TensorSpec, load_recipe
 from .targets.base import Artifact, get_target
 
 
 def _load(root: Path) -> tuple[dict[str, Any], Any]:
-    if not (root / "report.json").is_file() or not (root / "recipe.yaml").is_file():
-        raise ModelError(f"'{root}' is not an edgekit run directory (no report.json / recipe.yaml)")
-    return json.loads((root / "report.json").read_text()), load_recipe(root / "recipe.yaml")
+    """The run's report and recipe, after every file was checked against manifest.json: a tampered run is never
+    validated (or re-recorded) as the one that was built."""
+    verify_manifest(root)
+    for name in ("report.json", "recipe.yaml", "reference.npz"):
+        if not (root / name).is_file():
+            raise ModelError(f"'{root}' is not a complete edgekit run directory (no {name}); rebuild the run")
+    try:
+        report = json.loads((root / "report.json").read_text())
+        missing = [k for k in ("io", "rows", "metric", "budget", "validation", "model") if k not in report]
+        if missing:
+            raise KeyError(missing[0])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ModelError(f"{root}/report.json is damaged ({type(exc).__name__}: {exc}); rebuild the run") from None
+    return report, load_recipe(root / "recipe.yaml")
 
 
-def _save(root: Path, report: dict[str, Any], recipe: Any) -> RunResult:
-    save_run(root, report, recipe)
-    return RunResult(root, report)
+def _reference(root: Path) -> tuple[np.ndarray, np.ndarray | None]:
+    try:
+        with np.load(root / "reference.npz") as z:
+            return z["fp32"], (z["sim_int8"] if "sim_int8" in z.files else None)
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+        raise ModelError(f"{root}/reference.npz is damaged ({type(exc).__name__}); rebuild the run") from None
 
 
 def validation_set(report: dict[str, Any]) -> Any:
@@ -52,10 +68,10 @@ def validation_set(report: dict[str, Any]) -> Any:
 
 
 def revalidate(root: Path, progress: bool = True) -> RunResult:
+    """Re-run every artifact on the validation data; writes nothing (the run stays as its manifest recorded)."""
     report, recipe = _load(root)
     val = validation_set(report)
-    with np.load(root / "reference.npz") as z:
-        fp32, sim = z["fp32"], (z["sim_int8"] if "sim_int8" in z.files else None)
+    fp32, sim = _reference(root)
     if len(fp32) != len(val):
         raise ModelError(f"validation data now has {len(val)} samples but the run recorded {len(fp32)}")
     metric, budget = report["metric"], report["budget"]
@@ -81,7 +97,8 @@ def revalidate(root: Path, progress: bool = True) -> RunResult:
         row.update({k: old.get(k) for k in ("latency", "latency_note", "speedup")})
         rows.append(row)
     report["rows"] = rows
-    return _save(root, report, recipe)
+    report["passed"] = passed(rows)
+    return RunResult(root, report)
 
 
 def rebench(
@@ -93,8 +110,9 @@ def rebench(
 ) -> RunResult:
     report, recipe = _load(root)
     spec: BenchSpec = recipe.benchmark
-    changes = {k: v for k, v in (("iterations", iterations), ("warmup", warmup), ("threads", threads)) if v}
+    changes = {k: v for k, v in (("iterations", iterations), ("warmup", warmup), ("threads", threads)) if v is not None}
     spec = replace(spec, **changes)
     bench_rows(root, report["rows"], spec, report["validation"]["spec"].get("max_length", 64), progress)
     report["benchmark"] = spec.__dict__
-    return _save(root, report, recipe)
+    update_run(root, report)
+    return RunResult(root, report)

@@ -87,3 +87,88 @@ class Unexportable(torch.nn.Module):
 
 def unexportable() -> torch.nn.Module:
     return Unexportable()
+
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    """One local Ray cluster (2 CPUs) for every Ray test; workers import edgekit from this tree (PYTHONPATH)."""
+    ray = pytest.importorskip("ray")
+    from edgekit.sweep.executors import worker_env
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, runtime_env={"env_vars": worker_env()})
+    yield ray
+    ray.shutdown()
+
+
+# --- hostile-input helpers (tests/test_hostile_*.py) ---
+
+TINY_VIT_FLAGS = [f"--config={k}={v}" for k, v in TINY_VIT.items()]
+
+
+def tree(root: Path) -> dict[str, tuple[str, int]]:
+    """Every path below ``root`` (hidden ones included) -> (sha256 or 'dir'/'link', mode): equal trees are unchanged."""
+    import hashlib
+
+    out = {}
+    for p in sorted(Path(root).rglob("*")):
+        st = p.lstat()
+        kind = "link" if p.is_symlink() else "dir" if p.is_dir() else hashlib.sha256(p.read_bytes()).hexdigest()
+        out[str(p.relative_to(root))] = (kind, st.st_mode)
+    return out
+
+
+def assert_one_line_error(code: int, err: str, pattern: str, expected: int = 2) -> str:
+    """Exit code ``expected``, exactly one stderr line starting 'edgekit: ', no traceback; returns the line."""
+    lines = [ln for ln in err.strip().splitlines() if ln.startswith("edgekit: ")]
+    assert code == expected, err
+    assert len(lines) == 1, err
+    assert "Traceback" not in err, err
+    assert pattern in lines[0], lines[0]
+    return lines[0]
+
+
+def cli_subprocess(*args: str, cwd: Path | None = None, timeout: float = 120) -> tuple[int, str, str]:
+    """The CLI as users run it: ``python -m edgekit -q ARGS`` with this checkout first on the path."""
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent), "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "edgekit", "-q", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=cwd,
+        env=env,
+        check=False,
+    )
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory) -> Path:
+    """A finished run (tiny ViT, onnx fp32 + int8, digits, no benchmark) that tests copy before changing."""
+    from edgekit.pipeline import run_recipe
+    from edgekit.recipe import recipe_from_dict
+
+    recipe = recipe_from_dict(
+        {
+            "name": "tiny-run",
+            "model": {"source": "vit", "config": dict(TINY_VIT)},
+            "quantization": {"calibration": {"source": "digits", "split": "train", "samples": 32}},
+            "targets": [{"name": "onnx", "precisions": ["fp32", "int8"]}],
+            "validation": {"data": {"source": "digits", "split": "test", "samples": 20}, "budget": 100.0},
+            "benchmark": {"warmup": 1, "iterations": 3},
+        }
+    )
+    out = tmp_path_factory.mktemp("tiny-run") / "run"
+    run_recipe(recipe, out, progress=False, benchmark=False, log=lambda *_: None)
+    return out
+
+
+@pytest.fixture
+def run_copy(tiny_run, tmp_path) -> Path:
+    """A private copy of :func:`tiny_run` to tamper with."""
+    import shutil
+
+    return Path(shutil.copytree(tiny_run, tmp_path / "run"))

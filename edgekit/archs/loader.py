@@ -9,7 +9,8 @@ from pathlib import Path
 
 import torch
 
-from ..errors import ModelError, RecipeError, did_you_mean
+from ..checks import require_finite_weights
+from ..errors import EdgekitError, ModelError, RecipeError, did_you_mean
 from ..recipe import ModelSpec, TensorSpec
 from .base import ARCHS, ModelBundle, count_params
 
@@ -31,25 +32,41 @@ def arch_names() -> list[str]:
 
 
 def load_model(spec: ModelSpec, inputs: tuple[TensorSpec, ...] | None = None) -> ModelBundle:
-    """Build or load the model named by ``spec``; ``inputs`` (from the recipe) override the family's spec."""
+    """Build or load the model named by ``spec``; ``inputs`` (from the recipe) override the family's spec.
+
+    Building runs code and reads files the user supplied (a config, a checkpoint's weights, a factory), so any
+    failure there is the model's, reported as a ModelError naming the source; the weights must be finite."""
     _ensure_families()
     source = spec.source
-    if ":" in source and not os.path.exists(source) and not source.startswith(("hf:", "/")):
-        bundle = _from_factory(source, spec, inputs)
-    elif _looks_like_path(source):
-        bundle = _from_checkpoint(Path(source), spec)
-    else:
-        name = source.removeprefix("hf:")
-        if name not in ARCHS:
-            raise ModelError(
-                f"model '{source}' is neither an existing directory nor a known architecture"
-                f"{did_you_mean(name, ARCHS.names())}"
-            )
-        bundle = ARCHS.get(name).build(dict(spec.config), spec.task)
+    try:
+        bundle = _resolve(source, spec, inputs)
+    except (EdgekitError, MemoryError, KeyboardInterrupt):
+        raise
+    except Exception as exc:
+        first = " ".join(str(exc).split())[:300]  # libraries' messages span lines: one line here
+        raise ModelError(
+            f"model '{source}' could not be built or loaded ({type(exc).__name__}: {first}); check its config "
+            f"{spec.config or '{}'} and files (config.json matching the weights, complete .safetensors)"
+        ) from None
+    require_finite_weights(bundle.module, f"model '{source}'")
     if inputs:
         bundle.inputs = tuple(inputs)
     bundle.module.eval()
     return bundle
+
+
+def _resolve(source: str, spec: ModelSpec, inputs: tuple[TensorSpec, ...] | None) -> ModelBundle:
+    if ":" in source and not os.path.exists(source) and not source.startswith(("hf:", "/")):
+        return _from_factory(source, spec, inputs)
+    if _looks_like_path(source):
+        return _from_checkpoint(Path(source), spec)
+    name = source.removeprefix("hf:")
+    if name not in ARCHS:
+        raise ModelError(
+            f"model '{source}' is neither an existing directory nor a known architecture"
+            f"{did_you_mean(name, ARCHS.names())}"
+        )
+    return ARCHS.get(name).build(dict(spec.config), spec.task)
 
 
 def _looks_like_path(source: str) -> bool:
@@ -83,12 +100,14 @@ def _from_factory(source: str, spec: ModelSpec, inputs: tuple[TensorSpec, ...] |
     module_name, _, attr = source.partition(":")
     try:
         factory = getattr(importlib.import_module(module_name), attr)
-    except (ImportError, AttributeError) as exc:
-        raise ModelError(f"cannot import factory '{source}': {exc}") from None
+    except Exception as exc:  # the module is the user's code: anything it raises at import is its failure
+        raise ModelError(f"cannot import factory '{source}': {type(exc).__name__}: {exc}") from None
     try:
         model = factory(**spec.config)
     except TypeError as exc:
         raise ModelError(f"factory '{source}' rejected config {spec.config}: {exc}") from None
+    except Exception as exc:
+        raise ModelError(f"factory '{source}' raised {type(exc).__name__}: {exc}") from None
     if not isinstance(model, torch.nn.Module):
         raise ModelError(f"factory '{source}' returned {type(model).__name__}, not a torch.nn.Module")
     declared = inputs or getattr(model, "edgekit_inputs", None)

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ..archs.base import ModelBundle
+from ..checks import require_finite_data
 from ..errors import CalibrationError, InputSpecError
 from ..recipe import DataSpec
 from ..registry import Registry
@@ -85,6 +86,7 @@ def load_data(spec: DataSpec, bundle: ModelBundle, purpose: str = "data") -> Dat
     if len(ds) == 0:
         raise CalibrationError(f"{purpose} data '{ds.description}' is empty; point it at a non-empty set")
     check_inputs(ds.inputs, bundle, f"{purpose} data '{spec.source}'")
+    require_finite_data(ds.inputs, f"{purpose} data '{ds.description}'")
     return ds
 
 

@@ -12,7 +12,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ..errors import DeviceError
+from ..artifacts import RunDir
+from ..errors import DeviceError, OutputExistsError
 from ..validate import device_report
 from .transports import ArtifactRef, BenchOptions, Transport, open_device
 
@@ -70,14 +71,26 @@ def save(out: Path, transport: Transport, entries: list[dict[str, Any]]) -> Path
     return path
 
 
+def _results_files(folder: Path) -> list[dict[str, Any]]:
+    out = []
+    for path in sorted(Path(folder).glob("*.json")):
+        try:
+            data = json.loads(path.read_text())
+        except (ValueError, OSError):
+            continue
+        if isinstance(data, dict) and data.get("schema") == RESULTS_SCHEMA:
+            out.append(data)
+    return out
+
+
 def load_saved(folder: Path) -> list[dict[str, Any]]:
     """Entries of every device results file in ``folder`` (what earlier bench runs saved)."""
-    entries = []
-    for path in sorted(Path(folder).glob("*.json")):
-        data = json.loads(path.read_text())
-        if isinstance(data, dict) and data.get("schema") == RESULTS_SCHEMA:
-            entries += data["entries"]
-    return entries
+    return [e for data in _results_files(folder) for e in data["entries"]]
+
+
+def is_results_folder(folder: Path) -> bool:
+    """A folder earlier ``edgekit bench --device`` runs wrote (new devices are merged into it)."""
+    return folder.is_dir() and bool(_results_files(folder))
 
 
 def bench_devices(
@@ -87,19 +100,30 @@ def bench_devices(
     out: Path | None = None,
     accuracy_samples: int | None = None,
     log: Any = print,
+    force: bool = False,
 ) -> dict[str, Any]:
+    """Results are merged into ``out`` when it is a device results folder; any other existing ``out`` (a run
+    directory, say) is replaced only with ``force``. ``out`` is rewritten atomically once every device is done."""
     root = Path(root)
     out = Path(out) if out else root / "devices"
     refs = find_artifacts(root)
     transports = [open_device(spec) for spec in dict.fromkeys(devices)]  # bad specs fail before any work
+    merging = is_results_folder(out) and not force
+    if out.exists() and not merging and not force:
+        raise OutputExistsError(
+            f"--out '{out}' exists and is not a device results folder (no earlier edgekit bench --device "
+            "results in it); choose another --out or pass --force to replace it"
+        )
+    staged = RunDir(out, force=True, update=merging)  # checks the path before any benchmark runs
     if accuracy_samples:
         from .accuracy import write_run_sets
 
         n = write_run_sets(root, refs, accuracy_samples)
         log(f"accuracy set: {n} validation samples + FP32 reference outputs shipped with each artifact")
-    for transport in transports:
-        log(f"benchmarking {len(refs)} artifact(s) on {transport.name} ...")
-        save(out, transport, bench_on(transport, refs, opts))
-    report = device_report.merge(load_saved(out), sources=[str(root)])
-    device_report.write(report, out)
+    with staged as tmp:
+        for transport in transports:
+            log(f"benchmarking {len(refs)} artifact(s) on {transport.name} ...")
+            save(tmp, transport, bench_on(transport, refs, opts))
+        report = device_report.merge(load_saved(tmp), sources=[str(root)])
+        device_report.write(report, tmp)
     return report

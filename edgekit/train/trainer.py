@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 from ..data import DataSet
 from ..errors import CalibrationError, TrainingInterrupted
 from ..recipe import TrainSpec
+from ..signals import signal_number
 from .checkpoint import load_checkpoint, save_checkpoint
 from .objectives import LabelObjective, auxiliary_loss
 
@@ -68,6 +69,7 @@ def train(
     total = total_steps(spec, n)
     warmup = max(1, int(spec.warmup_fraction * total))
     params = [p for p in model.parameters() if p.requires_grad]
+    device = params[0].device if params else torch.device("cpu")  # a DDP worker's model may sit on its GPU
     opt = torch.optim.AdamW(params, lr=spec.lr, weight_decay=spec.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule(warmup, total))
     order = np.empty(0, dtype=np.int64)
@@ -117,8 +119,8 @@ def train(
             if len(order) < spec.batch_size:
                 order = np.concatenate([order, rng.permutation(n)])
             idx = order[: spec.batch_size]  # consumed only when the step completes (an interrupt redoes it)
-            xs = [torch.from_numpy(data.inputs[k][idx]) for k in input_names]
-            y = None if data.labels is None else torch.from_numpy(data.labels[idx])
+            xs = [torch.from_numpy(data.inputs[k][idx]).to(device) for k in input_names]
+            y = None if data.labels is None else torch.from_numpy(data.labels[idx]).to(device)
             loss, out = objective(model, xs, y)
             aux = auxiliary_loss(model)
             if aux is not None:
@@ -139,10 +141,10 @@ def train(
             bar.set_postfix(loss=f"{loss_ema:.3f}", lr=f"{sched.get_last_lr()[0]:.1e}")
             if spec.checkpoint_every and (step + 1) % spec.checkpoint_every == 0 and step + 1 < total:
                 checkpoint(step + 1)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         path = checkpoint(step)
         where = f"checkpoint at {path}; continue with --resume" if path else "no checkpoint directory"
-        raise TrainingInterrupted(f"training interrupted at step {step}/{total}; {where}") from None
+        raise TrainingInterrupted(f"training interrupted at step {step}/{total}; {where}", signal_number(exc)) from None
     finally:
         bar.close()
         model.eval()

@@ -101,3 +101,48 @@ def device_plots(report: dict[str, Any], folder: Path) -> dict[str, str]:
         out[title] = _save(fig, folder / fname)
         plt.close(fig)
     return out
+
+
+def sweep_plots(rows: list[dict[str, Any]], folder: Path) -> dict[str, str]:
+    """The sweep report's plots: p50 per finished artifact (one colour per target), and metric change vs FP32
+    against p50. Returns {title: base64 PNG}."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    timed = [r for r in rows if r.get("p50_ms")]
+    if not timed:
+        return {}
+    folder.mkdir(parents=True, exist_ok=True)
+    out: dict[str, str] = {}
+    targets = sorted({r["target"] for r in timed})
+    colours = {t: f"C{i % 10}" for i, t in enumerate(targets)}
+
+    fig, ax = plt.subplots(figsize=(max(5.5, 0.5 * len(timed)), 3.8))
+    ax.bar(range(len(timed)), [r["p50_ms"] for r in timed], color=[colours[r["target"]] for r in timed])
+    labels = [
+        f"{r['model']}\n{r['target']} {r['precision']}" + (f"\n{r['device']}" if r.get("device") else "") for r in timed
+    ]
+    ax.set_xticks(list(range(len(timed))), labels, fontsize=6, rotation=60, ha="right")
+    ax.set_ylabel("p50 latency (ms)")
+    ax.set_title("Latency per job")
+    fig.tight_layout()
+    out["latency per job"] = _save(fig, folder / "sweep_latency.png")
+    plt.close(fig)
+
+    scored = [r for r in timed if r.get("delta") is not None]
+    if scored:
+        fig, ax = plt.subplots(figsize=(5.5, 3.8))
+        for t in targets:
+            pts = [r for r in scored if r["target"] == t]
+            ax.scatter([r["p50_ms"] for r in pts], [r["delta"] for r in pts], s=30, color=colours[t], label=t)
+        ax.axhline(0.0, color="grey", linestyle="--", linewidth=1)
+        ax.set_xlabel("p50 latency (ms)")
+        ax.set_ylabel("metric change vs FP32 PyTorch")
+        ax.set_title("Metric change vs latency")
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        out["metric change vs latency"] = _save(fig, folder / "sweep_delta_vs_latency.png")
+        plt.close(fig)
+    return out

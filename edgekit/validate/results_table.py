@@ -12,6 +12,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from ..artifacts import write_file
+from ..errors import OutputExistsError, RecipeError
 from .render import md_table
 from .report import METRIC_LABEL as METRIC
 from .report import _delta, _fmt
@@ -23,7 +25,14 @@ def load_runs(dirs: list[Path]) -> list[tuple[Path, dict[str, Any], dict[str, An
     for d in dirs:
         if not (d / "report.json").is_file():
             continue
-        report = json.loads((d / "report.json").read_text())
+        try:
+            report = json.loads((d / "report.json").read_text())
+            if not isinstance(report, dict) or "recipe" not in report or "rows" not in report:
+                raise KeyError("recipe")
+        except (ValueError, KeyError, TypeError) as exc:
+            raise RecipeError(
+                f"{d}/report.json is damaged ({type(exc).__name__}); rebuild that run or leave it out"
+            ) from None
         if str(report.get("recipe", "")).endswith("-reduced"):
             continue
         manifest = json.loads((d / "manifest.json").read_text()) if (d / "manifest.json").is_file() else {}
@@ -190,8 +199,16 @@ def render(runs: list[tuple[Path, dict[str, Any], dict[str, Any]]], command: str
     return "\n".join(lines)
 
 
-def write_results(dirs: list[Path], out: Path, command: str) -> int:
+def write_results(dirs: list[Path], out: Path, command: str, force: bool = False) -> int:
+    """Read every run first, then write ``out`` atomically (never over an existing file without ``force``)."""
+    if out.exists() and not force:
+        raise OutputExistsError(
+            f"output file '{out}' already exists; pass --force to replace it or choose another --out"
+        )
     runs = load_runs(dirs)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(render(runs, command))
+    if not runs:
+        raise RecipeError(
+            f"no run directories (with report.json) among {[str(d) for d in dirs]}; run `edgekit run RECIPE` first"
+        )
+    write_file(out, render(runs, command), force=force)
     return len(runs)

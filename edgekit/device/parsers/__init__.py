@@ -30,7 +30,14 @@ def detect(text: str, source: str) -> str:
 
 
 def parse(text: str, tool: str | None = None, source: str = "input") -> dict[str, Any]:
-    return _module(tool or detect(text, source)).parse(text, source)
+    name = tool or detect(text, source)
+    try:
+        return _module(name).parse(text, source)
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:  # a value of the wrong kind
+        raise DeviceError(
+            f"{source}: not a {name} output edgekit can read ({type(exc).__name__}: {exc}); "
+            "pass the file the tool wrote, unedited"
+        ) from None
 
 
 def ingest(path: str | Path, tool: str | None = None) -> dict[str, Any]:

@@ -14,6 +14,7 @@ for a TensorRT engine; the GPU compute time alone goes to ``tool_stats``.
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 import numpy as np
@@ -40,6 +41,10 @@ def _span_ms(trace: list[dict[str, Any]]) -> float | None:
     return span if span > 0 else None
 
 
+def _is_time(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v >= 0
+
+
 def parse(text: str, source: str = "trtexec --exportTimes file") -> dict[str, Any]:
     try:
         data = json.loads(text)
@@ -50,6 +55,13 @@ def parse(text: str, source: str = "trtexec --exportTimes file") -> dict[str, An
         raise DeviceError(
             f"{source} holds no inference with 'latencyMs': expected the file written by trtexec --exportTimes=FILE"
         )
+    for i, t in enumerate(trace):
+        bad = [k for k, v in t.items() if k.endswith("Ms") and not _is_time(v)]
+        if bad:
+            raise DeviceError(
+                f"{source}: inference {i} has '{bad[0]}' = {t[bad[0]]!r}, not a time in ms; "
+                "pass the file trtexec --exportTimes wrote, unedited"
+            )
     stats = runner.latency_stats([float(t["latencyMs"]) for t in trace], 1)
     span = _span_ms(trace)
     if span:  # trtexec's throughput: inferences over the wall-clock span, not 1/mean (enqueues overlap)

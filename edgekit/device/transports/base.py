@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
+from ...checks import require_counts, require_finite_numbers
 from ...errors import DeviceError
 from .. import runner
 
@@ -32,6 +33,14 @@ class BenchOptions:
     accuracy: bool = True  # run the artifact's accuracy.npz when it ships one
     benchmark_binary: str | None = None  # TFLite benchmark_model, for devices without Python (adb)
     timeout_s: float = 900
+
+    def __post_init__(self) -> None:
+        try:
+            require_counts(iterations=self.iterations, threads=self.threads, batch=self.batch, sequence=self.sequence)
+            require_counts(0, warmup=self.warmup)
+            require_finite_numbers(time_s=self.time_s, timeout_s=self.timeout_s)
+        except ValueError as exc:
+            raise DeviceError(f"benchmark options: {exc}") from None
 
     def runner_args(self) -> list[str]:
         """Runner flags: one builder for every transport, so local and remote runs are the same measurement."""

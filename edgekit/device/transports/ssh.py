@@ -41,11 +41,18 @@ class SshTransport(Transport):
 
     def __init__(self, spec: str):
         super().__init__(spec)
-        url = urlsplit(spec)
+        try:
+            url = urlsplit(spec)
+        except ValueError as exc:  # e.g. an unclosed IPv6 bracket
+            raise DeviceError(
+                f"device '{spec}': cannot parse it ({exc}); write ssh://user@host[:port] or ssh://user@[::1]"
+            ) from None
         try:
             self.port = url.port
         except ValueError:
-            raise DeviceError(f"device '{spec}': the port is not a number; write ssh://user@host:PORT") from None
+            raise DeviceError(
+                f"device '{spec}': the port is not a number from 0 to 65535; write ssh://user@host:PORT"
+            ) from None
         self.user, self.host = url.username, url.hostname
         if not self.host or self.host.startswith("-") or (self.user or "").startswith("-"):
             raise DeviceError(f"device '{spec}': expected ssh://user@host[:port][?python=/path/to/python3]")
@@ -56,7 +63,10 @@ class SshTransport(Transport):
         opt = {k: v[-1] for k, v in query.items()}
         self.python = opt.get("python") or "python3"
         self.identity, self.known_hosts, self.config = opt.get("identity"), opt.get("known_hosts"), opt.get("config")
-        self.timeout = int(opt.get("timeout") or 20)
+        timeout = opt.get("timeout") or "20"
+        if not timeout.isdigit() or not 0 < int(timeout) <= 3600:
+            raise DeviceError(f"device '{spec}': timeout={timeout} is not a whole number of seconds from 1 to 3600")
+        self.timeout = int(timeout)
 
     @property
     def name(self) -> str:
