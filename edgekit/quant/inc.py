@@ -46,7 +46,9 @@ def _require():
         with _quiet():  # it logs the accelerator it detects at import, and every step after
             import neural_compressor.torch.export  # noqa: F401
             import neural_compressor.torch.quantization as incq
-        logging.getLogger("neural_compressor").setLevel(logging.ERROR)
+        from neural_compressor.common.utils.logger import Logger
+
+        Logger().get_logger().setLevel(logging.ERROR)  # its singleton resets the level when first created
     except ImportError:
         raise MissingBackendError(PRODUCER, "neural_compressor", "inc", kind="quantizer") from None
     return incq

@@ -1,0 +1,137 @@
+"""quantizer: neural-compressor: recipe checks, the INC program's encodings, its lowering to onnx/openvino/tflite."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from edgekit.errors import MissingBackendError, ModelError, RecipeError
+from edgekit.recipe import recipe_from_dict
+
+from .conftest import TINY_VIT, bundle
+
+pytest.importorskip("neural_compressor.torch.quantization")
+
+BASE = {
+    "name": "inc",
+    "model": {"source": "vit", "config": dict(TINY_VIT)},
+    "targets": [{"name": "onnx", "precisions": ["int8"]}],
+}
+CALIB = {"source": "digits", "split": "train", "samples": 32}
+
+
+def _recipe(**quant):
+    return recipe_from_dict({**BASE, "quantization": {"calibration": CALIB, **quant}})
+
+
+@pytest.mark.parametrize(
+    ("quant", "says"),
+    [
+        ({"quantizer": "neural-compressor", "inc": {"smooth_quant": 0.5}}, "intel_extension_for_pytorch"),
+        ({"inc": {"autotune": True}}, "needs quantizer: neural-compressor"),
+        ({"quantizer": "neural-compressor", "estimator": "mse"}, "use minmax or entropy"),
+        ({"quantizer": "neural-compressor", "accuracy_aware": {}}, "autotune"),
+        ({"quantizer": "neural-compressor", "inc": {"max_trials": 0}}, "max_trials must be positive"),
+    ],
+)
+def test_recipe_rejects_what_inc_cannot_do(quant, says):
+    with pytest.raises(RecipeError, match=says):
+        _recipe(**quant)
+
+
+def test_missing_package_names_the_extra(monkeypatch):
+    from edgekit.quant import inc
+
+    monkeypatch.setitem(sys.modules, "neural_compressor.torch.quantization", None)
+    with pytest.raises(MissingBackendError, match=r"quantizer 'neural-compressor'.*edgekit\[inc\]"):
+        inc._require()
+
+
+@pytest.fixture(scope="module")
+def inc_program():
+    from edgekit.data import load_data
+    from edgekit.quant.inc import inc_quantize
+    from edgekit.recipe import DataSpec
+
+    b = bundle("vit", TINY_VIT)
+    calib = load_data(DataSpec(**CALIB), b, "calibration")
+    q = _recipe(quantizer="neural-compressor").quantization
+    return b, inc_quantize(b.module, b, ["pixel_values"], calib, q, None, 0.0, log=lambda *_: None)
+
+
+def test_encodings_are_read_from_the_program_by_node(inc_program):
+    b, res = inc_program
+    keys = set(res.encodings.tensors)
+    linears = [n for n, m in b.module.named_modules() if isinstance(m, torch.nn.Linear)]
+    for name in linears:  # every linear's weight, named by its module and graph node
+        assert any(k.startswith(f"{name}/linear") and k.endswith(".weight") for k in keys), name
+    enc = res.encodings[next(k for k in keys if k.startswith("hf.classifier/") and k.endswith(".input"))]
+    assert not enc.signed and enc.axis is None  # INC's x86 quantizer: uint8 per-tensor activations
+    assert res.encodings.meta["producer"].startswith("neural-compressor")
+
+
+def test_uint8_activations_rewritten_as_int8_same_values(inc_program):
+    from edgekit.quant.pt2e import activations_as_int8
+    from edgekit.targets.pt2e_lowering import pt2e_form
+
+    b, res = inc_program
+    x = b.example_inputs(3, 16)
+    form = pt2e_form(res.program)
+    assert activations_as_int8(form) == 0  # already rewritten
+    dtypes = {n.args[5] for n in form.graph.nodes if "quantize_per_tensor" in str(n.target)}
+    assert dtypes == {torch.int8}
+    assert torch.equal(form(*x), res.program(*x))
+
+
+def test_autotune_tries_configs_until_the_budget(inc_program):
+    from edgekit.data import load_data
+    from edgekit.quant.inc import inc_quantize
+    from edgekit.recipe import DataSpec
+
+    b, _ = inc_program
+    calib = load_data(DataSpec(**CALIB), b, "calibration")
+    q = _recipe(quantizer="neural-compressor", inc={"autotune": True, "max_trials": 2}).quantization
+    scores = iter([1.0, 0.5, 0.7])  # fp32, trial 1, trial 2: neither within a budget of 0.01
+
+    res = inc_quantize(b.module, b, ["pixel_values"], calib, q, lambda m: next(scores), 0.01, log=lambda *_: None)
+    tune = res.info["autotune"]
+    assert [t["metric"] for t in tune["trials"]] == [0.5, 0.7]
+    assert "kl" in tune["trials"][1]["config"]  # the second config: the other observer
+    assert "kl" in res.info["config"]  # INC re-quantized with its best trial
+
+
+def test_pipeline_lowers_inc_program_to_onnx_openvino_tflite(tmp_path, tiny_vit_recipe):
+    import onnx
+
+    from edgekit.diagnose import rebuild
+    from edgekit.pipeline import run_recipe
+
+    tiny_vit_recipe["quantization"] = {"quantizer": "neural-compressor", "calibration": CALIB}
+    tiny_vit_recipe["validation"]["data"]["samples"] = 40
+    tiny_vit_recipe["targets"] = [
+        {"name": t, "precisions": ["int8"]} for t in ("onnx", "openvino", "tflite", "executorch", "coreml")
+    ]
+    run = run_recipe(recipe_from_dict(tiny_vit_recipe), tmp_path / "run", progress=False, benchmark=False, log=print)
+    rows = {r["target"]: r for r in run.report["rows"]}
+    for t in ("onnx", "openvino", "tflite"):
+        assert rows[t]["status"] == "ok", rows[t]
+        assert rows[t]["quantizer"] == "neural-compressor"
+        assert rows[t]["accuracy"]["sqnr_vs_sim_db"] > 25  # agrees with INC's own program
+    for t in ("executorch", "coreml"):
+        assert rows[t]["status"] == "unsupported" and "neural-compressor" in rows[t]["notes"][0]
+    model = onnx.load(str(tmp_path / "run" / "onnx" / "int8" / "model.onnx"))
+    ops = [n.op_type for n in model.graph.node]
+    weights = {i.name: i for i in model.graph.initializer}
+    int8_weights = [i for i in weights.values() if i.data_type == onnx.TensorProto.INT8]
+    assert ops.count("QuantizeLinear") == 10 and len(int8_weights) == 14  # 10 activation Q, 14 conv/linear weights
+    assert "Clip" not in ops
+    doc = json.loads((tmp_path / "run" / "encodings.json").read_text())
+    assert len(doc["tensors"]) == 24 and doc["meta"]["producer"].startswith("neural-compressor")
+    assert run.report["calibration"]["config"].startswith("act uint8 asym")
+    with pytest.raises(ModelError, match="quantizer: edgekit"):
+        rebuild(tmp_path / "run")
+    assert np.isfinite(run.report["reference"]["sim_int8"])
