@@ -95,7 +95,7 @@ def test_autotune_tries_configs_until_the_budget(inc_program):
     b, _ = inc_program
     calib = load_data(DataSpec(**CALIB), b, "calibration")
     q = _recipe(quantizer="neural-compressor", inc={"autotune": True, "max_trials": 2}).quantization
-    scores = iter([1.0, 0.5, 0.7])  # fp32, trial 1, trial 2: neither within a budget of 0.01
+    scores = iter([1.0, 0.5, 0.7])  # fp32, trial 1, trial 2: neither within a budget of 0.01 (INC: relative)
 
     res = inc_quantize(b.module, b, ["pixel_values"], calib, q, lambda m: next(scores), 0.01, log=lambda *_: None)
     tune = res.info["autotune"]

@@ -143,14 +143,16 @@ def inc_quantize(
             trials: list[dict[str, Any]] = []
 
             def eval_fn(m: torch.nn.Module) -> float:
-                value = float(evaluate(m))
-                trials.append({"metric": value})
-                return value
+                if not trials:  # INC's first call scores its FP32 copy of the model: that is ``baseline``
+                    trials.append({"metric": baseline})
+                    return baseline
+                trials.append({"metric": float(evaluate(m))})
+                return trials[-1]["metric"]
 
             # max_trials = the set's size: INC then stops (returning its best) after the last config too
             tune = incq.TuningConfig(config_set=candidates, max_trials=len(candidates), tolerable_loss=tolerable)
             program = incq.autotune(captured, tune, eval_fn=eval_fn, run_fn=calibrate, example_inputs=sample)
-            trials = trials[1:]  # INC evaluates the FP32 model first
+            trials = trials[1:]
             for t, cfg in zip(trials, candidates):
                 t["config"] = describe(cfg)
             info["autotune"] = {
