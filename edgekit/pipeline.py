@@ -119,6 +119,10 @@ def run_recipe(
     resume: bool = False,
 ) -> RunResult:
     plan, skipped = plan_targets(recipe)  # fail fast, before any training
+    if recipe.quantization.quantizer is Quantizer.NEURAL_COMPRESSOR and Precision.INT8 in recipe.precisions():
+        from .quant.inc import require_installed
+
+        require_installed()
     recipe = resolve_symmetry(recipe, plan)
     for t in recipe.transforms:
         get_transform(t.name)

@@ -43,12 +43,20 @@ def test_recipe_rejects_what_inc_cannot_do(quant, says):
         _recipe(**quant)
 
 
-def test_missing_package_names_the_extra(monkeypatch):
+def test_missing_package_names_the_extra(monkeypatch, tmp_path):
+    import importlib.util
+
+    from edgekit.pipeline import run_recipe
     from edgekit.quant import inc
 
     monkeypatch.setitem(sys.modules, "neural_compressor.torch.quantization", None)
     with pytest.raises(MissingBackendError, match=r"quantizer 'neural-compressor'.*edgekit\[inc\]"):
         inc._require()
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda n, *a: None if n == "neural_compressor" else real(n, *a))
+    with pytest.raises(MissingBackendError, match=r"edgekit\[inc\]"):  # before the model is even loaded
+        run_recipe(_recipe(quantizer="neural-compressor"), tmp_path / "run", progress=False, benchmark=False)
+    assert not (tmp_path / "run").exists()
 
 
 @pytest.fixture(scope="module")

@@ -41,6 +41,14 @@ class IncResult:
     info: dict[str, Any]
 
 
+def require_installed() -> None:
+    """Fail before any work when the package is missing (no import: it is slow)."""
+    import importlib.util
+
+    if importlib.util.find_spec("neural_compressor") is None:
+        raise MissingBackendError(PRODUCER, "neural_compressor", "inc", kind="quantizer")
+
+
 def _require():
     try:
         with _quiet():  # it logs the accelerator it detects at import, and every step after
