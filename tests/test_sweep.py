@@ -242,3 +242,17 @@ def test_cli_sweep_errors_are_one_line(run_cli, tmp_path):
     code, _, err = run_cli("sweep", good, "--out", tmp_path / "out", "--address", "auto")
     assert code == 2 and "--executor ray" in err
     assert not (tmp_path / "out").exists()  # nothing written before the sweep is known to be valid
+
+
+def test_cli_sweep_never_writes_into_a_run_or_file(run_cli, tmp_path):
+    from .conftest import tree, write_yaml
+
+    good = write_yaml(tmp_path / "good.yaml", sweep_doc())
+    run = tmp_path / "a-run"
+    run.mkdir()
+    (run / "report.json").write_text("{}")
+    before = tree(tmp_path)
+    for out in (run, tmp_path / "good.yaml"):
+        code, _, err = run_cli("sweep", good, "--out", out)
+        assert code == 2 and "is not a sweep directory" in err, err
+    assert tree(tmp_path) == before

@@ -15,9 +15,12 @@ from pathlib import Path
 from typing import Any
 
 from ..config import to_dict
+from ..errors import OutputExistsError
 from .jobs import DONE, ERROR, Job, expand
 from .spec import SweepSpec, load_sweep, sweep_from_dict
 from .worker import unpack
+
+SPEC_FILE = "sweep-spec.json"
 
 __all__ = ["SweepResult", "SweepSpec", "load_sweep", "run_sweep", "sweep_from_dict"]
 
@@ -61,11 +64,14 @@ def run_sweep(
     from .executors import get_executor
 
     out = Path(out).resolve()
+    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / SPEC_FILE).is_file())):
+        # a sweep resumes into its own directory; anything else there (a run, a file) is never written into
+        raise OutputExistsError(f"'{out}' exists and is not a sweep directory (no {SPEC_FILE}); choose another --out")
     jobs = expand(spec, base)  # a malformed sweep fails here, before anything runs
     runner = get_executor(executor, workers=workers, address=address)
     for sub in ("jobs", "logs"):
         (out / sub).mkdir(parents=True, exist_ok=True)
-    (out / "sweep-spec.json").write_text(json.dumps(to_dict(spec), indent=1))  # the sweep as it was run
+    report.write_atomic(out / SPEC_FILE, json.dumps(to_dict(spec), indent=1))  # the sweep as it was run
     results: dict[str, dict[str, Any]] = {}
     todo = []
     for job in jobs:

@@ -119,15 +119,16 @@ def write(out: Path, name: str, executor: str, jobs: list[Job], results: dict[st
         "summary": summary(rows, jobs, results),
         "rows": rows,
     }
-    _atomic(out / "sweep.json", json.dumps(doc, indent=1, default=str))
-    _atomic(out / "sweep.md", markdown(doc))
+    write_atomic(out / "sweep.json", json.dumps(doc, indent=1, default=str))
+    write_atomic(out / "sweep.md", markdown(doc))
     from ..validate.plots import sweep_plots
 
-    _atomic(out / "sweep.html", render_html(doc, sweep_plots(rows, out / "plots")))
+    write_atomic(out / "sweep.html", render_html(doc, sweep_plots(rows, out / "plots")))
     return doc
 
 
-def _atomic(path: Path, text: str) -> None:
+def write_atomic(path: Path, text: str) -> None:
+    """Temp file + rename: a reader (or a stop) never sees a half-written file."""
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(text)
     tmp.replace(path)
