@@ -58,15 +58,36 @@ def _program_onnx(program: torch.fx.GraphModule, bundle: ModelBundle, path: Path
                 dynamo=True,
                 opset_version=opset,
                 input_names=[s.name for s in bundle.inputs],
-                output_names=[bundle.output_name],
             )
     except Exception as exc:
         raise unsupported_op_error(exc, "onnx") from None
     model = onnx_program.model_proto
+    name_output(model, bundle.output_name)
     drop_full_range_clips(model)
     model = finalize_qdq(model)
+    del model.graph.value_info[:]  # the exporter's shapes of weight DQ outputs are stale once weights are transposed
     onnx.save(model, str(path))
     return model
+
+
+def _rename(model: onnx.ModelProto, old: str, new: str) -> None:
+    for node in model.graph.node:
+        node.input[:] = [new if i == old else i for i in node.input]
+        node.output[:] = [new if o == old else o for o in node.output]
+    for value in [*model.graph.output, *model.graph.value_info]:
+        if value.name == old:
+            value.name = new
+
+
+def name_output(model: onnx.ModelProto, name: str) -> None:
+    """Give the graph output the IO spec's name. The dynamo exporter's ``output_names`` does not check for
+    an internal value of that name (MiniLM's ``embedding`` lookup), which makes an invalid model."""
+    current = model.graph.output[0].name
+    if current == name:
+        return
+    if any(name in n.output for n in model.graph.node) or any(i.name == name for i in model.graph.initializer):
+        _rename(model, name, f"{name}__internal")
+    _rename(model, current, name)
 
 
 def drop_full_range_clips(model: onnx.ModelProto) -> int:
