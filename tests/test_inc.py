@@ -143,3 +143,19 @@ def test_pipeline_lowers_inc_program_to_onnx_openvino_tflite(tmp_path, tiny_vit_
     with pytest.raises(ModelError, match="quantizer: edgekit"):
         rebuild(tmp_path / "run")
     assert np.isfinite(run.report["reference"]["sim_int8"])
+
+
+def test_output_named_without_clashing_with_an_internal_value():
+    import onnx
+    from onnx import TensorProto, helper
+
+    from edgekit.targets.pt2e_lowering import name_output
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])
+    y = helper.make_tensor_value_info("mean", TensorProto.FLOAT, [2])
+    nodes = [helper.make_node("Relu", ["x"], ["embedding"]), helper.make_node("Neg", ["embedding"], ["mean"])]
+    model = helper.make_model(helper.make_graph(nodes, "g", [x], [y]))
+    name_output(model, "embedding")  # the IO spec's name is already an internal value
+    onnx.checker.check_model(model)
+    assert model.graph.output[0].name == "embedding"
+    assert [list(n.output) for n in model.graph.node] == [["embedding__internal"], ["embedding"]]
