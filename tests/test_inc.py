@@ -134,8 +134,9 @@ def test_pipeline_lowers_inc_program_to_onnx_openvino_tflite(tmp_path, tiny_vit_
     model = onnx.load(str(tmp_path / "run" / "onnx" / "int8" / "model.onnx"))
     ops = [n.op_type for n in model.graph.node]
     weights = {i.name: i for i in model.graph.initializer}
-    int8_weights = [i for i in weights.values() if i.data_type == onnx.TensorProto.INT8]
-    assert ops.count("QuantizeLinear") == 10 and len(int8_weights) == 14  # 10 activation Q, 14 conv/linear weights
+    weight_dq = [n for n in model.graph.node if n.op_type == "DequantizeLinear" and n.input[0] in weights]
+    assert all(weights[n.input[0]].data_type == onnx.TensorProto.INT8 for n in weight_dq)
+    assert ops.count("QuantizeLinear") == 10 and len(weight_dq) == 14  # 10 activation Q, 14 conv/linear weights
     assert "Clip" not in ops
     doc = json.loads((tmp_path / "run" / "encodings.json").read_text())
     assert len(doc["tensors"]) == 24 and doc["meta"]["producer"].startswith("neural-compressor")
