@@ -85,8 +85,9 @@ class TFLiteTarget(Target):
             art.quantizer = ctx.quant.quantizer.value
             if is_program(ctx.sim):
                 art.notes.append(
-                    f"int8 from {source(ctx.quant)} (LiteRT static mode): the layers it quantized (conv/linear "
-                    "inputs and weights) run as int8 kernels, the other ops in float: not full-integer"
+                    f"int8 from {source(ctx.quant)} (LiteRT static mode), not full-integer: LiteRT makes a layer an "
+                    "int8 kernel only where its output is quantized too, and the program quantizes conv/linear "
+                    "inputs and weights only, so most layers run in float on quantize/dequantize'd inputs"
                 )
             else:
                 art.notes.append("full-integer int8 from edgekit encodings (PT2E-form Q/DQ, LiteRT static mode)")
