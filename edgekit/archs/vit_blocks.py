@@ -24,7 +24,7 @@ from ..recipe import TensorSpec
 from ..transforms.attention import AttentionVariant
 from .base import ModelBundle, count_params
 
-_PLAIN = AttentionVariant()  # never mutated here: dropout stays 0
+_PLAIN = AttentionVariant().eval()  # never mutated here: no dropout, nothing exported in training mode
 KEY_SOURCES = ("self", "cross", "reduced")
 
 
