@@ -205,7 +205,8 @@ def cmd_results(a: argparse.Namespace) -> int:
     from .validate.results_table import write_results
 
     dirs = [Path(d) for d in a.dirs]
-    n = write_results(dirs, Path(a.out), "edgekit results " + " ".join(a.dirs) + f" --out {a.out}")
+    command = "edgekit results " + " ".join(a.dirs) + (" --merge" if a.merge else "") + f" --out {a.out}"
+    n = write_results(dirs, Path(a.out), command, merge=a.merge)
     if n == 0:
         raise RecipeError(f"no run directories (with report.json) among {a.dirs}; run `edgekit run RECIPE` first")
     print(f"{a.out}: {n} runs")
@@ -337,6 +338,11 @@ def parser() -> argparse.ArgumentParser:
     rs = sub.add_parser("results", help="docs/RESULTS.md (every recipe x target x precision) from run directories")
     rs.add_argument("dirs", nargs="+", help="run directories, e.g. runs/*")
     rs.add_argument("--out", default="docs/RESULTS.md")
+    rs.add_argument(
+        "--merge",
+        action="store_true",
+        help="update --out from these runs only: their recipes' rows replaced or added, every other row kept",
+    )
     rs.set_defaults(func=cmd_results)
 
     sub.add_parser("targets", help="list targets and whether they run here").set_defaults(func=cmd_targets)
