@@ -29,7 +29,7 @@ DEFAULTS: dict[str, Any] = {
     "inner_heads": 2,
     "dim": 64,
     "heads": 4,
-    "depth": 3,
+    "depth": 2,
     "mlp_ratio": 2.0,
     "num_channels": 1,
     "image_size": 28,
