@@ -284,4 +284,4 @@ def merge_results(
     if machine not in lines:
         at = next(i for i, x in enumerate(lines) if x.startswith("- Machine:"))
         lines.insert(at + 1, f"- Machine of the rows of {names}: {machine_line(runs)}")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines).rstrip("\n") + "\n"
