@@ -13,7 +13,8 @@ without extreme values:
 Hugging Face models dispatch attention through ``AttentionInterface``; the transforms register edgekit's
 implementation there, set it on the model config, and attach an :class:`AttentionVariant` to every attention
 module. edgekit's own families (TNT, CrossViT, FMViT: ``archs.vit_blocks.Attention``) call the attached variant
-themselves (found by ``is_native_attention``), so the same variants apply to them with no dispatch table. Every op is a plain softmax / clip / sigmoid / multiply, so the variants export to every target. Both are
+themselves (found by ``is_native_attention``), so the same variants apply to them with no dispatch table. Every
+op is a plain softmax / clip / sigmoid / multiply, so the variants export to every target. Both are
 ``train``-phase transforms: the effect is learned, so a recipe retrains after swapping them in.
 """
 
