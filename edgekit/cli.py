@@ -235,7 +235,8 @@ def cmd_results(a: argparse.Namespace) -> int:
     from .validate.results_table import write_results
 
     dirs = [Path(d) for d in a.dirs]
-    n = write_results(dirs, Path(a.out), "edgekit results " + " ".join(a.dirs) + f" --out {a.out}", a.force)
+    command = "edgekit results " + " ".join(a.dirs) + (" --merge" if a.merge else "") + f" --out {a.out}"
+    n = write_results(dirs, Path(a.out), command, force=a.force, merge=a.merge)
     print(f"{a.out}: {n} runs")
     return 0
 
@@ -402,6 +403,11 @@ def parser() -> argparse.ArgumentParser:
     rs.add_argument("dirs", nargs="+", help="run directories, e.g. runs/*")
     rs.add_argument("--out", default="docs/RESULTS.md")
     rs.add_argument("--force", action="store_true", help="replace an existing --out file")
+    rs.add_argument(
+        "--merge",
+        action="store_true",
+        help="update --out from these runs only: their recipes' rows replaced or added, every other row kept",
+    )
     rs.set_defaults(func=cmd_results)
 
     sw = sub.add_parser("sweep", help="run a sweep of models x targets x precisions x devices, one merged report")

@@ -34,7 +34,7 @@ from .quant import calibrate
 from .recipe import Precision, Quantizer, Recipe, TargetSpec
 from .targets.base import CompileContext, Target, all_targets, get_target
 from .train.stage import teacher_copy
-from .transforms import get_transform
+from .transforms import check_transform, get_transform
 from .transforms.apply import apply_transforms, transform_probe
 from .validate.metrics import task_metric
 from .validate.ops_proxy import ops_summary
@@ -125,7 +125,7 @@ def run_recipe(
         require_installed()
     recipe = resolve_symmetry(recipe, plan)
     for t in recipe.transforms:
-        get_transform(t.name)
+        check_transform(t.name, dict(t.options))
     with RunDir(Path(out), force) as tmp:
         bundle = load_model(recipe.model, recipe.inputs)
         log(f"model: {recipe.model.source} ({bundle.family}, {bundle.num_parameters:,} parameters)")

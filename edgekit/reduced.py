@@ -34,6 +34,9 @@ TINY: dict[str, dict[str, Any]] = {
     "repvgg": {"widths": [8, 16, 32], "depths": [1, 1, 1]},
     "mobileone": {"widths": [8, 16, 32], "depths": [1, 1, 1]},
     "fastvit": {"widths": [8, 16, 32], "depths": [1, 1, 1]},
+    "tnt": {"inner_dim": 8, "inner_heads": 2, "dim": 16, "heads": 2, "depth": 1},
+    "crossvit": {"dims": [8, 16], "heads": [1, 2], "depths": [1, 1], "blocks": 1},
+    "fmvit": {"widths": [8, 16], "depths": [1, 1]},
     "bert": {"hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 64},
     "minilm": {"num_hidden_layers": 1},
     "opt": {

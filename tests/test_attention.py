@@ -10,7 +10,7 @@ import torch
 
 from edgekit.archs import load_model
 from edgekit.data import DataSet
-from edgekit.errors import RecipeError, TrainingInterrupted
+from edgekit.errors import RecipeError, TrainingInterrupted, UnsupportedOpError
 from edgekit.recipe import DataSpec, DistillSpec, ModelSpec, TrainSpec, recipe_from_dict
 from edgekit.train.objectives import DistillObjective
 from edgekit.train.outliers import outlier_metrics
@@ -77,9 +77,9 @@ def test_bad_clipped_softmax_options_are_named(options):
         get_transform("clipped_softmax").fn(b.module, options)
 
 
-def test_models_without_hf_attention_are_refused_clearly():
+def test_models_without_attention_are_refused_clearly():
     b = load_model(ModelSpec("mobileone", {}), None)
-    with pytest.raises(Exception, match="no Hugging Face self-attention"):
+    with pytest.raises(UnsupportedOpError, match="no attention module found in Classifier"):
         get_transform("gated_attention").fn(b.module, {})
 
 

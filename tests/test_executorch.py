@@ -70,3 +70,13 @@ def test_unknown_delegate_is_a_recipe_error():
 
     with pytest.raises(RecipeError, match="delegate 'qnn'"):
         get_target("executorch").check_spec(TargetSpec("executorch", (Precision.FP32,), {"delegate": "qnn"}))
+
+
+def test_bench_on_the_local_device_measures_a_pte(ctx, tmp_path, run_cli):  # noqa: F811
+    import json
+
+    _, art = _compile(ctx, "executorch", Precision.INT8, tmp_path)
+    code, _, err = run_cli("bench", art.path, "--device", "local", "--time", "0.3", "--out", tmp_path / "dev")
+    assert code == 0, err
+    (entry,) = json.loads((tmp_path / "dev" / "report.json").read_text())["entries"]
+    assert entry["result"]["runtime"] == "executorch" and entry["result"]["p50_ms"] > 0

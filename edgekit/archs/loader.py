@@ -21,7 +21,7 @@ def _ensure_families() -> None:
     # Importing a family module registers it; kept lazy so `import edgekit` stays light.
     global _FAMILIES_LOADED
     if not _FAMILIES_LOADED:
-        from . import hf_decoder, hf_text, hf_vision, packaged, reparam_families  # noqa: F401
+        from . import crossvit, fmvit, hf_decoder, hf_text, hf_vision, packaged, reparam_families, tnt  # noqa: F401
 
         _FAMILIES_LOADED = True
 

@@ -79,12 +79,27 @@ def _reduce(fn: Callable[..., np.ndarray]) -> Callable[[Any, dict[str, Any]], np
     return run
 
 
+def _batch_norm(op: Any, vals: dict[str, Any]) -> np.ndarray:
+    """MIL ``batch_norm`` (inference: running statistics) over the channel axis 1."""
+    x = np.asarray(_arg(op, "x", vals), np.float32)
+    shape = [1, -1] + [1] * (x.ndim - 2)
+
+    def param(name: str, default: float) -> np.ndarray:
+        v = _arg(op, name, vals)
+        return np.asarray(default if v is None else v, np.float32).reshape(shape if v is not None else [1])
+
+    eps = float(_arg(op, "epsilon", vals) or 1e-5)
+    y = (x - param("mean", 0.0)) / np.sqrt(param("variance", 1.0) + eps)
+    return y * param("gamma", 1.0) + param("beta", 0.0)
+
+
 SHIMS: dict[str, Callable[[Any, dict[str, Any]], np.ndarray]] = {
     "reduce_mean": _reduce(np.mean),
     "reduce_sum": _reduce(np.sum),
     "reduce_max": _reduce(np.max),
     "reduce_min": _reduce(np.min),
     "conv": _conv,
+    "batch_norm": _batch_norm,
     "constexpr_affine_dequantize": lambda op, v: _affine(
         _arg(op, "quantized_data", v), _arg(op, "zero_point", v), _arg(op, "scale", v), _arg(op, "axis", v)
     ),

@@ -7,7 +7,7 @@ the self-attention module, or its parent when HF groups it with the output proje
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from torch import nn
 
@@ -21,6 +21,7 @@ class Site:
     name: str  # the layer's module name
     attention: nn.Module
     layer: nn.Module
+    attention_name: str = ""
 
 
 def transformer_sites(model: nn.Module) -> list[Site]:
@@ -33,19 +34,22 @@ def transformer_sites(model: nn.Module) -> list[Site]:
     for name, m in modules.items():
         if attention_shape(m) is None:
             continue
-        attention, layer, layer_name, cur = m, None, "", name
+        attention, att_name, layer, layer_name, cur = m, name, None, "", name
         while cur in parents:
             pname, parent = parents[cur]
             cls = type(parent).__name__
             if layer is None and cls.endswith("Attention"):
-                attention = parent
+                attention, att_name = parent, pname
             if cls.endswith(_LAYER_SUFFIXES):
                 layer, layer_name = parent, pname
                 break
             cur = pname
         if layer is not None:
-            sites.append(Site(layer_name, attention, layer))
-    return sites
+            sites.append(Site(layer_name, attention, layer, att_name))
+    names = [s.name for s in sites]
+    # a layer holding several attention modules (CrossViT's fusion: one cross-attention per branch) is
+    # named by each attention module instead, so every row of a per-layer table is distinct
+    return [replace(s, name=s.attention_name) if names.count(s.name) > 1 else s for s in sites]
 
 
 def first_tensor(output: object) -> object:

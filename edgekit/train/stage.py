@@ -18,6 +18,7 @@ from ..data import DataSet, load_data
 from ..errors import RecipeError
 from ..recipe import Recipe
 from .checkpoint import remove_checkpoint
+from .entropy import attention_entropy
 from .objectives import DistillObjective, LabelObjective
 from .outliers import outlier_metrics
 from .trainer import train
@@ -56,6 +57,7 @@ def run_training(
     data = load_data(spec.data, bundle, "training")
     # before the distillation hooks exist: they would keep every teacher layer's output of this pass
     before = outlier_metrics(teacher if teacher is not None else bundle.module, names, probe)
+    entropy_before = attention_entropy(bundle.module, names, probe)
     if spec.distill is not None:
         if teacher is None:
             raise RecipeError("train.distill needs the original model as teacher")
@@ -67,6 +69,9 @@ def run_training(
     res = train(bundle.module, names, data, spec, objective, ckpt, resume, progress)
     log(f"train: {res.steps} steps in {res.seconds:.0f} s, loss {res.final_loss:.3f}")
     after = outlier_metrics(bundle.module, names, probe)
+    entropy_after = attention_entropy(bundle.module, names, probe)
+    if entropy_after.get("applicable"):
+        log(f"attention entropy (mean over layers): {entropy_before['mean']:.3f} -> {entropy_after['mean']:.3f}")
     if after.get("applicable"):
         log(
             f"outliers: attention max inf-norm {before['attention_max_inf_norm']:.1f} -> "
@@ -82,4 +87,5 @@ def run_training(
         "samples": len(data),
         **res.__dict__,
         "outliers": {"before": before, "after": after, "before_is": "teacher" if teacher is not None else "init"},
+        "entropy": {"before": entropy_before, "after": entropy_after},
     }

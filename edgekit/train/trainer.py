@@ -22,6 +22,7 @@ from ..errors import CalibrationError, TrainingInterrupted
 from ..recipe import TrainSpec
 from ..signals import signal_number
 from .checkpoint import load_checkpoint, save_checkpoint
+from .entropy import EntropyRecorder
 from .objectives import LabelObjective, auxiliary_loss
 
 
@@ -35,6 +36,8 @@ class TrainResult:
     objective: str = "labels"
     resumed_at: int | None = None
     loss_curve: list[tuple[int, float]] = field(default_factory=list)
+    # (step, per-layer attention entropy of that step's training batch), at the loss curve's steps
+    entropy_curve: list[tuple[int, list[float]]] = field(default_factory=list)
 
 
 def total_steps(spec: TrainSpec, n: int) -> int:
@@ -74,6 +77,8 @@ def train(
     sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule(warmup, total))
     order = np.empty(0, dtype=np.int64)
     start_step, loss_ema, correct, seen, curve = 0, 0.0, 0, 0, []
+    entropy_curve: list[tuple[int, list[float]]] = []
+    recorder = EntropyRecorder(model)
     resumed_at = None
     if resume and checkpoint_dir is not None:
         state = load_checkpoint(checkpoint_dir)
@@ -82,6 +87,7 @@ def train(
         sched.load_state_dict(state["scheduler"])
         rng.bit_generator.state = state["rng"]
         order, start_step, loss_ema, curve = state["order"], state["step"], state["loss_ema"], state["curve"]
+        entropy_curve = state.get("entropy_curve", [])
         resumed_at = start_step
 
     def checkpoint(step: int) -> Path | None:
@@ -98,6 +104,7 @@ def train(
                 "step": step,
                 "loss_ema": loss_ema,
                 "curve": curve,
+                "entropy_curve": entropy_curve,
             },
         )
 
@@ -121,7 +128,14 @@ def train(
             idx = order[: spec.batch_size]  # consumed only when the step completes (an interrupt redoes it)
             xs = [torch.from_numpy(data.inputs[k][idx]).to(device) for k in input_names]
             y = None if data.labels is None else torch.from_numpy(data.labels[idx]).to(device)
-            loss, out = objective(model, xs, y)
+            tracked = step % max(1, total // 50) == 0 or step == total - 1
+            if tracked and recorder.sites:  # the entropy of this batch's attention, as the paper watches it
+                recorder.reset()
+                with recorder.recording():
+                    loss, out = objective(model, xs, y)
+                entropy_curve.append((step, [round(h, 5) for h in recorder.layer_means()]))
+            else:
+                loss, out = objective(model, xs, y)
             aux = auxiliary_loss(model)
             if aux is not None:
                 loss = loss + aux
@@ -133,7 +147,7 @@ def train(
             order = order[spec.batch_size :]
             value = float(loss.detach())
             loss_ema = value if step == 0 else 0.98 * loss_ema + 0.02 * value
-            if step % max(1, total // 50) == 0 or step == total - 1:
+            if tracked:
                 curve.append((step, round(value, 5)))
             if y is not None and out.ndim == 2 and step >= total - steps_per_epoch // 4:
                 correct += int((out.argmax(-1) == y).sum())
@@ -159,4 +173,5 @@ def train(
         objective.name,
         resumed_at,
         curve,
+        entropy_curve,
     )

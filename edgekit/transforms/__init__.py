@@ -26,23 +26,34 @@ class TransformDef:
     phase: str  # "train" (before the training stage) | "deploy" (after it)
     exact: bool
     description: str
+    options: frozenset[str] | None = None  # when declared, unknown options fail at recipe load, before training
 
 
 TRANSFORMS: Registry[TransformDef] = Registry("transform")
 
 
-def register(name: str, phase: str, exact: bool, description: str) -> Callable[[TransformFn], TransformFn]:
+def register(
+    name: str, phase: str, exact: bool, description: str, options: frozenset[str] | None = None
+) -> Callable[[TransformFn], TransformFn]:
     def deco(fn: TransformFn) -> TransformFn:
-        TRANSFORMS.add(name, TransformDef(fn, phase, exact, description))
+        TRANSFORMS.add(name, TransformDef(fn, phase, exact, description, options))
         return fn
 
     return deco
 
 
 def get_transform(name: str) -> TransformDef:
-    from . import attention, binary_attention, binary_weights, reparam, unified_norm  # noqa: F401  (register)
+    from . import attention, binary_attention, binary_weights, reparam, sigma_reparam, unified_norm  # noqa: F401
 
     return TRANSFORMS.get(name)
+
+
+def check_transform(name: str, options: dict[str, Any]) -> TransformDef:
+    """The transform ``name``, its options checked when it declares them (at recipe load, before training)."""
+    t = get_transform(name)
+    if t.options is not None:
+        check_options(options, set(t.options), name)
+    return t
 
 
 def check_options(options: dict[str, Any], allowed: set[str], transform: str) -> None:

@@ -12,7 +12,9 @@ without extreme values:
 
 Hugging Face models dispatch attention through ``AttentionInterface``; the transforms register edgekit's
 implementation there, set it on the model config, and attach an :class:`AttentionVariant` to every attention
-module. Every op is a plain softmax / clip / sigmoid / multiply, so the variants export to every target. Both are
+module. edgekit's own families (TNT, CrossViT, FMViT: ``archs.vit_blocks.Attention``) call the attached variant
+themselves (found by ``is_native_attention``), so the same variants apply to them with no dispatch table. Every
+op is a plain softmax / clip / sigmoid / multiply, so the variants export to every target. Both are
 ``train``-phase transforms: the effect is learned, so a recipe retrains after swapping them in.
 """
 
@@ -176,9 +178,17 @@ def _register_implementation() -> None:
     AttentionMaskInterface.register(IMPLEMENTATION, eager_mask)
 
 
+def is_native_attention(m: nn.Module) -> bool:
+    """An attention module written in edgekit (``edgekit.archs.vit_blocks.Attention``): it calls its variant
+    itself, so no dispatch table or hook is needed. Duck-typed so transforms do not import the architectures."""
+    return bool(getattr(type(m), "edgekit_native_attention", False))
+
+
 def attention_shape(m: nn.Module) -> tuple[int, int] | None:
-    """(heads, head_dim) when ``m`` is an HF self-attention module (a config, a head count, a head size and a
-    softmax scaling), else None."""
+    """(heads, head_dim) when ``m`` is an edgekit attention module, or an HF self-attention module (a config, a
+    head count, a head size and a softmax scaling), else None."""
+    if is_native_attention(m):
+        return int(m.num_heads), int(m.head_dim)
     head_dim = getattr(m, "head_dim", None) or getattr(m, "attention_head_size", None)
     heads = getattr(m, "num_attention_heads", None) or getattr(m, "num_heads", None)
     if hasattr(m, "config") and head_dim and heads and hasattr(m, "scaling"):
@@ -186,36 +196,58 @@ def attention_shape(m: nn.Module) -> tuple[int, int] | None:
     return None
 
 
-def attention_modules(model: nn.Module) -> Iterator[tuple[str, nn.Module, int, int]]:
+def hf_attention_modules(model: nn.Module) -> Iterator[tuple[str, nn.Module, int, int]]:
     """HF self-attention modules that dispatch through ``AttentionInterface``: (name, module, heads, head_dim)."""
-    from transformers import PreTrainedModel
-
     for name, m in model.named_modules():
         config = getattr(m, "config", None)
-        if config is None or not hasattr(config, "_attn_implementation") or isinstance(m, PreTrainedModel):
+        if config is None or not hasattr(config, "_attn_implementation") or is_native_attention(m):
+            continue
+        from transformers import PreTrainedModel
+
+        if isinstance(m, PreTrainedModel):
             continue
         shape = attention_shape(m)
         if shape:
             yield name, m, *shape
 
 
-def swap_attention(model: nn.Module, make: Any, transform: str) -> nn.Module:
-    """Attach ``make(heads, head_dim)`` to every attention module and switch the configs to edgekit's kernel."""
-    found = list(attention_modules(model))
+def native_attention_modules(model: nn.Module) -> Iterator[tuple[str, nn.Module, int, int]]:
+    """edgekit's own attention modules (TNT, CrossViT, FMViT): (name, module, heads, head_dim)."""
+    for name, m in model.named_modules():
+        if is_native_attention(m):
+            yield name, m, int(m.num_heads), int(m.head_dim)
+
+
+def attention_modules(model: nn.Module) -> Iterator[tuple[str, nn.Module, int, int]]:
+    """Every attention module an attention variant can be attached to: HF ones and edgekit's own."""
+    yield from hf_attention_modules(model)
+    yield from native_attention_modules(model)
+
+
+def swap_attention(
+    model: nn.Module, make: Any, transform: str, found: list[tuple[str, nn.Module, int, int]] | None = None
+) -> nn.Module:
+    """Attach ``make(heads, head_dim)`` to every attention module (or to ``found``); HF modules also switch their
+    config to edgekit's kernel and get the input-capturing hook the gate reads. edgekit's own modules pass their
+    input to the variant themselves."""
+    found = list(attention_modules(model)) if found is None else found
     if not found:
         raise UnsupportedOpError(
-            f"{transform}: no Hugging Face self-attention module found in {type(model).__name__} "
-            "(supported: BERT, ViT, DeiT, Swin, OPT and other models whose attention uses AttentionInterface)"
+            f"{transform}: no attention module found in {type(model).__name__} (supported: edgekit's TNT, "
+            "CrossViT, FMViT; BERT, ViT, DeiT, Swin, OPT and other HF models whose attention uses AttentionInterface)"
         )
-    _register_implementation()
     current = getattr(found[0][1], "edgekit_attention", None)
     if current is not None:
         raise RecipeError(
             f"{transform}: the attention already uses {current.kind}; the attention variants replace each other, "
             "so list only one of clipped_softmax, gated_attention and binary attention in a recipe"
         )
+    if any(not is_native_attention(m) for _, m, _, _ in found):
+        _register_implementation()
     for _, module, heads, head_dim in found:
         module.edgekit_attention = make(heads, head_dim)
+        if is_native_attention(module):
+            continue
         module.config._attn_implementation = IMPLEMENTATION
         if not getattr(module, "_edgekit_hooked", False):
             module.register_forward_pre_hook(_capture_input, with_kwargs=True)

@@ -16,6 +16,8 @@ Where it applies:
 * HF models whose attention dispatches through ``AttentionInterface`` (ViT, DeiT, BERT-style encoders): an
   :class:`EcoFormerAttention` variant is attached (``attention.swap_attention``) and the key projection is
   replaced by :class:`SharedKey`, so the query projection serves both;
+* edgekit's own attention modules (TNT, CrossViT, FMViT) where keys are the queries' tokens; cross-attention
+  and spatially reduced keys are listed in the record as not applied (all of them: an UnsupportedOpError);
 * HF PVTv2, whose attention is inline: each ``PvtV2SelfAttention`` is replaced by
   :class:`PvtV2EcoFormerAttention` (shared projection over all tokens; the spatial reduction that made softmax
   affordable is dropped, as in EcoFormer's PVTv2).
@@ -33,7 +35,7 @@ from torch import nn
 
 from ..errors import RecipeError, UnsupportedOpError
 from . import check_options, register
-from .attention import AttentionVariant, attention_modules, swap_attention
+from .attention import AttentionVariant, hf_attention_modules, native_attention_modules, swap_attention
 from .binary_hash import KernelHash, l2_normalize
 
 
@@ -193,7 +195,7 @@ def _swap_pvt(model: nn.Module, make: Callable[[int, int], EcoFormerAttention]) 
 
 
 def _swap_interface(model: nn.Module, make: Callable[[int, int], EcoFormerAttention], shared: bool) -> int:
-    found = list(attention_modules(model))
+    found = list(hf_attention_modules(model))
     for name, module, _, _ in found:
         if getattr(module, "is_causal", False):
             raise UnsupportedOpError(
@@ -201,17 +203,55 @@ def _swap_interface(model: nn.Module, make: Callable[[int, int], EcoFormerAttent
             )
     if not found:
         return 0
-    swap_attention(model, make, "ecoformer")
+    swap_attention(model, make, "ecoformer", found)
     if shared:
         for _, module, _, head_dim in found:
             _share_projection(module, head_dim)
     return len(found)
 
 
+def native_ecoformer_reason(module: nn.Module) -> str | None:
+    """Why EcoFormer's math does not apply to an edgekit attention module, or None when it does.
+
+    The shared Q/K projection and the hash fit (each query's most and least similar keys among the same tokens)
+    assume self-attention over one token set: a query-only cross-attention (CrossViT's CLS token over the other
+    branch) and attention over spatially reduced keys (FMViT with ``sr_ratio > 1``) are not that."""
+    keys = getattr(module, "keys", "self")
+    if keys == "cross":
+        return "cross-attention (queries and keys are different token sets; a single CLS query in CrossViT)"
+    if keys == "reduced":
+        return "keys are spatially reduced tokens, not the queries' tokens (FMViT: set model.config sr_ratio: 1)"
+    return None
+
+
+def _swap_native(model: nn.Module, make: Callable[[int, int], EcoFormerAttention], shared: bool) -> int:
+    """edgekit's own attention modules where the math applies; the others are listed (with why) in the
+    transform's record, and the transform fails when none applies."""
+    found = list(native_attention_modules(model))
+    usable = [f for f in found if native_ecoformer_reason(f[1]) is None]
+    skipped = {name: native_ecoformer_reason(m) for name, m, _, _ in found if native_ecoformer_reason(m)}
+    if found and not usable:
+        first = next(iter(skipped.items()))
+        raise UnsupportedOpError(
+            f"ecoformer: none of the {len(found)} attention modules of {type(model).__name__} is self-attention "
+            f"over one token set ('{first[0]}': {first[1]}); use clipped_softmax or gated_attention instead"
+        )
+    if not usable:
+        return 0
+    swap_attention(model, make, "ecoformer", usable)
+    if shared:
+        for _, module, _, head_dim in usable:
+            _share_projection(module, head_dim)
+    if skipped:
+        model.__dict__["_edgekit_ecoformer_skipped"] = skipped
+    return len(usable)
+
+
 # How each attention family is swapped; every one is tried (a model holds one family or none).
 SWAPPERS: dict[str, Callable[[nn.Module, Callable[[int, int], EcoFormerAttention], bool], int]] = {
     "hf_attention_interface": _swap_interface,
     "hf_pvt_v2": lambda model, make, shared: _swap_pvt(model, make),
+    "edgekit": _swap_native,
 }
 
 
@@ -240,10 +280,15 @@ def ecoformer(model: nn.Module, options: dict[str, Any]) -> nn.Module:
     if not total:
         raise UnsupportedOpError(
             f"ecoformer: no attention module found in {type(model).__name__} (supported: HF models whose attention "
-            "uses AttentionInterface, e.g. ViT, DeiT, BERT; and HF PVTv2)"
+            "uses AttentionInterface, e.g. ViT, DeiT, BERT; HF PVTv2; edgekit's TNT, CrossViT and FMViT)"
         )
     _initialize_from_examples(model)
-    model.edgekit_transform_info = {"attention_modules": total, **ecoformer_modules(model)[0].describe()}
+    skipped = model.__dict__.pop("_edgekit_ecoformer_skipped", None)
+    model.edgekit_transform_info = {
+        "attention_modules": total,
+        **ecoformer_modules(model)[0].describe(),
+        **({"not_applied": skipped} if skipped else {}),
+    }
     return model
 
 

@@ -38,3 +38,23 @@ def conv_from(weight: torch.Tensor, bias: torch.Tensor, stride: int, groups: int
     conv.weight.data.copy_(weight.detach())
     conv.bias.data.copy_(bias.detach())
     return conv
+
+
+def regroup(kernel: torch.Tensor, groups: int, target_groups: int) -> torch.Tensor:
+    """A grouped conv kernel (``groups``) as the equivalent kernel of a conv with ``target_groups`` groups
+    (``target_groups`` divides ``groups``): block-diagonal, zeros where a source group does not read.
+
+    ``kernel`` is (Cout, Cin / groups, k, k); the result is (Cout, Cin / target_groups, k, k)."""
+    if groups == target_groups:
+        return kernel
+    if groups % target_groups:
+        raise ValueError(f"cannot regroup a {groups}-group kernel into {target_groups} groups (must divide)")
+    cout, cin_g, k, _ = kernel.shape
+    cin, cout_g = cin_g * groups, cout // groups
+    cin_t = cin // target_groups
+    per_target = groups // target_groups
+    out = kernel.new_zeros(cout, cin_t, k, k)
+    for s in range(groups):
+        offset = (s % per_target) * cin_g  # where source group s starts inside its target group's inputs
+        out[s * cout_g : (s + 1) * cout_g, offset : offset + cin_g] = kernel[s * cout_g : (s + 1) * cout_g]
+    return out
