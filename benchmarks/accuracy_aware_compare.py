@@ -13,11 +13,18 @@ edgekit's runner (its own process, f32 hint, batch 1, 2 threads).
 * NNCF 3.4: ``nncf.quantize`` (plain, model_type=TRANSFORMER) and ``nncf.quantize_with_accuracy_control`` with the
   same ``max_drop`` (absolute) and a validation function returning the mean cosine (and the per-sample values NNCF
   uses to rank); the layers it reverted = quantized MatMul/Conv inputs in the plain model that are float in its
-  result.
+  result;
+* Intel Neural Compressor 3.10 (``quantizer: neural-compressor``): ``autotune`` over edgekit's ordered set of INC
+  static configs (see edgekit.quant.inc), with the same 128 calibration sentences, ``eval_fn`` = mean cosine on
+  the same 300 ranking sentences and the same absolute ``max_drop`` (INC's tolerable loss is relative to the FP32
+  value, 1.0 here, so it is the same number); its program is lowered by edgekit to the Q/DQ ONNX read by
+  OpenVINO, measured like the others. INC's PT2E path has no per-layer fallback search of its own here: its
+  tuning space for static INT8 is one config, so the trials are the configs edgekit lists.
 
 Results: benchmarks/results/accuracy_aware_minilm.json.
 
     python benchmarks/accuracy_aware_compare.py [--max-drop 0.002] [--runs runs/bench-aa] [--methods drop-one]
+    python benchmarks/accuracy_aware_compare.py --inc-only   # add/refresh only the Neural Compressor rows
 """
 
 from __future__ import annotations
@@ -39,9 +46,9 @@ from edgekit import run_recipe
 from edgekit.archs import load_model
 from edgekit.artifacts import package_versions
 from edgekit.data import load_data
-from edgekit.evaluate import predict_torch
-from edgekit.recipe import BenchSpec, DataSpec, ModelSpec, Precision, recipe_from_dict
-from edgekit.targets.base import Artifact
+from edgekit.evaluate import predict_artifact, predict_torch
+from edgekit.recipe import BenchSpec, DataSpec, IncSpec, ModelSpec, Precision, Quantizer, QuantSpec, recipe_from_dict
+from edgekit.targets.base import Artifact, CompileContext, get_target
 from edgekit.validate.latency import bench_local
 from edgekit.validate.metrics import cosine
 
@@ -216,6 +223,52 @@ def run_nncf(max_drop: float, workdir: Path, smooth_quant: bool) -> dict:
     return out
 
 
+def run_inc(max_drop: float, workdir: Path, max_trials: int) -> dict:
+    """INC autotune (same calibration, ranking/budget and test data as the others), lowered to OpenVINO."""
+    from edgekit.quant.inc import inc_quantize
+
+    bundle = load_model(ModelSpec("minilm"))
+    names = [s.name for s in bundle.inputs]
+    calib = load_data(DataSpec(**CALIB), bundle, "calibration")
+    rank = load_data(DataSpec(**RANK), bundle, "ranking")
+    test = load_data(DataSpec(**TEST), bundle, "validation")
+    ref_rank = predict_torch(bundle.module, names, rank, 100, progress=False)
+    ref_test = predict_torch(bundle.module, names, test, 100, progress=False)
+
+    def ranking_cosine(model) -> float:
+        return cosine(predict_torch(model, names, rank, 100, progress=False), ref_rank)
+
+    q = QuantSpec(
+        calibration=DataSpec(**CALIB),
+        quantizer=Quantizer.NEURAL_COMPRESSOR,
+        inc=IncSpec(autotune=True, max_trials=max_trials),
+    )
+    start = time.perf_counter()
+    res = inc_quantize(bundle.module, bundle, names, calib, q, ranking_cosine, max_drop)
+    seconds = time.perf_counter() - start
+    ctx = CompileContext(bundle, bundle.module, res.program, res.encodings, q, calib, workdir / "work")
+    ctx.workdir.mkdir()
+    d = workdir / "inc"
+    d.mkdir()
+    target = get_target("openvino")
+    art = target.export(ctx, Precision.INT8, {}, d)
+    c = cosine(predict_artifact(target, art, test, 100, 2), ref_test)
+    lat = bench_local(d, BENCH, 64)
+    row = {
+        "test_cosine": c,
+        "test_drop": 1.0 - c,
+        "within_budget_on_test": 1.0 - c <= max_drop,
+        "chosen_config": res.info["config"],
+        "autotune": res.info["autotune"],
+        "encodings": len(res.encodings),
+        "seconds": seconds,
+        "size_mb": art.size_mb,
+        "p50_ms": lat["p50_ms"],
+    }
+    print("neural-compressor autotune", json.dumps(row, default=str)[:400], flush=True)
+    return {"neural-compressor autotune": row}
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--max-drop", type=float, default=0.002)
@@ -234,6 +287,8 @@ def main() -> int:
         choices=["drop-one", "one-at-a-time"],
         help="edgekit ranking methods to run (each is one full edgekit run)",
     )
+    p.add_argument("--inc-only", action="store_true", help="run only INC autotune; keep the stored other results")
+    p.add_argument("--inc-trials", type=int, default=4, help="INC autotune max_trials")
     a = p.parse_args()
     result = {
         "model": "all-MiniLM-L6-v2 (real weights)",
@@ -247,6 +302,14 @@ def main() -> int:
     }
     dest = ROOT / "benchmarks" / "results" / "accuracy_aware_minilm.json"
     stored = json.loads(dest.read_text()) if dest.exists() else {}
+    if a.inc_only:
+        with tempfile.TemporaryDirectory() as tmp:
+            stored["neural_compressor"] = run_inc(a.max_drop, Path(tmp), a.inc_trials)
+        stored.setdefault("commands", [stored.get("command")]).append(result["command"])
+        stored["neural_compressor_versions"] = result["versions"]
+        dest.write_text(json.dumps(stored, indent=1, default=str))
+        print(f"written {dest}")
+        return 0
     if a.skip_edgekit:
         if "edgekit" not in stored:
             raise SystemExit(f"--skip-edgekit needs the edgekit results already in {dest}")
@@ -257,6 +320,8 @@ def main() -> int:
     for smooth_quant in (True, False) if a.nncf == "both" else (a.nncf == "smoothquant-on",):
         with tempfile.TemporaryDirectory() as tmp:
             result["nncf"].update(run_nncf(a.max_drop, Path(tmp), smooth_quant))
+    with tempfile.TemporaryDirectory() as tmp:
+        result["neural_compressor"] = run_inc(a.max_drop, Path(tmp), a.inc_trials)
     dest.write_text(json.dumps(result, indent=1, default=str))
     print(f"written {dest}")
     return 0

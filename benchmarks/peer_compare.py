@@ -1,26 +1,36 @@
 #!/usr/bin/env python3
-"""Peer comparison: edgekit's encodings vs each runtime's native quantizer at its defaults, in one run.
+"""Peer comparison: edgekit's encodings vs each runtime's native quantizer and Intel Neural Compressor, in one run.
 
 For one model, writes benchmarks/results/peer_<model>.json with, per variant, the size, accuracy against
-FP32 (cosine, top-1 agreement, SQNR, task metric where labels exist) and latency (p50/p90/p99, each artifact
-in its own process). Variants:
+FP32 (cosine, top-1 agreement, SQNR, task metric where labels exist) and latency. Variants:
 
     onnx fp32 | onnx int8 edgekit | onnx int8 ORT quantize_static (defaults: QDQ, per-tensor, MinMax)
+      | onnx int8 neural-compressor (INC 3.x PT2E static program, lowered by edgekit: dynamo Q/DQ ONNX)
     openvino fp32 | openvino int8 edgekit | openvino int8 NNCF quantize (defaults, model_type per family)
+      | openvino int8 neural-compressor (the same INC Q/DQ ONNX read by OpenVINO)
+
+Every variant gets the same calibration samples, validation samples and runtime settings. Latency: each
+artifact in its own process, the variants alternated over ``--rounds`` rounds (rotating the order each round,
+since one round swings by up to 50% on a loaded machine); the JSON keeps every round, each variant's median p50,
+and per target the spread (min, median, max over rounds) of the p50 ratios between the INT8 variants.
 
 Models: ``deit-s`` (HF ViT at DeiT-Small size: 224x224, dim 384, 12 layers, random init; fed Fashion-MNIST
-test images resized to 224x224x3) and ``minilm`` (all-MiniLM-L6-v2, real weights, real text).
+test images resized to 224x224x3), ``minilm`` (all-MiniLM-L6-v2, real weights, real text) and
+``efficientnet-lite1`` (real ImageNet weights; real photos: calibration photos/train, validation photos/test).
 
     python benchmarks/peer_compare.py --model deit-s
     python benchmarks/peer_compare.py --model minilm
+    python benchmarks/peer_compare.py --model efficientnet-lite1
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import platform
+import statistics
 import sys
 import tempfile
 import time
@@ -34,6 +44,7 @@ from edgekit.artifacts import package_versions
 from edgekit.data import load_data
 from edgekit.evaluate import predict_artifact, predict_torch
 from edgekit.quant import calibrate
+from edgekit.quant.inc import inc_quantize
 from edgekit.recipe import BenchSpec, DataSpec, ModelSpec, Precision, Quantizer, QuantSpec
 from edgekit.targets.base import CompileContext, get_target
 from edgekit.validate.latency import bench_local
@@ -64,7 +75,32 @@ def setup(name: str, calib_n: int, val_n: int):
         calib = load_data(DataSpec("text", "uncertainty-conll2010/train", samples=calib_n), bundle, "calibration")
         val = load_data(DataSpec("text", "uncertainty-conll2010/test", samples=val_n), bundle, "validation")
         return bundle, calib, val, 64, "all-MiniLM-L6-v2 (real weights); uncertainty-conll2010 sentences, 64 tokens"
-    raise SystemExit(f"unknown model '{name}' (deit-s, minilm)")
+    if name == "efficientnet-lite1":
+        bundle = load_model(ModelSpec("efficientnet_lite1"))
+        calib = load_data(DataSpec("photos", "train", samples=calib_n), bundle, "calibration")
+        val = load_data(DataSpec("photos", "test", samples=val_n), bundle, "validation")
+        return bundle, calib, val, 64, "EfficientNet-Lite1 (ImageNet weights); real photos (train: calib, test: val)"
+    raise SystemExit(f"unknown model '{name}' (deit-s, minilm, efficientnet-lite1)")
+
+
+MODELS = ["deit-s", "minilm", "efficientnet-lite1"]
+INC = Quantizer.NEURAL_COMPRESSOR
+
+
+def ratio_spread(rounds: list[dict[str, float]], results: list[dict]) -> dict[str, dict]:
+    """Per target, the p50 ratio of each pair of INT8 variants in every round: min, median, max."""
+    out = {}
+    for target in sorted({r["target"] for r in results}):
+        int8 = [r["variant"] for r in results if r["target"] == target and r["precision"] == "int8"]
+        for a, b in itertools.combinations(int8, 2):
+            ratios = [rd[a] / rd[b] for rd in rounds]
+            out[f"{a} / {b}"] = {
+                "min": min(ratios),
+                "median": statistics.median(ratios),
+                "max": max(ratios),
+                "per_round": ratios,
+            }
+    return out
 
 
 def probe_accuracy(train_emb, train_y, test_emb, test_y) -> float:
@@ -77,11 +113,12 @@ def probe_accuracy(train_emb, train_y, test_emb, test_y) -> float:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--model", required=True, choices=["deit-s", "minilm"])
+    p.add_argument("--model", required=True, choices=MODELS)
     p.add_argument("--calib-samples", type=int, default=128)
     p.add_argument("--val-samples", type=int, default=500)
     p.add_argument("--iterations", type=int, default=50)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--out", default=None)
     a = p.parse_args()
     out = Path(a.out or Path(__file__).parent / "results" / f"peer_{a.model}.json")
@@ -94,6 +131,11 @@ def main() -> int:
     t0 = time.perf_counter()
     cal = calibrate(bundle.module, names, calib, qspec)
     calib_s = time.perf_counter() - t0
+    inc_spec = QuantSpec(calibration=DataSpec("given"), quantizer=INC)
+    t0 = time.perf_counter()
+    inc = inc_quantize(bundle.module, bundle, names, calib, inc_spec, None, 0.0, log=print)
+    inc_s = time.perf_counter() - t0
+    print(f"neural-compressor: {inc.info['config']}, {len(inc.encodings)} tensors, {inc_s:.1f} s", flush=True)
     metric = "top1" if bundle.task == "classification" else "cosine"
     probe = None
     if bundle.task == "embedding":  # a downstream probe on FP32 embeddings of the calibration (train) split
@@ -103,27 +145,34 @@ def main() -> int:
         ("onnx", Precision.FP32, None),
         ("onnx", Precision.INT8, Quantizer.EDGEKIT),
         ("onnx", Precision.INT8, Quantizer.NATIVE),
+        ("onnx", Precision.INT8, INC),
         ("openvino", Precision.FP32, None),
         ("openvino", Precision.INT8, Quantizer.EDGEKIT),
         ("openvino", Precision.INT8, Quantizer.NATIVE),
+        ("openvino", Precision.INT8, INC),
     ]
     bench = BenchSpec(warmup=10, iterations=a.iterations, threads=a.threads)
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         ctx = CompileContext(bundle, bundle.module, cal.sim, cal.encodings, qspec, calib, Path(tmp) / "work")
         ctx.workdir.mkdir()
+        # INC's program is its own simulated model; its own context keeps its Q/DQ ONNX apart from edgekit's
+        inc_ctx = CompileContext(bundle, bundle.module, inc.program, inc.encodings, inc_spec, calib, Path(tmp) / "inc")
+        inc_ctx.workdir.mkdir()
+        dirs = {}
         for target_name, precision, quantizer in variants:
             target = get_target(target_name)
             # ORT's quantize_static default is per-tensor weights; NNCF chooses its own scheme.
             ctx.quant = replace(
                 qspec, quantizer=quantizer or Quantizer.EDGEKIT, per_channel=quantizer is not Quantizer.NATIVE
             )
+            use = inc_ctx if quantizer is INC else ctx
             label = f"{target_name} {precision.value}" + (f" {quantizer.value}" if quantizer else "")
             print(f"compile {label}", flush=True)
             adir = Path(tmp) / label.replace(" ", "_")
             adir.mkdir()
             t0 = time.perf_counter()
-            art = target.export(ctx, precision, {}, adir)
+            art = target.export(use, precision, {}, adir)
             compile_s = time.perf_counter() - t0
             outputs = predict_artifact(target, art, val, 50, a.threads)
             acc = compare(outputs, fp32, val.labels, metric)
@@ -131,7 +180,7 @@ def main() -> int:
                 "variant": label,
                 "target": target_name,
                 "precision": precision.value,
-                "quantizer": {Quantizer.EDGEKIT: "edgekit", Quantizer.NATIVE: "native"}.get(quantizer),
+                "quantizer": quantizer.value if quantizer else None,
                 "notes": art.notes,
                 "size_mb": art.size_mb,
                 "compile_s": compile_s,
@@ -141,25 +190,46 @@ def main() -> int:
                 row["top1"] = top1(outputs, val.labels)
             if probe is not None:
                 row["probe_accuracy"] = probe_accuracy(probe[0], probe[1], outputs, val.labels)
-            row["latency"] = bench_local(adir, bench, seq)
             results.append(row)
-            print(
-                f"  size {row['size_mb']:.1f} MB, cosine {row['cosine_vs_fp32']:.4f}, "
-                f"p50 {row['latency']['p50_ms']:.2f} ms",
-                flush=True,
-            )
-    base = {r["target"]: r["latency"]["p50_ms"] for r in results if r["precision"] == "fp32"}
+            dirs[label] = adir
+            print(f"  size {row['size_mb']:.1f} MB, cosine {row['cosine_vs_fp32']:.4f}", flush=True)
+        rounds: list[dict[str, float]] = []
+        order = [r["variant"] for r in results]
+        for i in range(a.rounds):
+            shift = order[i % len(order) :] + order[: i % len(order)]
+            lat = {v: bench_local(dirs[v], bench, seq) for v in shift}
+            rounds.append({v: lat[v]["p50_ms"] for v in order})
+            for r in results:
+                r.setdefault("latency_rounds", []).append(lat[r["variant"]])
+            print(f"round {i + 1}: " + ", ".join(f"{v} {rounds[-1][v]:.2f}" for v in order), flush=True)
     for r in results:
-        r["speedup_vs_fp32"] = base[r["target"]] / r["latency"]["p50_ms"]
+        r["p50_ms_median"] = statistics.median(rd[r["variant"]] for rd in rounds)
+    base = {r["target"]: r["p50_ms_median"] for r in results if r["precision"] == "fp32"}
+    for r in results:
+        r["speedup_vs_fp32"] = base[r["target"]] / r["p50_ms_median"]
     doc = {
         "benchmark": "peer_compare",
         "model": a.model,
         "description": what,
         "parameters": bundle.num_parameters,
         "metric": metric,
-        "calibration": {"data": calib.description, "samples": len(calib), "edgekit_seconds": calib_s},
+        "calibration": {
+            "data": calib.description,
+            "samples": len(calib),
+            "edgekit_seconds": calib_s,
+            "neural_compressor_seconds": inc_s,
+            "neural_compressor": inc.info,
+        },
         "validation": {"data": val.description, "samples": len(val)},
-        "latency_settings": {**bench.__dict__, "batch": 1, "sequence": seq if bundle.task == "embedding" else None},
+        "latency_settings": {
+            **bench.__dict__,
+            "batch": 1,
+            "sequence": seq if bundle.task == "embedding" else None,
+            "rounds": a.rounds,
+            "order": "every variant once per round, the order rotated by one each round",
+        },
+        "p50_ratio_spread": ratio_spread(rounds, results),
+        "load_average": os.getloadavg(),
         "machine": {"processor": platform.processor() or platform.machine(), "cpu_count": os.cpu_count()},
         "versions": package_versions(),
         "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
@@ -167,14 +237,16 @@ def main() -> int:
     }
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(doc, indent=1))
-    print(f"\n{'variant':28s} {'size MB':>8s} {'cos':>7s} {'agree%':>7s} {'p50 ms':>8s} {'speedup':>8s}")
+    print(f"\n{'variant':34s} {'size MB':>8s} {'cos':>7s} {'agree%':>7s} {'p50 ms':>8s} {'speedup':>8s}")
     for r in results:
         agree = r.get("agreement_vs_fp32")
         print(
-            f"{r['variant']:28s} {r['size_mb']:8.1f} {r['cosine_vs_fp32']:7.4f} "
-            f"{(f'{agree:.1f}' if agree is not None else '-'):>7s} {r['latency']['p50_ms']:8.2f} "
+            f"{r['variant']:34s} {r['size_mb']:8.1f} {r['cosine_vs_fp32']:7.4f} "
+            f"{(f'{agree:.1f}' if agree is not None else '-'):>7s} {r['p50_ms_median']:8.2f} "
             f"{r['speedup_vs_fp32']:7.2f}x"
         )
+    for pair, sp in doc["p50_ratio_spread"].items():
+        print(f"{pair}: median {sp['median']:.2f} (min {sp['min']:.2f}, max {sp['max']:.2f})")
     print(f"written {out}")
     return 0
 

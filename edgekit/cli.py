@@ -304,6 +304,8 @@ class ArgumentParser(argparse.ArgumentParser):
 
 
 def parser() -> argparse.ArgumentParser:
+    from .recipe import Quantizer
+
     p = ArgumentParser(prog="edgekit", description="Quantize, compile and validate models for edge targets.")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars, no third-party load reports")
     p.add_argument("--debug", action="store_true", help="print the traceback of an error")
@@ -321,7 +323,7 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--config", action="append", default=[], help="model config override key=value (repeat)")
     e.add_argument("--weights", help="state_dict of a trained run (RUN/model/weights.pt)")
     e.add_argument("--input", action="append", default=[], help="input spec name:batch,3,32,32[:dtype] (repeat)")
-    e.add_argument("--quantizer", choices=["edgekit", "native"], help="whose int8 encodings (default edgekit)")
+    e.add_argument("--quantizer", choices=[q.value for q in Quantizer], help="who quantizes int8 (default edgekit)")
     e.add_argument("--estimator", choices=["minmax", "percentile", "mse", "entropy"])
     e.add_argument("--out", help="output directory (default runs/NAME)")
     e.add_argument("--force", action="store_true", help="replace an existing output directory")

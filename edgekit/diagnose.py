@@ -60,6 +60,12 @@ def rebuild(root: Path) -> tuple[ModelBundle, torch.nn.Module, DataSet]:
         calib = load_data(q.calibration, bundle, "calibration")
         equalize_norm_scales(model, [s.name for s in bundle.inputs], calib, q.calibration.batch_size)
     encodings = EncodingSet.load(root / "encodings.json")
+    producer = encodings.meta.get("producer")
+    if producer:
+        raise ModelError(
+            f"'{root}': its encodings were read from {producer}'s program (keys are graph nodes); diagnose rebuilds "
+            "edgekit's module-wrapped simulated model, so it needs a run with quantizer: edgekit"
+        )
     sim = apply_encodings(wrap_layers(model, q), encodings)
     return bundle, sim, val
 
@@ -107,7 +113,10 @@ def diagnose_failures(
     ``DIAGNOSE_SAMPLES`` validation samples); a failing row whose runtime cannot gets a note naming one that can."""
     out = []
     for r in rows:
-        if r.get("status") != "fail" or r.get("precision") != "int8" or r.get("quantizer") != "edgekit":
+        if r.get("status") != "fail" or r.get("precision") != "int8" or r.get("quantizer") in (None, "native"):
+            continue
+        if r["quantizer"] != "edgekit":
+            r["notes"].append(f"per-layer divergence needs edgekit's own encodings ({r['quantizer']} program)")
             continue
         art = root / r["artifact"]
         meta = json.loads((art / "artifact.json").read_text())

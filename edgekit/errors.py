@@ -35,9 +35,9 @@ class UnsupportedOpError(EdgekitError):
 class MissingBackendError(EdgekitError):
     """A target's Python package is not installed."""
 
-    def __init__(self, target: str, module: str, extra: str):
+    def __init__(self, target: str, module: str, extra: str, kind: str = "target"):
         super().__init__(
-            f"target '{target}' needs the Python package '{module}', which is not installed; "
+            f"{kind} '{target}' needs the Python package '{module}', which is not installed; "
             f"install it with: pip install 'edgekit[{extra}]'"
         )
         self.target, self.module, self.extra = target, module, extra

@@ -81,7 +81,7 @@ def accuracy_row(
     budget: float,
     sim_out: np.ndarray | None,
 ) -> dict[str, Any]:
-    use_sim = sim_out if art.precision is Precision.INT8 and art.quantizer == "edgekit" else None
+    use_sim = sim_out if art.precision is Precision.INT8 and art.quantizer not in (None, "native") else None
     acc = compare(outputs, fp32_out, labels, metric, use_sim)
     value = float(acc["metric"])  # type: ignore[arg-type]
     within = fp32_metric - value <= budget

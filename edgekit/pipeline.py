@@ -74,6 +74,7 @@ def plan_targets(recipe: Recipe) -> tuple[list[PlanItem], list[dict[str, Any]]]:
                 if problem:
                     skipped.append(status_row(t.name, Precision.INT8, "skipped", problem))
                     precisions.remove(Precision.INT8)
+                precisions = _expressible(t, recipe, precisions, skipped)
                 if precisions:
                     plan.append(PlanItem(t, TargetSpec(t.name, tuple(precisions)), implied=True))
             continue
@@ -83,8 +84,19 @@ def plan_targets(recipe: Recipe) -> tuple[list[PlanItem], list[dict[str, Any]]]:
         problem = target.quant_problem(recipe.quantization) if Precision.INT8 in spec.precisions else None
         if problem:
             raise RecipeError(problem)
-        plan.append(PlanItem(target, spec))
+        precisions = _expressible(target, recipe, list(spec.precisions), skipped)
+        if precisions:
+            plan.append(PlanItem(target, replace(spec, precisions=tuple(precisions))))
     return plan, skipped
+
+
+def _expressible(target: Target, recipe: Recipe, precisions: list[Precision], rows: list[dict[str, Any]]):
+    """Drop int8 when the target cannot lower the quantizer's program; the run keeps an ``unsupported`` row."""
+    why = target.cannot_express(recipe.quantization) if Precision.INT8 in precisions else None
+    if why:
+        rows.append(status_row(target.name, Precision.INT8, "unsupported", why))
+        return [p for p in precisions if p is not Precision.INT8]
+    return precisions
 
 
 def resolve_symmetry(recipe: Recipe, plan: list[PlanItem]) -> Recipe:
@@ -107,6 +119,10 @@ def run_recipe(
     resume: bool = False,
 ) -> RunResult:
     plan, skipped = plan_targets(recipe)  # fail fast, before any training
+    if recipe.quantization.quantizer is Quantizer.NEURAL_COMPRESSOR and Precision.INT8 in recipe.precisions():
+        from .quant.inc import require_installed
+
+        require_installed()
     recipe = resolve_symmetry(recipe, plan)
     for t in recipe.transforms:
         check_transform(t.name, dict(t.options))
@@ -336,6 +352,8 @@ def _quantize(
     }
     if q.quantizer is Quantizer.NATIVE:
         return None, None, None, info
+    if q.quantizer is Quantizer.NEURAL_COMPRESSOR:
+        return _inc_quantize(recipe, bundle, names, tmp, val, calib, progress, goal, info, log)
     cal = calibrate(bundle.module, names, calib, q, batch_size=q.calibration.batch_size, progress=progress)
     cal.encodings.meta["data"] = calib.description
     if q.accuracy_aware is not None:
@@ -348,3 +366,23 @@ def _quantize(
         info["scale_reparam"] = cal.encodings.meta["scale_reparam"]
     sim_out = predict_torch(cal.sim, names, val, recipe.validation.batch_size, "simulated int8", progress)
     return cal.sim, cal.encodings, sim_out, info
+
+
+def _inc_quantize(recipe, bundle, names, tmp, val, calib, progress, goal, info, log):
+    """Neural Compressor's PT2E program is the simulated model; its scales are read into encodings.json."""
+    from .quant.inc import inc_quantize
+
+    metric, budget = goal
+    bs = recipe.validation.batch_size
+    ref: list[np.ndarray] = []
+
+    def evaluate(model: torch.nn.Module) -> float:  # autotune's eval_fn: the recipe's metric vs FP32
+        if not ref:
+            ref.append(predict_torch(bundle.module, names, val, bs, progress=False))
+        return task_metric(metric, predict_torch(model, names, val, bs, progress=False), ref[0], val.labels)
+
+    res = inc_quantize(bundle.module, bundle, names, calib, recipe.quantization, evaluate, budget, log)
+    res.encodings.save(tmp / "encodings.json")
+    info.update(res.info, encodings=len(res.encodings))
+    sim_out = predict_torch(res.program, names, val, recipe.validation.batch_size, "neural-compressor int8", progress)
+    return res.program, res.encodings, sim_out, info

@@ -40,6 +40,7 @@ class Quantizer(str, enum.Enum):
 
     EDGEKIT = "edgekit"
     NATIVE = "native"
+    NEURAL_COMPRESSOR = "neural-compressor"  # Intel Neural Compressor's PT2E program, lowered by edgekit
 
 
 class Metric(str, enum.Enum):
@@ -212,6 +213,35 @@ class AccuracyAwareSpec:
 
 
 @dataclass(frozen=True)
+class IncSpec:
+    """Options of ``quantizer: neural-compressor`` (``quantization.inc``).
+
+    ``autotune``: INC's ``autotune`` over a small ordered set of static configs (activation observer
+    minmax/kl x asymmetric/symmetric), stopping at the first within the validation budget, at most
+    ``max_trials``. ``smooth_quant``: INC 3.10 runs SmoothQuant only through intel_extension_for_pytorch, whose
+    output is an IPEX model, not a PT2E program; no target can lower that, so a value is rejected at load.
+    """
+
+    smooth_quant: float | None = None
+    autotune: bool = False
+    max_trials: int = 4
+
+    def __post_init__(self) -> None:
+        if self.smooth_quant is not None:
+            raise ValueError(
+                "inc.smooth_quant: Neural Compressor 3.10 applies SmoothQuant only through "
+                "intel_extension_for_pytorch (an IPEX model, not a PT2E program edgekit can lower to "
+                "onnx/openvino/tflite); remove it, or use quantizer: edgekit"
+            )
+        if self.max_trials <= 0:
+            raise ValueError(f"inc.max_trials must be positive, got {self.max_trials}")
+
+
+# estimator -> Neural Compressor's activation observer ("minmax" is its moving-average min/max)
+INC_ACT_ALGO = {"minmax": "minmax", "entropy": "kl"}
+
+
+@dataclass(frozen=True)
 class QuantSpec:
     estimator: Estimator = Estimator.MINMAX
     percentile: float = 99.99
@@ -228,6 +258,7 @@ class QuantSpec:
     quantize_outputs: bool = False
     preset: str | None = None  # a named setting filled in at load (see edgekit.quant.presets); explicit keys win
     accuracy_aware: AccuracyAwareSpec | None = None  # keep the most sensitive layers in FP32 until the budget holds
+    inc: IncSpec | None = None  # options of quantizer: neural-compressor
 
     def __post_init__(self) -> None:
         if self.bits != 8:
@@ -236,6 +267,26 @@ class QuantSpec:
             raise ValueError(f"percentile must be in (50, 100], got {self.percentile}")
         if self.accuracy_aware is not None and self.quantizer is Quantizer.NATIVE:
             raise ValueError("accuracy_aware works on edgekit's encodings; remove it or set quantizer: edgekit")
+        if self.quantizer is Quantizer.NEURAL_COMPRESSOR:
+            self._check_inc()
+        elif self.inc is not None:
+            raise ValueError("quantization.inc needs quantizer: neural-compressor")
+
+    def _check_inc(self) -> None:
+        if self.estimator.value not in INC_ACT_ALGO:
+            raise ValueError(
+                f"quantizer neural-compressor: estimator '{self.estimator.value}' has no Neural Compressor "
+                f"observer; use {' or '.join(INC_ACT_ALGO)}"
+            )
+        unsupported = {
+            "accuracy_aware": "use inc: {autotune: true} (INC's own accuracy-driven tuning)",
+            "scale_reparam": "edgekit's rescaling is applied by its own quantizer only",
+            "quantize_outputs": "INC's x86 quantizer decides which outputs it quantizes",
+            "ignore": "edgekit's ignore globs address its module wrapper",
+        }
+        for key, why in unsupported.items():
+            if getattr(self, key):
+                raise ValueError(f"quantizer neural-compressor does not take quantization.{key}: {why}")
 
 
 @dataclass(frozen=True)

@@ -44,7 +44,7 @@ class Artifact:
     path: Path  # directory holding artifact.json and the model files
     runtime: str
     file: str
-    quantizer: str | None = None  # "edgekit" | "native" for int8
+    quantizer: str | None = None  # "edgekit" | "native" | "neural-compressor" for int8
     notes: list[str] = field(default_factory=list)
     options: dict[str, Any] = field(default_factory=dict)
 
@@ -95,6 +95,11 @@ class Target(ABC):
 
     def quant_problem(self, quant: QuantSpec) -> str | None:
         """Why this target cannot take the recipe's INT8 encodings (None when it can)."""
+        return None
+
+    def cannot_express(self, quant: QuantSpec) -> str | None:
+        """Why this target cannot lower the INT8 program of the recipe's quantizer (None when it can). The run
+        gets a row with status ``unsupported`` and this reason instead of the artifact."""
         return None
 
     def cannot_run_here(self, artifact: Artifact) -> str | None:

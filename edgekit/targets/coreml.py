@@ -56,6 +56,14 @@ class CoreMLTarget(Target):
             return "coreml: native int8 is options: {int8_mode: weights | palettize}; use quantizer: edgekit"
         return None
 
+    def cannot_express(self, quant: QuantSpec) -> str | None:
+        if quant.quantizer is Quantizer.NEURAL_COMPRESSOR:
+            return (
+                "coreml: int8 is built from edgekit's encodings only; lowering neural-compressor's PT2E program "
+                "to Core ML is not implemented (use quantizer: edgekit for coreml)"
+            )
+        return None
+
     def io_spec(self, inputs: tuple[TensorSpec, ...]) -> tuple[TensorSpec, ...]:
         return ids_as_int32(inputs)
 

@@ -30,9 +30,9 @@ from typing import Any
 import torch
 
 from ..errors import CalibrationError, RecipeError, UnsupportedOpError
-from ..quant.fakequant import decomposed
 from ..recipe import Precision
 from .base import TARGETS, Artifact, CompileContext, Target, _first_line
+from .pt2e_lowering import pt2e_form, source
 from .tflite import _sample
 
 DELEGATES = ("xnnpack", "coreml")
@@ -71,9 +71,9 @@ class ExecuTorchTarget(Target):
         if precision is Precision.INT8:
             if ctx.sim is None:
                 raise CalibrationError("executorch int8 needs calibration: set quantization.calibration")
-            model = _folded(decomposed(ctx.sim), sample)
-            art.quantizer = "edgekit"
-            art.notes.append("int8 from edgekit encodings (PT2E-form Q/DQ, weights folded to int8 constants)")
+            model = _folded(pt2e_form(ctx.sim), sample)
+            art.quantizer = ctx.quant.quantizer.value
+            art.notes.append(f"int8 from {source(ctx.quant)} (PT2E-form Q/DQ, weights folded to int8 constants)")
         elif precision is Precision.FP16:
             import copy
 
@@ -86,6 +86,15 @@ class ExecuTorchTarget(Target):
         art.options["ops"] = ops
         art.notes.append(_ops_note(ops, delegate))
         return art
+
+    def cannot_express(self, quant) -> str | None:
+        if quant.quantizer.value == "neural-compressor":
+            return (
+                "executorch: XNNPACK's static int8 linear/conv need quantized outputs, and neural-compressor's x86 "
+                "program quantizes only their inputs and weights; the weight dequantize_per_channel left outside "
+                "the delegate has no portable kernel (lowering fails with 'Missing out variants')"
+            )
+        return None
 
     def cannot_run_here(self, artifact: Artifact) -> str | None:
         if artifact.options.get("delegate") == "coreml" and sys.platform != "darwin":

@@ -7,6 +7,7 @@ from pathlib import Path
 from ..errors import CalibrationError
 from .base import CompileContext
 from .onnx_export import export_onnx
+from .pt2e_lowering import qdq_onnx_export
 
 
 def fp32_onnx(ctx: CompileContext) -> Path:
@@ -19,11 +20,11 @@ def fp32_onnx(ctx: CompileContext) -> Path:
 
 
 def qdq_onnx(ctx: CompileContext) -> Path:
-    """The explicit Q/DQ INT8 ONNX export of the simulated model (edgekit's encodings)."""
+    """The explicit Q/DQ INT8 ONNX export of the simulated model: edgekit's encodings or a quantizer's PT2E program."""
     if ctx.sim is None:
         raise CalibrationError("int8 with edgekit's encodings needs calibration: set quantization.calibration")
     if "onnx_qdq" not in ctx.cache:
         path = ctx.workdir / "export_int8_qdq.onnx"
-        export_onnx(ctx.sim, ctx.bundle, path, ctx.opset)
+        qdq_onnx_export(ctx.sim, ctx.bundle, path, ctx.opset)
         ctx.cache["onnx_qdq"] = path
     return ctx.cache["onnx_qdq"]

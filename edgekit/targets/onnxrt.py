@@ -13,6 +13,7 @@ from ..recipe import Estimator, Precision, Quantizer
 from .base import TARGETS, Artifact, CompileContext, Target
 from .onnx_common import fp32_onnx, qdq_onnx
 from .onnx_export import activations_as_uint8, weights_to_fp16
+from .pt2e_lowering import source
 
 _ORT_METHODS = {Estimator.MINMAX: "MinMax", Estimator.ENTROPY: "Entropy", Estimator.PERCENTILE: "Percentile"}
 
@@ -44,8 +45,8 @@ class OnnxRuntimeTarget(Target):
                     "ONNX Runtime's fast uint8 x int8 kernels"
                 )
             onnx.save(model, str(dest))
-            art.quantizer = "edgekit"
-            art.notes.append("explicit Q/DQ from edgekit encodings")
+            art.quantizer = ctx.quant.quantizer.value
+            art.notes.append(f"explicit Q/DQ from {source(ctx.quant)}")
         return art
 
     def _native_int8(self, ctx: CompileContext, dest: Path) -> None:

@@ -15,6 +15,7 @@ from ..recipe import Precision, Quantizer
 from .base import TARGETS, Artifact, CompileContext, Target, _first_line
 from .binary_lowering import lower_binary_weights
 from .onnx_common import fp32_onnx, qdq_onnx
+from .pt2e_lowering import source
 
 
 def _cpu_supports_f16() -> bool:
@@ -43,8 +44,8 @@ class OpenVINOTarget(Target):
                 art.notes.append("NNCF post-training quantization (its own calibration)")
             elif precision is Precision.INT8:
                 model = ov.convert_model(str(qdq_onnx(ctx)))
-                art.quantizer = "edgekit"
-                art.notes.append("edgekit encodings as FakeQuantize")
+                art.quantizer = ctx.quant.quantizer.value
+                art.notes.append(f"{source(ctx.quant)} as FakeQuantize (read from its Q/DQ ONNX)")
             else:
                 model = ov.convert_model(str(fp32_onnx(ctx)))
         except CalibrationError:

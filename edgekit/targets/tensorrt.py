@@ -43,9 +43,19 @@ class TensorRTTarget(Target):
             "(not here: build_engine.sh holds the trtexec command)"
         )
 
+    def cannot_express(self, quant: QuantSpec) -> str | None:
+        if quant.quantizer is Quantizer.NEURAL_COMPRESSOR:
+            return (
+                "tensorrt: its Q/DQ placement follows TensorRT's rules (symmetric int8, edgekit's encodings); "
+                "neural-compressor's x86 program has asymmetric uint8 activations placed by its own rules"
+            )
+        return None
+
     def quant_problem(self, quant: QuantSpec) -> str | None:
         if quant.quantizer is Quantizer.NATIVE:
             return "tensorrt has no native quantizer here; use quantizer: edgekit"
+        if quant.quantizer is Quantizer.NEURAL_COMPRESSOR:
+            return None  # cannot_express gives the row
         if quant.activation_symmetric is False:
             return (
                 "TensorRT needs symmetric int8 activations: set quantization.activation_symmetric: true "

@@ -25,9 +25,9 @@ from typing import Any
 import torch
 
 from ..errors import CalibrationError, UnsupportedOpError
-from ..quant.fakequant import decomposed
 from ..recipe import Precision, Quantizer, QuantSpec, TensorSpec
 from .base import TARGETS, Artifact, CompileContext, Target, _first_line, ids_as_int32
+from .pt2e_lowering import is_program, pt2e_form, source
 
 STATIC_SEQUENCE = 64  # sequence length of the static-shape program when no calibration data fixes it
 
@@ -81,9 +81,16 @@ class TFLiteTarget(Target):
         elif precision is Precision.INT8:
             if ctx.sim is None:
                 raise CalibrationError("tflite int8 needs calibration: set quantization.calibration")
-            flat = self._convert(decomposed(ctx.sim), sample, static=True)
-            art.quantizer = "edgekit"
-            art.notes.append("full-integer int8 from edgekit encodings (PT2E-form Q/DQ, LiteRT static mode)")
+            flat = self._convert(pt2e_form(ctx.sim), sample, static=True)
+            art.quantizer = ctx.quant.quantizer.value
+            if is_program(ctx.sim):
+                art.notes.append(
+                    f"int8 from {source(ctx.quant)} (LiteRT static mode), not full-integer: LiteRT makes a layer an "
+                    "int8 kernel only where its output is quantized too, and the program quantizes conv/linear "
+                    "inputs and weights only, so most layers run in float on quantize/dequantize'd inputs"
+                )
+            else:
+                art.notes.append("full-integer int8 from edgekit encodings (PT2E-form Q/DQ, LiteRT static mode)")
         else:
             flat = self._convert(ctx.model, sample)
             if precision is Precision.FP16:

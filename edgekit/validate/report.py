@@ -103,9 +103,9 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
         f"FP32 PyTorch: {_fmt(ref['fp32_torch'], 2 if metric == 'top1' else 4)}",
     ]
     if ref.get("sim_int8") is not None:
-        lines.append(
-            f"Simulated INT8 (PyTorch, edgekit encodings): {_fmt(ref['sim_int8'], 2 if metric == 'top1' else 4)}"
-        )
+        producer = (report.get("calibration") or {}).get("producer")
+        source = f"{producer}'s PT2E program" if producer else "edgekit encodings"
+        lines.append(f"Simulated INT8 (PyTorch, {source}): {_fmt(ref['sim_int8'], 2 if metric == 'top1' else 4)}")
     if report.get("calibration"):
         c = report["calibration"]
         lines.append(

@@ -1,0 +1,146 @@
+"""The INT8 program a target lowers, whoever quantized: edgekit's simulated model or a quantized PT2E program.
+
+edgekit's own quantizer gives a module-wrapped simulated model (fake-quant ops; :func:`decomposed` turns it into
+PT2E form). A graph quantizer (Neural Compressor) gives a ``convert_pt2e`` GraphModule, which already is PT2E form.
+Both reach every target through the two functions here, chosen by the kind of simulated model (a registry keyed
+by its type), so a target has one INT8 path:
+
+* :func:`qdq_onnx_export`: the Q/DQ ONNX that onnx, openvino (and tensorrt) read. A PT2E program is re-exported
+  with ``torch.export`` and converted by the dynamo ONNX exporter, which turns quantized_decomposed ops into
+  QuantizeLinear/DequantizeLinear; weight Q is then folded into int8 initializers like edgekit's own.
+* :func:`pt2e_form`: the program LiteRT and ExecuTorch convert. uint8 activations (x86 quantizers) become the
+  equivalent int8 grid, which LiteRT's integer kernels need.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import io
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import onnx
+import torch
+
+from ..archs.base import ModelBundle
+from .onnx_export import EXPORT_BATCH, EXPORT_SEQUENCE, export_onnx, finalize_qdq, unsupported_op_error
+
+
+def source(quant) -> str:
+    """Who made the INT8 program, for artifact notes: "edgekit encodings" or "neural-compressor's PT2E program"."""
+    return "edgekit encodings" if quant.quantizer.value == "edgekit" else f"{quant.quantizer.value}'s PT2E program"
+
+
+def is_program(sim: torch.nn.Module) -> bool:
+    """A quantized PT2E program (GraphModule), as opposed to edgekit's module-wrapped simulated model."""
+    return isinstance(sim, torch.fx.GraphModule)
+
+
+def _kind(sim: torch.nn.Module) -> str:
+    return "pt2e" if is_program(sim) else "edgekit"
+
+
+def _program_onnx(program: torch.fx.GraphModule, bundle: ModelBundle, path: Path, opset: int) -> onnx.ModelProto:
+    from ..quant.inc import dynamic_shapes
+
+    args = bundle.example_inputs(EXPORT_BATCH, EXPORT_SEQUENCE)
+    log = io.StringIO()
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+            warnings.simplefilter("ignore")
+            exported = torch.export.export(program, args, dynamic_shapes=dynamic_shapes(bundle))
+            onnx_program = torch.onnx.export(
+                exported,
+                args,
+                dynamo=True,
+                opset_version=opset,
+                input_names=[s.name for s in bundle.inputs],
+            )
+    except Exception as exc:
+        raise unsupported_op_error(exc, "onnx") from None
+    model = onnx_program.model_proto
+    name_output(model, bundle.output_name)
+    drop_full_range_clips(model)
+    model = finalize_qdq(model)
+    del model.graph.value_info[:]  # the exporter's shapes of weight DQ outputs are stale once weights are transposed
+    onnx.save(model, str(path))
+    return model
+
+
+def _rename(model: onnx.ModelProto, old: str, new: str) -> None:
+    for node in model.graph.node:
+        node.input[:] = [new if i == old else i for i in node.input]
+        node.output[:] = [new if o == old else o for o in node.output]
+    for value in [*model.graph.output, *model.graph.value_info]:
+        if value.name == old:
+            value.name = new
+
+
+def name_output(model: onnx.ModelProto, name: str) -> None:
+    """Give the graph output the IO spec's name. The dynamo exporter's ``output_names`` does not check for
+    an internal value of that name (MiniLM's ``embedding`` lookup), which makes an invalid model."""
+    current = model.graph.output[0].name
+    if current == name:
+        return
+    if any(name in n.output for n in model.graph.node) or any(i.name == name for i in model.graph.initializer):
+        _rename(model, name, f"{name}__internal")
+    _rename(model, current, name)
+
+
+def drop_full_range_clips(model: onnx.ModelProto) -> int:
+    """Remove ``Clip`` between QuantizeLinear and DequantizeLinear when it clips to the full int8/uint8 range.
+
+    The dynamo exporter writes quantized_decomposed's (quant_min, quant_max) as a Clip on the quantized tensor;
+    at the dtype's own range it is a no-op, and without it weight Q/DQ fold into int8 initializers."""
+    import numpy as np
+
+    from .onnx_export import constants
+
+    consts = constants(model)
+    producers = {o: n for n in model.graph.node for o in n.output}
+    full = {(-128, 127), (0, 255)}
+    dropped = []
+    for node in model.graph.node:
+        if node.op_type != "Clip" or len(node.input) != 3:
+            continue
+        src = producers.get(node.input[0])
+        lo, hi = consts.get(node.input[1]), consts.get(node.input[2])
+        if src is None or src.op_type != "QuantizeLinear" or lo is None or hi is None:
+            continue
+        if (int(np.asarray(lo).ravel()[0]), int(np.asarray(hi).ravel()[0])) not in full:
+            continue
+        for other in model.graph.node:
+            other.input[:] = [node.input[0] if i == node.output[0] else i for i in other.input]
+        dropped.append(node)
+    for node in dropped:
+        model.graph.node.remove(node)
+    return len(dropped)
+
+
+def _edgekit_form(sim: torch.nn.Module) -> torch.nn.Module:
+    from ..quant.fakequant import decomposed
+
+    return decomposed(sim)
+
+
+def _program_form(program: torch.fx.GraphModule) -> torch.nn.Module:
+    from ..quant.pt2e import activations_as_int8
+
+    out = copy.deepcopy(program)
+    activations_as_int8(out)
+    return out
+
+
+_ONNX: dict[str, Callable[..., onnx.ModelProto]] = {"edgekit": export_onnx, "pt2e": _program_onnx}
+_FORM: dict[str, Callable[[Any], torch.nn.Module]] = {"edgekit": _edgekit_form, "pt2e": _program_form}
+
+
+def qdq_onnx_export(sim: torch.nn.Module, bundle: ModelBundle, path: Path, opset: int) -> onnx.ModelProto:
+    return _ONNX[_kind(sim)](sim, bundle, path, opset)
+
+
+def pt2e_form(sim: torch.nn.Module) -> torch.nn.Module:
+    return _FORM[_kind(sim)](sim)
