@@ -101,7 +101,9 @@ def test_ray_sweep_failed_job_is_a_row_and_rerun_skips(ray_sweep, tmp_path):
     assert result.ran == 6 and result.report["summary"]["jobs"] == 6
     errors = [r for r in rows if r["status"] == ERROR]
     assert [r["model"] for r in errors] == ["broken"]
-    assert errors[0]["note"] == "KeyError: 'nope'"
+    note = errors[0]["note"]  # the job's one-line error: the typed model error, naming the bad config value
+    assert note.startswith("ModelError: model 'vit' could not be built") and "KeyError: 'nope'" in note
+    assert "\n" not in note
     assert "Traceback" in (out / errors[0]["log"]).read_text()
     done = [r for r in rows if r["status"] != ERROR]
     assert len(done) == 5 and all(r["status"] == "ok" and r["value"] is not None for r in done)
