@@ -13,9 +13,9 @@ import torch
 from torch import nn
 
 from ..errors import ModelError
-from ..recipe import TensorSpec
-from .base import ARCHS, ArchFamily, ModelBundle, count_params
+from .base import ARCHS, ArchFamily, ModelBundle
 from .rep_blocks import Classifier, ConvFFN, RepConv, RepMixer
+from .vit_blocks import image_bundle
 
 DEFAULTS: dict[str, dict[str, Any]] = {
     "repvgg": {"widths": [16, 32, 64], "depths": [1, 2, 2]},
@@ -89,18 +89,8 @@ def _builder(name: str):
         cfg = {**known, **overrides}
         if len(cfg["widths"]) != len(cfg["depths"]):
             raise ModelError(f"'{name}': widths {cfg['widths']} and depths {cfg['depths']} differ in length")
-        torch.manual_seed(0)
-        model = Classifier(BUILDERS[name](cfg), cfg["widths"][-1], cfg["num_labels"]).eval()
-        spec = TensorSpec("pixel_values", ("batch", cfg["num_channels"], cfg["image_size"], cfg["image_size"]))
-        return ModelBundle(
-            model,
-            (spec,),
-            family=name,
-            task="classification",
-            output_name="logits",
-            is_transformer=False,
-            info={"config": cfg, "parameters": count_params(model)},
-        )
+        make = lambda c: Classifier(BUILDERS[name](c), c["widths"][-1], c["num_labels"])  # noqa: E731
+        return image_bundle(name, make, cfg, transformer=False)
 
     return build
 

@@ -99,7 +99,9 @@ def check_config(name: str, overrides: dict[str, Any], known: dict[str, Any], ta
     return {**known, **overrides}
 
 
-def image_bundle(name: str, make: Callable[[dict[str, Any]], nn.Module], cfg: dict[str, Any]) -> ModelBundle:
+def image_bundle(
+    name: str, make: Callable[[dict[str, Any]], nn.Module], cfg: dict[str, Any], transformer: bool = True
+) -> ModelBundle:
     """Build ``make(cfg)`` (seeded) as an image classifier bundle: ``pixel_values -> logits``."""
     torch.manual_seed(0)
     model = make(cfg).eval()
@@ -110,7 +112,7 @@ def image_bundle(name: str, make: Callable[[dict[str, Any]], nn.Module], cfg: di
         family=name,
         task="classification",
         output_name="logits",
-        is_transformer=True,
+        is_transformer=transformer,
         info={"config": cfg, "parameters": count_params(model)},
     )
 

@@ -22,6 +22,7 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from ..data import DataSet
+from .outliers import run_batches
 from .sites import transformer_sites
 
 
@@ -109,18 +110,8 @@ def attention_entropy(
     rec = EntropyRecorder(model)
     if not rec.sites:
         return {"applicable": False, "reason": "no transformer attention layers found"}
-    was_training = model.training
-    model.eval()
-    n = 0
-    try:
-        with torch.no_grad(), rec.recording():
-            for feeds, _ in data.batches(batch_size):
-                model(*[torch.from_numpy(feeds[k]) for k in input_names])
-                n += 1
-                if n >= max_batches:
-                    break
-    finally:
-        model.train(was_training)
+    with rec.recording():
+        n = run_batches(model, input_names, data, batch_size, max_batches)
     out = rec.summary()
     if not out["applicable"]:
         out["reason"] = "no attention layer forms softmax probabilities (e.g. EcoFormer's linear attention)"

@@ -27,6 +27,24 @@ def _stats(x: torch.Tensor) -> tuple[float, float]:
     return float(x.abs().max()), kurt
 
 
+def run_batches(model: nn.Module, input_names: list[str], data: DataSet, batch_size: int, max_batches: int) -> int:
+    """Run at most ``max_batches`` batches of ``data`` through ``model`` in eval mode without gradients (the
+    model's mode is restored after); returns how many ran. Measurements hook into the forward passes."""
+    was_training = model.training
+    model.eval()
+    n = 0
+    try:
+        with torch.no_grad():
+            for feeds, _ in data.batches(batch_size):
+                model(*[torch.from_numpy(feeds[k]) for k in input_names])
+                n += 1
+                if n >= max_batches:
+                    break
+    finally:
+        model.train(was_training)
+    return n
+
+
 def outlier_metrics(
     model: nn.Module, input_names: list[str], data: DataSet, batch_size: int = 32, max_batches: int = 16
 ) -> dict[str, Any]:
@@ -46,20 +64,11 @@ def outlier_metrics(
     for i, site in enumerate(sites):
         hooks.append(site.attention.register_forward_hook(hook(i, "attention")))
         hooks.append(site.layer.register_forward_hook(hook(i, "ffn")))
-    was_training = model.training
-    model.eval()
-    n = 0
     try:
-        with torch.no_grad():
-            for feeds, _ in data.batches(batch_size):
-                model(*[torch.from_numpy(feeds[k]) for k in input_names])
-                n += 1
-                if n >= max_batches:
-                    break
+        n = run_batches(model, input_names, data, batch_size, max_batches)
     finally:
         for h in hooks:
             h.remove()
-        model.train(was_training)
 
     def layer_records(i: int, kind: str) -> list[tuple[float, float]]:
         return records.get((i, kind), [(np.nan, np.nan)] * n)  # NaN for a hook that never fired
