@@ -66,6 +66,8 @@ def build_export_recipe(a: argparse.Namespace) -> Any:
         model["config"] = {**model.get("config", {}), **_kv(a.config)}
     if a.weights:
         model["weights"] = a.weights
+    if a.task:
+        model["task"] = a.task
     base["model"] = model
     precisions = a.precision.split(",")
     names = [t for arg in a.target for t in arg.split(",")]
@@ -315,13 +317,22 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("model", help="HF checkpoint dir, architecture name (vit, bert, ...) or package.module:factory")
     e.add_argument("--target", action="append", default=None, help="onnx, openvino, ... or all (repeat or comma)")
     e.add_argument("--precision", default="fp32,int8", help="comma list of fp32, fp16, int8 (default fp32,int8)")
-    e.add_argument("--calib", help="calibration data: fashion-mnist[:split], digits, random, FILE.npz, FILE.csv")
+    e.add_argument(
+        "--calib",
+        help="calibration data: fashion-mnist[:split], digits, photos, images:DIR, random, FILE.npz, FILE.csv",
+    )
     e.add_argument("--calib-samples", type=cli_count("samples"), default=None)
     e.add_argument("--val", help="validation data (same forms as --calib)")
     e.add_argument("--val-samples", type=cli_count("samples"), default=None)
     e.add_argument("--recipe", help="start from this recipe file; flags override it")
     e.add_argument("--config", action="append", default=[], help="model config override key=value (repeat)")
     e.add_argument("--weights", help="state_dict of a trained run (RUN/model/weights.pt)")
+    e.add_argument(
+        "--task",
+        help="what the model does: image-classification, text-classification, feature-extraction, "
+        "image-feature-extraction, text-generation (or classification, embedding, next-token); "
+        "default from the checkpoint's config.json architectures",
+    )
     e.add_argument("--input", action="append", default=[], help="input spec name:batch,3,32,32[:dtype] (repeat)")
     e.add_argument("--quantizer", choices=[q.value for q in Quantizer], help="who quantizes int8 (default edgekit)")
     e.add_argument("--estimator", choices=["minmax", "percentile", "mse", "entropy"])
