@@ -24,6 +24,9 @@ from .hf_text import TEXT_INPUTS
 DEFAULT_IMAGE_SIZE = 224  # what HF image processors default to when a checkpoint says nothing
 _TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "vocab.json", "spiece.model")
 _PROCESSOR_FILE = "preprocessor_config.json"
+# model types whose traced graph bakes the sequence length in (Funnel pools and shifts by it; a graph traced
+# at one length fails at another): their text inputs are declared at this fixed length (the data default)
+FIXED_SEQUENCE = {"funnel": 64}
 # input names of the two modalities, as transformers' model classes declare them (``main_input_name``)
 _MODALITIES = {"pixel_values": VISION, "input_ids": TEXT}
 
@@ -55,7 +58,7 @@ def load(path: Path, task: str | None) -> ModelBundle:
         ) from None
     model.eval()
     patches = apply_patches(config.model_type, model)
-    inputs = _vision_inputs(path, model.config) if modality == VISION else TEXT_INPUTS
+    inputs = _vision_inputs(path, model.config) if modality == VISION else _text_inputs(config.model_type)
     names = tuple(s.name for s in inputs)
     return ModelBundle(
         hf_task.wrap(model, names).eval(),
@@ -112,6 +115,13 @@ def _vision_inputs(path: Path, config: Any) -> tuple[TensorSpec, ...]:
     h, w = _processor_size(path) or _config_size(config) or (DEFAULT_IMAGE_SIZE, DEFAULT_IMAGE_SIZE)
     channels = int(getattr(config, "num_channels", 3) or 3)
     return (TensorSpec("pixel_values", ("batch", channels, h, w)),)
+
+
+def _text_inputs(model_type: str) -> tuple[TensorSpec, ...]:
+    fixed = FIXED_SEQUENCE.get(model_type)
+    if fixed is None:
+        return TEXT_INPUTS
+    return tuple(TensorSpec(s.name, ("batch", fixed), s.dtype) for s in TEXT_INPUTS)
 
 
 def _processor_size(path: Path) -> tuple[int, int] | None:
