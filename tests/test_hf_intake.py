@@ -220,3 +220,27 @@ def test_text_csv_without_tokenizer_says_how(ckpts, tmp_path):
     csv.write_text("a b,0\n")
     with pytest.raises(CalibrationError, match=r"tokenizer\.save_pretrained"):
         load_data(DataSpec("text-csv", path=str(csv)), _load(ckpts / "xlm-roberta"))
+
+
+def test_openvino_conversion_error_names_the_op(tmp_path):
+    """OpenVINO's own reason (the op and why), not the C++ source line its message starts with."""
+    ov = pytest.importorskip("openvino")
+    import onnx
+    from onnx import TensorProto, helper
+
+    from edgekit.targets.openvino import conversion_reason
+
+    node = helper.make_node("AveragePool", ["x"], ["y"], kernel_shape=[8, 8], ceil_mode=1)  # kernel > input
+    graph = helper.make_graph(
+        [node],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 2, 2])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+    )
+    path = tmp_path / "m.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    with pytest.raises(Exception) as info:
+        ov.convert_model(str(path))
+    reason = conversion_reason(info.value)
+    assert reason.startswith("AveragePool") and "failed at src/" not in reason, reason
+    assert "\n" not in reason
