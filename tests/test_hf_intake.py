@@ -109,6 +109,13 @@ def test_no_architectures_needs_task_flag(ckpts, run_cli, tmp_path):
     for task in ("feature-extraction", "embedding"):  # the HF name and edgekit's word
         b = _load(path, task)
         assert (b.task, b.info["hf_task"], b.output_name) == ("embedding", "feature-extraction", "embedding")
+    code, _, err = run_cli(
+        "export", path, "--task", "feature-extraction", "--target", "onnx", "--precision", "fp32", "--no-bench",
+        "--calib", "random", "--val", "random", "--val-samples", "4", "--out", tmp_path / "ok",
+    )  # fmt: skip
+    assert code == 0, err
+    report = json.loads((tmp_path / "ok" / "report.json").read_text())
+    assert (report["model"]["task"], report["rows"][0]["status"]) == ("embedding", "ok")
 
 
 @pytest.mark.parametrize(
@@ -143,6 +150,22 @@ def test_unknown_architecture_class_is_one_line(ckpts, run_cli, tmp_path):
     (path / "config.json").write_text(json.dumps({**cfg, "architectures": ["ResNetForSomethingElse"]}))
     code, _, err = run_cli("export", path, "--target", "onnx", "--precision", "fp32", "--out", tmp_path / "r")
     assert_one_line_error(code, err, "name no task edgekit knows")
+
+
+@pytest.mark.parametrize(
+    ("config", "pattern"),
+    [
+        ("CLIPConfig", "takes images and text together"),  # a two-tower model: export one tower
+        ("Wav2Vec2Config", "models take 'input_values'"),  # audio
+    ],
+)
+def test_models_of_other_modalities_are_one_line(run_cli, tmp_path, config, pattern):
+    import transformers as tf
+
+    path = tmp_path / "ckpt"
+    getattr(tf, config)().save_pretrained(path)  # the config is enough: it fails before any weights are read
+    code, _, err = run_cli("export", path, "--target", "onnx", "--precision", "fp32", "--out", tmp_path / "r")
+    assert_one_line_error(code, err, pattern)
 
 
 @pytest.mark.parametrize("name", ["resnet", "qwen2"])

@@ -82,15 +82,22 @@ def load(path: Path, task: str | None) -> ModelBundle:
 
 
 def _modality(tf: Any, config: Any, where: str) -> str:
-    """VISION or TEXT from the input name of the base model class transformers maps this config to."""
-    try:
-        base_cls = tf.AutoModel._model_mapping[type(config)]
-    except KeyError:
+    """VISION or TEXT from the input name of the model class transformers maps this config to (its base model,
+    else the class config.json names)."""
+    if hasattr(config, "vision_config") and hasattr(config, "text_config"):
+        raise ModelError(
+            f"{where}: '{config.model_type}' takes images and text together; export one tower (e.g. save "
+            f"{type(config).__name__.removesuffix('Config')}VisionModel.from_pretrained(DIR) to its own directory)"
+        )
+    classes = [tf.AutoModel._model_mapping.get(type(config), None)]
+    classes += [getattr(tf, a, None) for a in getattr(config, "architectures", None) or []]
+    found = [c for c in classes if c is not None]
+    if not found:
         raise ModelError(
             f"{where}: transformers has no model class for config '{type(config).__name__}' "
             f"(model_type '{config.model_type}')"
-        ) from None
-    main = getattr(base_cls, "main_input_name", "input_ids")
+        )
+    main = getattr(found[0], "main_input_name", "input_ids")
     if main not in _MODALITIES:
         raise ModelError(
             f"{where}: '{config.model_type}' models take '{main}'; edgekit exports image (pixel_values) and "
