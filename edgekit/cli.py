@@ -32,8 +32,6 @@ from .signals import signal_number, stop_signals_raise
 EXIT_BAD_INPUT = 2
 EXIT_INTERNAL = 3
 
-RECIPES_DIR = Path(__file__).resolve().parent.parent / "recipes"
-
 
 def _kv(items: list[str]) -> dict[str, Any]:
     out = {}
@@ -268,14 +266,16 @@ def cmd_targets(a: argparse.Namespace) -> int:
 
 
 def cmd_recipes(a: argparse.Namespace) -> int:
-    from .recipe import load_recipe
+    from .shipped import recipes_root, shipped_recipes
 
-    files = sorted(RECIPES_DIR.glob("*.yaml"))
-    if not files:
-        print(f"no recipes found in {RECIPES_DIR}")
-    for f in files:
-        r = load_recipe(f)
-        print(f"{f.stem:14s} {r.description or r.model.source}")
+    found = list(shipped_recipes())
+    if not found:
+        print(f"no recipes found in {recipes_root()}")
+    for f, r in found:
+        print(f"{f.name.removesuffix('.yaml'):14s} {r.description or r.model.source}")
+    if found:
+        root = recipes_root()
+        print(f"\nrecipe files: {root}/ (edgekit run {root}/{found[0][0].name})")
     return 0
 
 
