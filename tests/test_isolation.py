@@ -156,3 +156,22 @@ def test_isolated_outcomes(tmp_path):
     with isolated("bench") as stage:
         pass
     assert not stage.failed
+
+
+def test_a_sweep_job_with_an_error_row_is_done_and_its_row_says_why():
+    """A job whose artifact raised finished (its run wrote a report): the sweep shows that row, and is not ok."""
+    from pathlib import Path
+
+    from edgekit.sweep import SweepResult, sweep_from_dict
+    from edgekit.sweep.jobs import DONE, expand
+    from edgekit.sweep.report import sweep_rows
+
+    doc = {"name": "s", "models": [{"source": "vit", "name": "v", "config": dict(TINY_VIT)}], "targets": ["onnx"]}
+    doc["precisions"] = ["fp32"]
+    (job,) = expand(sweep_from_dict(doc), Path(__file__).resolve().parent.parent)
+    note = "validate failed: RuntimeError: CoreML reference interpreter cannot execute op 'silu'"
+    row = {"target": "onnx", "precision": "fp32", "status": "error", "stage": "validate", "notes": [note]}
+    result = {"status": DONE, "rows": [row], "metric": "top1", "reference": {"fp32_torch": 50.0}}
+    (swept,) = sweep_rows([job], {job.id: result})
+    assert swept["status"] == "error" and swept["note"] == note
+    assert not SweepResult(Path("."), {"rows": [swept]}, ran=1, reused=0).ok
