@@ -224,7 +224,7 @@ def run_recipe(
 def requested(row: dict[str, Any], named: bool) -> dict[str, Any]:
     """Mark the row of a target the recipe names (not one ``all`` implied): ``unsupported`` there fails the run,
     since what was asked for was not built (evaluate.passed)."""
-    if named:
+    if named and row["status"] == "unsupported":
         row["requested"] = True
     return row
 
@@ -259,11 +259,12 @@ def _artifact_row(
     if why:
         log(f"  {why}")
         return {**status_row(target.name, precision, "skipped", why), **where}
-    with isolated("validate", what, log=log) as stage:
+    with isolated("validate", what, log=log) as stage:  # returns its row unless it raised: then the row below
         return validate_artifact(
             target, art, val, fp32_out, sim_out, metric, budget, bs, recipe.benchmark.threads, progress
         )
-    return {**failed_row(target.name, precision, stage), **where, "size_mb": art.size_mb}
+    row = {**failed_row(target.name, precision, stage), **where, "size_mb": art.size_mb}
+    return requested(row, not item.implied)
 
 
 def save_run(root: Path, report: dict[str, Any], recipe: Recipe) -> None:

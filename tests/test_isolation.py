@@ -89,6 +89,10 @@ def test_a_failing_artifact_is_its_row_and_the_run_goes_on(run_cli, tmp_path, bo
     assert "<tr class='error'>" in (out / "report.html").read_text()
     # the terminal shows each failed row's one line under the table
     assert "boom-validate fp32: error: validate failed: ValueError: the runtime fell over" in stdout
+    # re-validating the run keeps the row of what was never built and gives the broken artifact its row again
+    code, stdout, err = run_cli("validate", out)
+    assert code == 1 and "Traceback" not in err, err
+    assert "boom-compile fp32: error: compile failed" in stdout and "boom-validate fp32: error: validate" in stdout
 
 
 def test_debug_reraises_with_the_traceback(run_cli, tmp_path, boom_targets):
