@@ -1,8 +1,10 @@
 """The ``edgekit`` command.
 
-Exit codes: 0 every row within its budget; 1 a row over budget; 2 bad input (one line naming what and the fix);
-3 an internal error (one line; ``--debug`` shows the traceback); 128 + N when stopped by signal N (SIGINT,
-SIGTERM, SIGHUP), with partial output removed.
+Exit codes: 0 every row within its budget; 1 a row over budget, or an artifact whose compile, validation or
+benchmark raised (its row says ``error`` and why, in one line; the rest of the run and its report are written,
+see :mod:`edgekit.isolate`); 2 bad input (one line naming what and the fix); 3 an internal error (one line;
+``--debug`` shows the traceback, and re-raises an artifact's error instead of making it a row); 128 + N when
+stopped by signal N (SIGINT, SIGTERM, SIGHUP), with partial output removed.
 """
 
 from __future__ import annotations
@@ -22,14 +24,13 @@ from typing import Any
 
 import yaml
 
+from . import isolate
 from .checks import cli_count, cli_finite_float, cli_positive_float
 from .errors import EdgekitError, RecipeError
 from .signals import signal_number, stop_signals_raise
 
 EXIT_BAD_INPUT = 2
 EXIT_INTERNAL = 3
-
-RECIPES_DIR = Path(__file__).resolve().parent.parent / "recipes"
 
 
 def _kv(items: list[str]) -> dict[str, Any]:
@@ -104,12 +105,15 @@ def _bench_overrides(base: dict[str, Any], a: argparse.Namespace) -> None:
 
 
 def _finish(result: Any) -> int:
-    from .validate.report import summary_lines, text_table
+    from .validate.report import problem_lines, summary_lines, text_table
 
     print()
     print("\n".join(summary_lines(result.report)))
     print()
     print(text_table(result.report))
+    problems = problem_lines(result.report)
+    if problems:
+        print("\n" + "\n".join(problems))
     print(f"\nartifacts and report: {result.out}/ (report.md, report.html, manifest.json)")
     return 0 if result.passed else 1
 
@@ -264,14 +268,16 @@ def cmd_targets(a: argparse.Namespace) -> int:
 
 
 def cmd_recipes(a: argparse.Namespace) -> int:
-    from .recipe import load_recipe
+    from .shipped import recipes_root, shipped_recipes
 
-    files = sorted(RECIPES_DIR.glob("*.yaml"))
-    if not files:
-        print(f"no recipes found in {RECIPES_DIR}")
-    for f in files:
-        r = load_recipe(f)
-        print(f"{f.stem:14s} {r.description or r.model.source}")
+    found = list(shipped_recipes())
+    if not found:
+        print(f"no recipes found in {recipes_root()}")
+    for f, r in found:
+        print(f"{f.name.removesuffix('.yaml'):14s} {r.description or r.model.source}")
+    if found:
+        root = recipes_root()
+        print(f"\nrecipe files: {root}/ (edgekit run {root}/{found[0][0].name})")
     return 0
 
 
@@ -515,7 +521,7 @@ def main(argv: list[str] | None = None) -> int:
         return exc.code if isinstance(exc.code, int) else EXIT_BAD_INPUT
     if args.command == "export" and not args.target:
         args.target = ["onnx"]
-    with stop_signals_raise(), quiet_third_party(args.quiet):
+    with stop_signals_raise(), quiet_third_party(args.quiet), isolate.reraise(args.debug):
         try:
             return int(args.func(args))
         except EdgekitError as exc:
