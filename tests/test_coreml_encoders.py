@@ -128,3 +128,22 @@ def test_flexible_shapes_run_at_two_shapes(tmp_path, flexible):
             ref = b.module(torch.from_numpy(ids), torch.from_numpy(mask)).numpy()
         assert got.shape == ref.shape
         assert np.abs(got - ref).max() < 1e-4
+
+
+class _Rank6(torch.nn.Module):
+    """Reshapes to a rank-6 tensor, which Core ML does not have (Hiera's unroll does this)."""
+
+    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        return pixel_values.reshape(1, 2, 2, 2, 2, 2).sum((1, 2, 3, 4, 5)).reshape(1, 1)
+
+
+def test_unconvertible_model_is_one_line_unsupported_with_the_converters_reason(tmp_path):
+    from edgekit.archs.base import ModelBundle
+    from edgekit.errors import UnsupportedOpError
+    from edgekit.recipe import TensorSpec
+
+    b = ModelBundle(_Rank6(), (TensorSpec("pixel_values", ("batch", 2, 4, 4), "float32"),), "rank6", "classification")
+    ctx = CompileContext(b, b.module, None, None, QuantSpec(), None, tmp_path / "w")
+    with pytest.raises(UnsupportedOpError, match="rank <= 5") as err:
+        _export(get_target("coreml"), ctx, tmp_path, "fp32", Precision.FP32)
+    assert "\n" not in str(err.value)
