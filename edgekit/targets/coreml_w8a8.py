@@ -42,6 +42,15 @@ class Int8WeightLayer(nn.Module):
             q = weight
         self.register_buffer("w_int8", q)
 
+    # Models read `layer.weight.dtype` and friends (HF ViT does), as on QuantWrapper: the float layer's.
+    @property
+    def weight(self) -> torch.Tensor:
+        return self.wrapper.layer.weight
+
+    @property
+    def bias(self) -> torch.Tensor | None:
+        return self.wrapper.layer.bias
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         qd = torch.ops.quantized_decomposed
         if self.act_enc is not None:
