@@ -1,7 +1,8 @@
 """The INT8 program a target lowers, whoever quantized: edgekit's simulated model or a quantized PT2E program.
 
-edgekit's own quantizer gives a module-wrapped simulated model (fake-quant ops; :func:`decomposed` turns it into
-PT2E form). A graph quantizer (Neural Compressor) gives a ``convert_pt2e`` GraphModule, which already is PT2E form.
+edgekit's module quantizer gives a module-wrapped simulated model (fake-quant ops; :func:`decomposed` turns it into
+PT2E form). A graph quantizer (edgekit's ``quantizer: graph``, Neural Compressor) gives a ``convert_pt2e``
+GraphModule, which already is PT2E form.
 Both reach every target through the two functions here, chosen by the kind of simulated model (a registry keyed
 by its type), so a target has one INT8 path:
 
@@ -29,9 +30,31 @@ from ..archs.base import ModelBundle
 from .onnx_export import EXPORT_BATCH, EXPORT_SEQUENCE, export_onnx, finalize_qdq, unsupported_op_error
 
 
+_SOURCES = {"edgekit": "edgekit encodings", "graph": "edgekit's graph quantizer (PT2E program)"}
+
+
 def source(quant) -> str:
     """Who made the INT8 program, for artifact notes: "edgekit encodings" or "neural-compressor's PT2E program"."""
-    return "edgekit encodings" if quant.quantizer.value == "edgekit" else f"{quant.quantizer.value}'s PT2E program"
+    return _SOURCES.get(quant.quantizer.value, f"{quant.quantizer.value}'s PT2E program")
+
+
+# (target, quantizer) -> why that target cannot lower that quantizer's program yet; a target's own
+# ``cannot_express`` is asked first. The graph quantizer's one profile (ort_ov) leaves outputs unquantized.
+_REFUSALS: dict[tuple[str, str], str] = {
+    ("coreml", "graph"): (
+        "coreml: lowering the graph quantizer's PT2E program to Core ML is not implemented yet "
+        "(use quantizer: edgekit for coreml int8)"
+    ),
+    ("executorch", "graph"): (
+        "executorch: XNNPACK's static int8 linear/conv need quantized outputs, and the graph quantizer's "
+        "ort_ov profile quantizes only their inputs and weights (use quantizer: edgekit for executorch int8)"
+    ),
+}
+
+
+def program_refusal(target: str, quant) -> str | None:
+    """Why ``target`` cannot lower the program of the recipe's quantizer (None when it can)."""
+    return _REFUSALS.get((target, quant.quantizer.value))
 
 
 def is_program(sim: torch.nn.Module) -> bool:
