@@ -29,7 +29,6 @@ import torch
 from ..archs.base import ModelBundle
 from .onnx_export import EXPORT_BATCH, EXPORT_SEQUENCE, export_onnx, finalize_qdq, unsupported_op_error
 
-
 _SOURCES = {"edgekit": "edgekit encodings", "graph": "edgekit's graph quantizer (PT2E program)"}
 
 

@@ -52,6 +52,4 @@ def activation_spec(q: QuantSpec, symmetric: bool) -> QuantizationSpec:
 def weight_spec(q: QuantSpec, axis: int) -> QuantizationSpec:
     if not q.per_channel:
         return QuantizationSpec(torch.int8, MinMaxObserver, QMIN, QMAX, torch.per_tensor_symmetric)
-    return QuantizationSpec(
-        torch.int8, PerChannelMinMaxObserver, QMIN, QMAX, torch.per_channel_symmetric, ch_axis=axis
-    )
+    return QuantizationSpec(torch.int8, PerChannelMinMaxObserver, QMIN, QMAX, torch.per_channel_symmetric, ch_axis=axis)
