@@ -46,6 +46,8 @@ OP_KINDS: dict[object, OpPattern] = {
     aten.matmul.default: OpPattern("matmul", (0, 1), _last),
     aten.bmm.default: OpPattern("matmul", (0, 1), _last),
     aten.mm.default: OpPattern("matmul", (0, 1), _last),
+    # fused attention: its Q·Kᵀ and P·V happen inside; Q, K and V are quantized on the way in
+    aten.scaled_dot_product_attention.default: OpPattern("attention", (0, 1, 2), _first),
     aten.embedding.default: OpPattern("embedding", (0,), _first),  # the table; indices are integers
     aten.add.Tensor: OpPattern("add", (0, 1), _first),
 }

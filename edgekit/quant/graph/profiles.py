@@ -29,7 +29,7 @@ class Profile:
 
 PROFILES: Registry[Profile] = Registry("quantization profile")
 
-_MATMULS = ("linear", "conv", "addmm", "matmul")
+_MATMULS = ("linear", "conv", "addmm", "matmul", "attention")
 _IN_W = frozenset({INPUTS, WEIGHTS})
 _ALL = frozenset({INPUTS, WEIGHTS, OUTPUT})
 
