@@ -86,6 +86,7 @@ def _program_onnx(program: torch.fx.GraphModule, bundle: ModelBundle, path: Path
     model = onnx_program.model_proto
     name_output(model, bundle.output_name)
     drop_full_range_clips(model)
+    fold_constant_casts(model)
     model = finalize_qdq(model)
     del model.graph.value_info[:]  # the exporter's shapes of weight DQ outputs are stale once weights are transposed
     onnx.save(model, str(path))
@@ -140,6 +141,30 @@ def drop_full_range_clips(model: onnx.ModelProto) -> int:
     for node in dropped:
         model.graph.node.remove(node)
     return len(dropped)
+
+
+def fold_constant_casts(model: onnx.ModelProto) -> int:
+    """Replace ``Cast`` of a constant by the cast constant; returns the count.
+
+    The dynamo exporter constant-folds small tensors only: a per-channel zero point with one entry per row of a
+    large table (MiniLM's 30522-word embedding) stays ``Cast(int64 -> int8)``, so its weight Q is not folded
+    into an int8 initializer and ONNX Runtime re-quantizes the float table on every run."""
+    from onnx import helper, numpy_helper
+
+    from .onnx_export import constants
+
+    consts = constants(model)
+    folded = []
+    for node in model.graph.node:
+        if node.op_type != "Cast" or node.input[0] not in consts:
+            continue
+        to = next(a.i for a in node.attribute if a.name == "to")
+        value = consts[node.input[0]].astype(helper.tensor_dtype_to_np_dtype(to))
+        model.graph.initializer.append(numpy_helper.from_array(value, node.output[0]))
+        folded.append(node)
+    for node in folded:
+        model.graph.node.remove(node)
+    return len(folded)
 
 
 def _edgekit_form(sim: torch.nn.Module) -> torch.nn.Module:

@@ -44,9 +44,12 @@ class EstimatorObserver(MinMaxObserver):
 
 
 def activation_spec(q: QuantSpec, symmetric: bool) -> QuantizationSpec:
-    qscheme = torch.per_tensor_symmetric if symmetric else torch.per_tensor_affine
+    """Symmetric: int8, zero point 0. Asymmetric: uint8, the grid ONNX Runtime's fast x86 kernels take (u8 x s8);
+    LiteRT gets the same grid as int8 (:func:`edgekit.quant.pt2e.activations_as_int8`)."""
     ctr = EstimatorObserver.with_args(estimator=q.estimator.value, percentile=q.percentile)
-    return QuantizationSpec(torch.int8, ctr, QMIN, QMAX, qscheme)
+    if symmetric:
+        return QuantizationSpec(torch.int8, ctr, QMIN, QMAX, torch.per_tensor_symmetric)
+    return QuantizationSpec(torch.uint8, ctr, 0, 255, torch.per_tensor_affine)
 
 
 def weight_spec(q: QuantSpec, axis: int) -> QuantizationSpec:

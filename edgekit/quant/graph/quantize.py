@@ -63,7 +63,7 @@ def graph_quantize(
         "profile": prof.name,
         "profile_description": prof.description,
         "quantized_ops": quantized_ops(program),
-        "activations": f"int8 per tensor, {'symmetric' if symmetric else 'asymmetric'}, {q.estimator.value}",
+        "activations": f"{'int8 symmetric' if symmetric else 'uint8 asymmetric'} per tensor, {q.estimator.value}",
         "weights": f"int8 symmetric {'per channel' if q.per_channel else 'per tensor'}",
     }
     return GraphResult(program, encodings, info)
