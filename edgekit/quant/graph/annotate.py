@@ -65,7 +65,7 @@ def _is_weight(node: torch.fx.Node) -> bool:
 
 
 class EdgekitQuantizer(Quantizer):
-    """Per-channel symmetric int8 weights, per-tensor int8 activations (asymmetric unless ``symmetric``)."""
+    """Per-channel symmetric int8 weights; per-tensor activations, asymmetric uint8 unless ``symmetric`` (int8)."""
 
     def __init__(self, q: QuantSpec, profile: Profile, symmetric: bool):
         super().__init__()
