@@ -81,23 +81,22 @@ def cli_count(name: str, minimum: int = 1) -> Callable[[str], int]:
     return parse
 
 
-def cli_positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got '{text}'") from None
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive finite number, got {text}")
-    return value
-
-
 def cli_finite_float(text: str) -> float:
+    """argparse type: a finite float (``nan``/``inf`` rejected, as argparse's ``float`` would accept them)."""
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number, got '{text}'") from None
     if not math.isfinite(value):
         raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
+    return value
+
+
+def cli_positive_float(text: str) -> float:
+    """argparse type: a finite float > 0."""
+    value = cli_finite_float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive finite number, got {text}")
     return value
 
 

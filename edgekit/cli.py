@@ -1,8 +1,10 @@
 """The ``edgekit`` command.
 
-Exit codes: 0 every row within its budget; 1 a row over budget; 2 bad input (one line naming what and the fix);
-3 an internal error (one line; ``--debug`` shows the traceback); 128 + N when stopped by signal N (SIGINT,
-SIGTERM, SIGHUP), with partial output removed.
+Exit codes: 0 every row within its budget; 1 a row over budget, or an artifact whose compile, validation or
+benchmark raised (its row says ``error`` and why, in one line; the rest of the run and its report are written,
+see :mod:`edgekit.isolate`); 2 bad input (one line naming what and the fix); 3 an internal error (one line;
+``--debug`` shows the traceback, and re-raises an artifact's error instead of making it a row); 128 + N when
+stopped by signal N (SIGINT, SIGTERM, SIGHUP), with partial output removed.
 """
 
 from __future__ import annotations
@@ -22,14 +24,13 @@ from typing import Any
 
 import yaml
 
+from . import isolate
 from .checks import cli_count, cli_finite_float, cli_positive_float
 from .errors import EdgekitError, RecipeError
 from .signals import signal_number, stop_signals_raise
 
 EXIT_BAD_INPUT = 2
 EXIT_INTERNAL = 3
-
-RECIPES_DIR = Path(__file__).resolve().parent.parent / "recipes"
 
 
 def _kv(items: list[str]) -> dict[str, Any]:
@@ -66,6 +67,8 @@ def build_export_recipe(a: argparse.Namespace) -> Any:
         model["config"] = {**model.get("config", {}), **_kv(a.config)}
     if a.weights:
         model["weights"] = a.weights
+    if a.task:
+        model["task"] = a.task
     base["model"] = model
     precisions = a.precision.split(",")
     names = [t for arg in a.target for t in arg.split(",")]
@@ -102,12 +105,15 @@ def _bench_overrides(base: dict[str, Any], a: argparse.Namespace) -> None:
 
 
 def _finish(result: Any) -> int:
-    from .validate.report import summary_lines, text_table
+    from .validate.report import problem_lines, summary_lines, text_table
 
     print()
     print("\n".join(summary_lines(result.report)))
     print()
     print(text_table(result.report))
+    problems = problem_lines(result.report)
+    if problems:
+        print("\n" + "\n".join(problems))
     print(f"\nartifacts and report: {result.out}/ (report.md, report.html, manifest.json)")
     return 0 if result.passed else 1
 
@@ -262,14 +268,16 @@ def cmd_targets(a: argparse.Namespace) -> int:
 
 
 def cmd_recipes(a: argparse.Namespace) -> int:
-    from .recipe import load_recipe
+    from .shipped import recipes_root, shipped_recipes
 
-    files = sorted(RECIPES_DIR.glob("*.yaml"))
-    if not files:
-        print(f"no recipes found in {RECIPES_DIR}")
-    for f in files:
-        r = load_recipe(f)
-        print(f"{f.stem:14s} {r.description or r.model.source}")
+    found = list(shipped_recipes())
+    if not found:
+        print(f"no recipes found in {recipes_root()}")
+    for f, r in found:
+        print(f"{f.name.removesuffix('.yaml'):14s} {r.description or r.model.source}")
+    if found:
+        root = recipes_root()
+        print(f"\nrecipe files: {root}/ (edgekit run {root}/{found[0][0].name})")
     return 0
 
 
@@ -315,13 +323,22 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("model", help="HF checkpoint dir, architecture name (vit, bert, ...) or package.module:factory")
     e.add_argument("--target", action="append", default=None, help="onnx, openvino, ... or all (repeat or comma)")
     e.add_argument("--precision", default="fp32,int8", help="comma list of fp32, fp16, int8 (default fp32,int8)")
-    e.add_argument("--calib", help="calibration data: fashion-mnist[:split], digits, random, FILE.npz, FILE.csv")
+    e.add_argument(
+        "--calib",
+        help="calibration data: fashion-mnist[:split], digits, photos, images:DIR, random, FILE.npz, FILE.csv",
+    )
     e.add_argument("--calib-samples", type=cli_count("samples"), default=None)
     e.add_argument("--val", help="validation data (same forms as --calib)")
     e.add_argument("--val-samples", type=cli_count("samples"), default=None)
     e.add_argument("--recipe", help="start from this recipe file; flags override it")
     e.add_argument("--config", action="append", default=[], help="model config override key=value (repeat)")
     e.add_argument("--weights", help="state_dict of a trained run (RUN/model/weights.pt)")
+    e.add_argument(
+        "--task",
+        help="what the model does: image-classification, text-classification, feature-extraction, "
+        "image-feature-extraction, text-generation (or classification, embedding, next-token); "
+        "default from the checkpoint's config.json architectures",
+    )
     e.add_argument("--input", action="append", default=[], help="input spec name:batch,3,32,32[:dtype] (repeat)")
     e.add_argument("--quantizer", choices=[q.value for q in Quantizer], help="who quantizes int8 (default edgekit)")
     e.add_argument("--estimator", choices=["minmax", "percentile", "mse", "entropy"])
@@ -504,7 +521,7 @@ def main(argv: list[str] | None = None) -> int:
         return exc.code if isinstance(exc.code, int) else EXIT_BAD_INPUT
     if args.command == "export" and not args.target:
         args.target = ["onnx"]
-    with stop_signals_raise(), quiet_third_party(args.quiet):
+    with stop_signals_raise(), quiet_third_party(args.quiet), isolate.reraise(args.debug):
         try:
             return int(args.func(args))
         except EdgekitError as exc:

@@ -1,7 +1,8 @@
 """Typed errors. Every message says what went wrong, where, and how to fix it.
 
 The CLI turns any :class:`EdgekitError` into a one-line message on stderr and exit code 2 (bad input); any other
-exception is an internal error, exit code 3 (``--debug`` shows its traceback).
+exception is an internal error, exit code 3 (``--debug`` shows its traceback). Raised while compiling,
+validating or benchmarking one artifact, either becomes that artifact's row instead (edgekit.isolate; exit 1).
 """
 
 from __future__ import annotations

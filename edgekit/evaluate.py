@@ -11,6 +11,7 @@ from tqdm.auto import tqdm
 
 from .data import DataSet
 from .errors import DeviceError, ModelError
+from .isolate import Outcome, isolated
 from .recipe import BenchSpec, Metric, Precision
 from .targets.base import Artifact, Target
 from .validate.latency import bench_local
@@ -115,11 +116,15 @@ def bench_rows(root: Path, rows: list[dict[str, Any]], spec: BenchSpec, sequence
             continue
         todo.append(r)
     for r in tqdm(todo, desc="benchmark", unit="artifact", leave=False, disable=None if progress else True):
-        try:
-            r["latency"] = bench_local(root / r["artifact"], spec, sequence)
-            r["latency_note"] = "measured"
-        except DeviceError as exc:
-            r["latency"], r["latency_note"] = None, f"not measured: {exc}"
+        with isolated("bench") as stage:
+            try:
+                r["latency"] = bench_local(root / r["artifact"], spec, sequence)
+                r["latency_note"] = "measured"
+            except DeviceError as exc:  # the runtime cannot time it here: the row stands, unmeasured
+                r["latency"], r["latency_note"] = None, f"not measured: {exc}"
+        if stage.failed:  # the artifact itself broke the benchmark: the row is that error
+            r.update(status=stage.status, stage=stage.stage, latency=None, latency_note="not measured")
+            r["notes"] = [*r.get("notes", []), stage.note]
     base = {r["target"]: r["latency"]["p50_ms"] for r in rows if r["precision"] == "fp32" and r.get("latency")}
     for r in rows:
         b = base.get(r["target"])
@@ -137,9 +142,20 @@ def status_row(target: str, precision: Precision, status: str, note: str) -> dic
     }
 
 
+def failed_row(target: str, precision: Precision, outcome: Outcome) -> dict[str, Any]:
+    """The row of an artifact whose compile or validate stage raised (edgekit.isolate): status and one line."""
+    return {**status_row(target, precision, outcome.status or "error", outcome.note), "stage": outcome.stage}
+
+
+def row_failed(row: dict[str, Any]) -> bool:
+    """Over budget ("fail"), a stage that raised ("error", see edgekit.isolate), or ``unsupported`` on a target the
+    recipe named. ``unsupported`` where ``all`` implied the target (the converter's own reason) is reported only."""
+    status = row["status"]
+    return status not in ("ok", "skipped", "unsupported") or (status == "unsupported" and bool(row.get("requested")))
+
+
 def passed(rows: list[dict[str, Any]]) -> bool:
-    # "unsupported" (a target implied by `all` that cannot represent the model) is reported, not a failure.
-    return all(r["status"] in ("ok", "skipped", "unsupported") for r in rows) and any(r["status"] == "ok" for r in rows)
+    return not any(row_failed(r) for r in rows) and any(r["status"] == "ok" for r in rows)
 
 
 def validate_artifact(

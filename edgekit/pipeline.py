@@ -20,16 +20,18 @@ from .artifacts import RunDir, write_manifest
 from .checks import require_finite_weights
 from .data import DataSet, load_data
 from .diagnose import diagnose_failures
-from .errors import ModelError, RecipeError, UnsupportedOpError
+from .errors import ModelError, RecipeError
 from .evaluate import (
     DEFAULT_BUDGET,
     bench_rows,
+    failed_row,
     passed,
     predict_torch,
     resolve_metric,
     status_row,
     validate_artifact,
 )
+from .isolate import isolated
 from .quant import calibrate
 from .recipe import Precision, Quantizer, Recipe, TargetSpec
 from .targets.base import CompileContext, Target, all_targets, get_target
@@ -55,7 +57,7 @@ class RunResult:
 class PlanItem:
     target: Target
     spec: TargetSpec
-    implied: bool = False  # expanded from `all`: a model it cannot represent is a row, not an error
+    implied: bool = False  # expanded from `all`; a named target the model cannot be represented on fails the run
 
 
 def plan_targets(recipe: Recipe) -> tuple[list[PlanItem], list[dict[str, Any]]]:
@@ -74,7 +76,7 @@ def plan_targets(recipe: Recipe) -> tuple[list[PlanItem], list[dict[str, Any]]]:
                 if problem:
                     skipped.append(status_row(t.name, Precision.INT8, "skipped", problem))
                     precisions.remove(Precision.INT8)
-                precisions = _expressible(t, recipe, precisions, skipped)
+                precisions = _expressible(t, recipe, precisions, skipped, implied=True)
                 if precisions:
                     plan.append(PlanItem(t, TargetSpec(t.name, tuple(precisions)), implied=True))
             continue
@@ -90,11 +92,13 @@ def plan_targets(recipe: Recipe) -> tuple[list[PlanItem], list[dict[str, Any]]]:
     return plan, skipped
 
 
-def _expressible(target: Target, recipe: Recipe, precisions: list[Precision], rows: list[dict[str, Any]]):
+def _expressible(
+    target: Target, recipe: Recipe, precisions: list[Precision], rows: list[dict[str, Any]], implied: bool = False
+):
     """Drop int8 when the target cannot lower the quantizer's program; the run keeps an ``unsupported`` row."""
     why = _cannot_express(target, recipe.quantization) if Precision.INT8 in precisions else None
     if why:
-        rows.append(status_row(target.name, Precision.INT8, "unsupported", why))
+        rows.append(requested(status_row(target.name, Precision.INT8, "unsupported", why), not implied))
         return [p for p in precisions if p is not Precision.INT8]
     return precisions
 
@@ -173,36 +177,10 @@ def run_recipe(
         ctx.workdir.mkdir()
         rows: list[dict[str, Any]] = []
         for item in plan:
-            target = item.target
             for precision in item.spec.precisions:
-                adir = tmp / target.name / precision.value
-                adir.mkdir(parents=True)
-                log(f"compile {target.name} {precision.value}")
-                try:
-                    art = target.export(ctx, precision, dict(item.spec.options), adir)
-                except UnsupportedOpError as exc:
-                    if not item.implied:
-                        raise
-                    shutil.rmtree(adir)
-                    if not any(adir.parent.iterdir()):
-                        adir.parent.rmdir()
-                    reason = str(exc).splitlines()[0]
-                    rows.append(status_row(target.name, precision, "unsupported", reason))
-                    log(f"  {target.name} cannot represent this model: {reason}")
-                    continue
-                why = target.cannot_run_here(art)
-                if why:
-                    rows.append(
-                        {
-                            **status_row(target.name, precision, "skipped", why),
-                            "artifact": str(art.path.relative_to(tmp)),
-                        }
-                    )
-                    log(f"  {why}")
-                    continue
                 rows.append(
-                    validate_artifact(
-                        target, art, val, fp32_out, sim_out, metric, budget, bs, recipe.benchmark.threads, progress
+                    _artifact_row(
+                        item, precision, ctx, tmp, log, val, fp32_out, sim_out, metric, budget, bs, recipe, progress
                     )
                 )
         shutil.rmtree(ctx.workdir)
@@ -247,6 +225,52 @@ def run_recipe(
             report["diagnosis"] = diagnosis
         save_run(tmp, report, recipe)
     return RunResult(Path(out), report)
+
+
+def requested(row: dict[str, Any], named: bool) -> dict[str, Any]:
+    """Mark the row of a target the recipe names (not one ``all`` implied): ``unsupported`` there fails the run,
+    since what was asked for was not built (evaluate.passed)."""
+    if named and row["status"] == "unsupported":
+        row["requested"] = True
+    return row
+
+
+def _artifact_row(
+    item: PlanItem,
+    precision: Precision,
+    ctx: CompileContext,
+    tmp: Path,
+    log: Any,
+    val: DataSet,
+    fp32_out: np.ndarray,
+    sim_out: np.ndarray | None,
+    metric: str,
+    budget: float,
+    bs: int,
+    recipe: Recipe,
+    progress: bool,
+) -> dict[str, Any]:
+    """Compile and validate one artifact; a stage that raises is this artifact's row (edgekit.isolate)."""
+    target = item.target
+    adir = tmp / target.name / precision.value
+    adir.mkdir(parents=True)
+    what = f"{target.name} {precision.value}"
+    log(f"compile {what}")
+    with isolated("compile", what, remove=adir, log=log) as stage:
+        art = target.export(ctx, precision, dict(item.spec.options), adir)
+        why = target.cannot_run_here(art)
+    if stage.failed:
+        return requested(failed_row(target.name, precision, stage), not item.implied)
+    where = {"artifact": str(art.path.relative_to(tmp))}
+    if why:
+        log(f"  {why}")
+        return {**status_row(target.name, precision, "skipped", why), **where}
+    with isolated("validate", what, log=log) as stage:  # returns its row unless it raised: then the row below
+        return validate_artifact(
+            target, art, val, fp32_out, sim_out, metric, budget, bs, recipe.benchmark.threads, progress
+        )
+    row = {**failed_row(target.name, precision, stage), **where, "size_mb": art.size_mb}
+    return requested(row, not item.implied)
 
 
 def save_run(root: Path, report: dict[str, Any], recipe: Recipe) -> None:

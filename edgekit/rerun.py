@@ -19,7 +19,8 @@ from .archs.base import ModelBundle
 from .artifacts import verify_manifest
 from .data import load_data
 from .errors import ModelError
-from .evaluate import bench_rows, passed, validate_artifact
+from .evaluate import bench_rows, failed_row, passed, validate_artifact
+from .isolate import isolated
 from .pipeline import RunResult, update_run
 from .recipe import BenchSpec, TensorSpec, load_recipe
 from .targets.base import Artifact, get_target
@@ -77,23 +78,26 @@ def revalidate(root: Path, progress: bool = True) -> RunResult:
     metric, budget = report["metric"], report["budget"]
     rows = []
     for old in report["rows"]:
-        if old["status"] == "skipped":
+        if old["status"] == "skipped" or not old.get("artifact"):  # nothing was built (or it cannot run here)
             rows.append(old)
             continue
         art = Artifact.read(root / old["artifact"])
         target = get_target(art.target)
-        row = validate_artifact(
-            target,
-            art,
-            val,
-            fp32,
-            sim,
-            metric,
-            budget,
-            recipe.validation.batch_size,
-            recipe.benchmark.threads,
-            progress,
-        )
+        with isolated("validate", f"{art.target} {art.precision.value}") as stage:
+            row = validate_artifact(
+                target,
+                art,
+                val,
+                fp32,
+                sim,
+                metric,
+                budget,
+                recipe.validation.batch_size,
+                recipe.benchmark.threads,
+                progress,
+            )
+        if stage.failed:
+            row = {**failed_row(art.target, art.precision, stage), "artifact": old["artifact"]}
         row.update({k: old.get(k) for k in ("latency", "latency_note", "speedup")})
         rows.append(row)
     report["rows"] = rows

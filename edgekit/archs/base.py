@@ -19,10 +19,12 @@ class ModelBundle:
     module: torch.nn.Module
     inputs: tuple[TensorSpec, ...]
     family: str
-    task: str  # "classification" | "embedding"
+    task: str  # "classification" | "embedding" | "next-token"
     output_name: str = "output"
     is_transformer: bool = True
     tokenizer_dir: str | None = None  # for text data sources
+    image_processor_dir: str | None = None  # a checkpoint with preprocessor_config.json, for the images source
+    label2id: dict[str, int] | None = None  # the model's class names, for data labelled by class name
     info: dict[str, Any] = field(default_factory=dict)  # shown in the manifest (config, parameter count)
 
     @property
@@ -53,6 +55,9 @@ class ArchFamily:
     build: Callable[[dict[str, Any], str | None], ModelBundle]  # (config overrides, task) -> bundle
     description: str
     load: Callable[[str, str | None], ModelBundle] | None = None  # (checkpoint dir, task) -> bundle
+    # the tasks ``load`` serves: a checkpoint of this model_type asked for another task (``--task``) is loaded
+    # by the generic HF intake (hf_auto) instead
+    tasks: tuple[str, ...] = ()
 
 
 ARCHS: Registry[ArchFamily] = Registry("architecture")

@@ -80,4 +80,9 @@ def load(path: str, task: str | None) -> ModelBundle:
     return _bundle(model.eval(), minilm_dir("opt (tokenizer)"))
 
 
-ARCHS.add("opt", ArchFamily("opt", build, "HF OPT decoder predicting the next token (MiniLM WordPiece vocab)", load))
+ARCHS.add(
+    "opt",
+    ArchFamily(
+        "opt", build, "HF OPT decoder predicting the next token (MiniLM WordPiece vocab)", load, ("next-token",)
+    ),
+)

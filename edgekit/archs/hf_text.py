@@ -74,4 +74,4 @@ def load(path: str, task: str | None) -> ModelBundle:
     return _bundle(model.eval(), path)
 
 
-ARCHS.add("bert", ArchFamily("bert", build, "HF BERT encoder as a sentence embedder (MiniLM)", load))
+ARCHS.add("bert", ArchFamily("bert", build, "HF BERT encoder as a sentence embedder (MiniLM)", load, ("embedding",)))

@@ -148,4 +148,7 @@ def _loader(family: str):
 
 
 for _name in SMALL_DEFAULTS:
-    ARCHS.add(_name, ArchFamily(_name, _builder(_name), f"HF {_name} image classifier", _loader(_name)))
+    ARCHS.add(
+        _name,
+        ArchFamily(_name, _builder(_name), f"HF {_name} image classifier", _loader(_name), ("classification",)),
+    )

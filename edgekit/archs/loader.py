@@ -66,7 +66,7 @@ def _resolve(source: str, spec: ModelSpec, inputs: tuple[TensorSpec, ...] | None
             f"model '{source}' is neither an existing directory nor a known architecture"
             f"{did_you_mean(name, ARCHS.names())}"
         )
-    return ARCHS.get(name).build(dict(spec.config), spec.task)
+    return ARCHS.get(name).build(dict(spec.config), edgekit_task(spec.task))
 
 
 def _looks_like_path(source: str) -> bool:
@@ -86,14 +86,32 @@ def _from_checkpoint(path: Path, spec: ModelSpec) -> ModelBundle:
         model_type = json.loads(config_file.read_text()).get("model_type", "")
     except json.JSONDecodeError as exc:
         raise ModelError(f"{config_file}: not valid JSON ({exc})") from None
-    if model_type not in ARCHS:
-        raise ModelError(f"'{path}' is a '{model_type}' checkpoint; edgekit supports {', '.join(ARCHS.names())}")
-    family = ARCHS.get(model_type)
-    if family.load is None:
-        raise ModelError(f"architecture '{model_type}' cannot be loaded from a checkpoint directory")
-    bundle = family.load(str(path), spec.task)
+    family = ARCHS.get(model_type) if model_type in ARCHS else None
+    if (
+        family is not None
+        and family.load is not None
+        and (spec.task is None or edgekit_task(spec.task) in family.tasks)
+    ):
+        bundle = family.load(str(path), edgekit_task(spec.task))  # the family's tuned defaults
+    else:  # any other HF checkpoint: task from config.json architectures or --task
+        from . import hf_auto
+
+        bundle = hf_auto.load(path, spec.task)
+    if bundle.image_processor_dir is None and (path / "preprocessor_config.json").is_file():
+        bundle.image_processor_dir = str(path)  # the images data source preprocesses with it
     bundle.info["checkpoint"] = str(path.resolve())
     return bundle
+
+
+def edgekit_task(task: str | None) -> str | None:
+    """edgekit's word (classification | embedding | next-token) for a task given as that word or an HF task
+    name (``image-classification``, ``feature-extraction``, ``text-generation``, ...); unknown names unchanged."""
+    if task is None:
+        return None
+    from .hf_tasks import ALIASES, HF_TASKS
+
+    hf_name = next(iter(ALIASES[task].values())) if task in ALIASES else task
+    return HF_TASKS.get(hf_name).edgekit_task if hf_name in HF_TASKS else task
 
 
 def _from_factory(source: str, spec: ModelSpec, inputs: tuple[TensorSpec, ...] | None) -> ModelBundle:
@@ -120,7 +138,7 @@ def _from_factory(source: str, spec: ModelSpec, inputs: tuple[TensorSpec, ...] |
         model.eval(),
         tuple(declared),
         family="custom",
-        task=spec.task or "classification",
+        task=edgekit_task(spec.task) or "classification",
         is_transformer=False,
         info={"factory": source, "parameters": count_params(model)},
     )

@@ -18,6 +18,7 @@ def random_inputs(spec: DataSpec, bundle: ModelBundle) -> DataSet:
     rng = np.random.default_rng(spec.seed)
     n = spec.samples or 64
     dims = {"sequence": spec.max_length}
+    high = min(1000, int(bundle.info.get("vocab_size") or 1000))  # token ids must index the embedding table
     inputs = {}
     for s in bundle.inputs:
         shape = s.concrete_shape(batch=n, **dims)
@@ -26,7 +27,7 @@ def random_inputs(spec: DataSpec, bundle: ModelBundle) -> DataSet:
         elif s.name == "attention_mask":
             inputs[s.name] = np.ones(shape, dtype=np_dtype(s.dtype))
         else:
-            inputs[s.name] = rng.integers(0, 1000, size=shape).astype(np_dtype(s.dtype))
+            inputs[s.name] = rng.integers(0, high, size=shape).astype(np_dtype(s.dtype))
     return DataSet(inputs, None, f"random ({n} samples)")
 
 

@@ -78,7 +78,7 @@ def np_dtype(name: str) -> type:
 
 def load_data(spec: DataSpec, bundle: ModelBundle, purpose: str = "data") -> DataSet:
     """Load, sample and check a data set against the model's input spec."""
-    from . import arrays, images, photos, text, text_lm  # noqa: F401  (register the sources)
+    from . import arrays, folder, images, photos, text, text_lm  # noqa: F401  (register the sources)
 
     ds = DATA.get(spec.source)(spec, bundle)
     if spec.samples is not None:

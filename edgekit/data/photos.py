@@ -67,20 +67,29 @@ def photo_files(split: str = "test") -> list[Path]:
     return files
 
 
-def preprocess(path: Path, size: int) -> np.ndarray:
-    """Resize (shorter side size*256/224, bicubic), centre-crop size x size, ImageNet-normalize; CHW float32."""
+def preprocess(
+    path: Path,
+    size: int | tuple[int, int],
+    mean: np.ndarray = IMAGENET_MEAN,
+    std: np.ndarray = IMAGENET_STD,
+    mode: str = "RGB",
+) -> np.ndarray:
+    """Resize (shorter side * 256/224, bicubic), centre-crop to ``size`` (an int: square, or (height, width)),
+    normalize per channel; CHW float32. ``mode`` "L" reads a single grey channel."""
     from PIL import Image
 
+    h, w = (size, size) if isinstance(size, int) else size
     with Image.open(path) as im:
-        im = im.convert("RGB")
-        short = round(size * 256 / 224)
-        w, h = im.size
-        scale = short / min(w, h)
-        im = im.resize((max(short, round(w * scale)), max(short, round(h * scale))), Image.BICUBIC)
-        w, h = im.size
-        left, top = (w - size) // 2, (h - size) // 2
-        x = np.asarray(im.crop((left, top, left + size, top + size)), np.float32) / 255.0
-    return ((x - IMAGENET_MEAN) / IMAGENET_STD).transpose(2, 0, 1)
+        im = im.convert(mode)
+        short = round(max(h, w) * 256 / 224)
+        iw, ih = im.size
+        scale = short / min(iw, ih)
+        im = im.resize((max(short, round(iw * scale)), max(short, round(ih * scale))), Image.BICUBIC)
+        iw, ih = im.size
+        left, top = (iw - w) // 2, (ih - h) // 2
+        x = np.asarray(im.crop((left, top, left + w, top + h)), np.float32) / 255.0
+    x = x[..., None] if x.ndim == 2 else x
+    return ((x - mean) / std).astype(np.float32).transpose(2, 0, 1)
 
 
 @DATA.register("photos")

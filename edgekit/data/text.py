@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 import numpy as np
@@ -38,18 +39,48 @@ def read_labelled_csv(path: Path) -> tuple[list[str], np.ndarray]:
     return texts, ids.astype(np.int64)
 
 
+def load_tokenizer(bundle: ModelBundle):
+    """The checkpoint's own tokenizer, set to pad on the right (the models read the mask; decoders take the
+    last real token) with a pad token even where the checkpoint defines none (most decoders).
+
+    A generic tokenizer (saved from ``PreTrainedTokenizerFast``) is loaded as exactly that: AutoTokenizer would
+    swap in the model type's own class (Qwen2Tokenizer for a qwen2 config) and re-split the text its way."""
+    import transformers as tf
+
+    auto = tf.PreTrainedTokenizerFast if _generic_tokenizer(Path(str(bundle.tokenizer_dir))) else tf.AutoTokenizer
+    try:
+        tok = auto.from_pretrained(bundle.tokenizer_dir, local_files_only=True)
+    except (OSError, ValueError, KeyError) as exc:
+        raise CalibrationError(
+            f"cannot load the tokenizer in '{bundle.tokenizer_dir}': {' '.join(str(exc).split())[:200]}"
+        ) from None
+    tok.padding_side = "right"
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token or tok.unk_token or tok.convert_ids_to_tokens(0)
+    return tok
+
+
+def _generic_tokenizer(path: Path) -> bool:
+    try:
+        cls = json.loads((path / "tokenizer_config.json").read_text()).get("tokenizer_class")
+    except (OSError, ValueError):
+        return False
+    return cls in ("PreTrainedTokenizerFast", "TokenizersBackend") and (path / "tokenizer.json").is_file()
+
+
 @DATA.register("text-csv")
 def text_csv(spec: DataSpec, bundle: ModelBundle) -> DataSet:
     if not spec.path or not Path(spec.path).is_file():
         raise CalibrationError(f"text data file '{spec.path}' does not exist")
     if bundle.tokenizer_dir is None:
-        raise CalibrationError("text data needs a model loaded from a checkpoint directory with a tokenizer")
-    from transformers import AutoTokenizer
-
+        raise CalibrationError(
+            "text data needs a model loaded from a checkpoint directory with a tokenizer "
+            "(save it next to the weights: tokenizer.save_pretrained(DIR))"
+        )
     texts, labels = read_labelled_csv(Path(spec.path))
     if not texts:
         raise CalibrationError(f"'{spec.path}' has no 'text,label' rows")
-    tok = AutoTokenizer.from_pretrained(bundle.tokenizer_dir, local_files_only=True)
+    tok = load_tokenizer(bundle)
     enc = tok(texts, padding="max_length", truncation=True, max_length=spec.max_length, return_tensors="np")
     inputs = {s.name: enc[s.name].astype(np.int64) for s in bundle.inputs}
     return DataSet(inputs, labels, f"text {Path(spec.path).name}")

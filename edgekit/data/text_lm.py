@@ -17,7 +17,7 @@ from ..archs.base import ModelBundle
 from ..errors import CalibrationError
 from ..recipe import DataSpec
 from .base import DATA, DataSet, data_dir, fixed_split
-from .text import read_labelled_csv
+from .text import load_tokenizer, read_labelled_csv
 
 MIN_CONTEXT = 2  # BOS + at least one real token before the predicted one
 
@@ -58,9 +58,7 @@ def text_lm(spec: DataSpec, bundle: ModelBundle) -> DataSet:
         texts = [texts[i] for i in np.sort(fixed_split(len(texts), part))]
     if not texts:
         raise CalibrationError(f"'{path}' has no 'text,label' rows")
-    from transformers import AutoTokenizer
-
-    tok = AutoTokenizer.from_pretrained(bundle.tokenizer_dir, local_files_only=True)
+    tok = load_tokenizer(bundle)
     token_lists = tok(texts, add_special_tokens=False, truncation=True, max_length=spec.max_length)["input_ids"]
     bos = tok.cls_token_id if tok.bos_token_id is None else tok.bos_token_id
     ids, mask, labels = next_token_pairs(token_lists, int(bos), spec.max_length)

@@ -137,11 +137,28 @@ class LiteRTSession:
         self.it = Interpreter(model_path=str(path / meta["file"]), num_threads=threads)
         self.it.allocate_tensors()
         self.order = [spec["name"] for spec in meta["inputs"]]
-        # LiteRT names inputs after the signature ("serving_default_args_0" ...): map them by position.
-        self.details = sorted(self.it.get_input_details(), key=lambda d: d["index"])
-        self.output = self.it.get_output_details()[0]
+        self.details, self.output = self._io(self.it, self.order, meta.get("output"))
         self.version = getattr(lib, "__version__", "unknown")
         self.settings = {"num_threads": threads, "input_dtypes": [str(d["dtype"].__name__) for d in self.details]}
+
+    @staticmethod
+    def _io(it, names: list, output):
+        """Input details in the order of ``names`` and the output's, found by signature name (edgekit names the
+        signature's inputs and output as the model's IO spec); files whose signature says ``args_0``, ``args_1``
+        (older edgekit, other converters) are mapped by position."""
+        by_index = {d["index"]: d for d in [*it.get_input_details(), *it.get_output_details()]}
+        try:
+            runner = it.get_signature_runner()
+            ins = {k: v["index"] for k, v in runner.get_input_details().items()}
+            outs = {k: v["index"] for k, v in runner.get_output_details().items()}
+        except (AttributeError, ValueError, KeyError):  # no signature (tflite_runtime before 2.7, bare graphs)
+            ins, outs = {}, {}
+        if names and all(n in ins for n in names):
+            details = [by_index[ins[n]] for n in names]
+        else:
+            details = sorted(it.get_input_details(), key=lambda d: d["index"])
+        out = by_index[outs[output]] if output in outs else it.get_output_details()[0]
+        return details, out
 
     @staticmethod
     def _to_file(value, detail: dict):
@@ -236,8 +253,12 @@ class ExecuTorchSession:
             raise RuntimeError(f"this .pte uses the Core ML delegate, which needs macOS (this is {platform.system()})")
         with _native_stderr_silenced():
             pybind._unsafe_reset_threadpool(threads)
-            self.method = runtime.Runtime.get().load_program(str(path / meta["file"])).load_method("forward")
-        self.order = [spec["name"] for spec in meta["inputs"]]
+            program = runtime.Runtime.get().load_program(str(path / meta["file"]))
+            self.method = program.load_method("forward")
+            # forward's inputs are positional; edgekit's programs name them (constant method input_names)
+            named = "input_names" in getattr(program, "method_names", ())
+            self.order = list(program.load_method("input_names").execute([])) if named else None
+        self.order = self.order or [spec["name"] for spec in meta["inputs"]]
         self.static = {spec["name"]: spec["shape"] for spec in meta["inputs"]}
         self.fixed = int(meta.get("options", {}).get("batch", 1))
         self.version = getattr(et, "__version__", "unknown")

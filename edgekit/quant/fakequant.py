@@ -74,6 +74,15 @@ class QuantWrapper(nn.Module):
     def bias(self) -> torch.Tensor | None:
         return self.layer.bias
 
+    def __getattr__(self, name: str):
+        # ...and its other attributes: HF MobileNetV2's TF-style padding reads `conv.stride`, `conv.kernel_size`.
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            if name == "layer":
+                raise
+            return getattr(self.layer, name)
+
     def _qweight(self) -> torch.Tensor:
         w = self.layer.weight
         if not self.quantize_weight:

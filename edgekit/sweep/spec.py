@@ -156,16 +156,21 @@ class SweepSpec:
         if len(set(devices)) != len(devices):
             raise ValueError("device names must be unique")
         for j in self.jobs:
-            if j.model not in labels:
-                raise ValueError(f"job model '{j.model}' is not one of the models{did_you_mean(j.model, labels)}")
-            if j.device is not None and j.device not in devices:
-                raise ValueError(f"job device '{j.device}' is not one of the devices{did_you_mean(j.device, devices)}")
+            _require_member("model", j.model, labels)
+            if j.device is not None:
+                _require_member("device", j.device, devices)
 
     def model(self, label: str) -> ModelEntry:
         return next(m for m in self.models if m.label == label)
 
     def device(self, name: str | None) -> DeviceSpec | None:
         return None if name is None else next(d for d in self.devices if d.name == name)
+
+
+def _require_member(kind: str, name: str, names: list[str]) -> None:
+    """A job refers to a model or device by name: that name must be declared in the sweep."""
+    if name not in names:
+        raise ValueError(f"job {kind} '{name}' is not one of the {kind}s{did_you_mean(name, names)}")
 
 
 def sweep_from_dict(data: Any, where: str = "sweep") -> SweepSpec:

@@ -12,6 +12,10 @@ Every op that XNNPACK does not take runs on ExecuTorch's portable kernels; the a
 ``artifact.json`` say which ops were delegated and which were not. The program has a static batch of 1 and, for
 text models, the calibration sample's sequence length; the runner loops over larger batches.
 
+``forward`` takes its inputs by position (ExecuTorch methods have no argument names); their names, in that
+order, and the output's are in the program itself, as the constant methods ``input_names`` and ``output_names``
+(and in ``artifact.json``'s ``inputs`` and ``output``): the runner feeds by name through them.
+
 ``options: {delegate: coreml}`` lowers to the Core ML delegate instead: the .pte is built here, but runs on Apple
 devices only, so it is validated nowhere here and its row says so.
 """
@@ -81,7 +85,8 @@ class ExecuTorchTarget(Target):
             art.notes.append("fp16 weights and compute inside the program; float32 inputs and output")
         else:
             model = ctx.model.eval()
-        buffer, ops = _lower(model, sample, delegate)
+        names = {"input_names": [s.name for s in ctx.bundle.inputs], "output_names": [ctx.bundle.output_name]}
+        buffer, ops = _lower(model, sample, delegate, names)
         (out / art.file).write_bytes(buffer)
         art.options["ops"] = ops
         art.notes.append(_ops_note(ops, delegate))
@@ -125,12 +130,17 @@ def _partitioner(delegate: str):
     return XnnpackPartitioner()
 
 
-def _lower(model: torch.nn.Module, sample: tuple[torch.Tensor, ...], delegate: str) -> tuple[bytes, dict]:
+def _lower(
+    model: torch.nn.Module, sample: tuple[torch.Tensor, ...], delegate: str, constants: dict[str, Any] | None = None
+) -> tuple[bytes, dict]:
+    """The .pte and its delegation; ``constants``: methods returning those values (the IO names)."""
     from executorch.exir import to_edge_transform_and_lower
 
     def run():
         program = torch.export.export(model, sample)
-        edge = to_edge_transform_and_lower(program, partitioner=[_partitioner(delegate)])
+        edge = to_edge_transform_and_lower(
+            program, partitioner=[_partitioner(delegate)], constant_methods=constants or None
+        )
         ops = delegation(edge.exported_program().graph_module)
         return bytes(edge.to_executorch().buffer), ops
 

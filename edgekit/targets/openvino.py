@@ -18,6 +18,22 @@ from .onnx_common import fp32_onnx, qdq_onnx
 from .pt2e_lowering import source
 
 
+def conversion_reason(exc: Exception) -> str:
+    """One line saying which op failed and why: OpenVINO's message starts with a C++ source location ("Check
+    'false' failed at src/frontends/...cpp:151:"); the failed operation ("-- OP with a message:") and its reason
+    follow, before a "Summary:"."""
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    first = next((i for i, ln in enumerate(lines) if ln.startswith("-- ")), None)
+    if first is None:
+        return _first_line(exc)
+    op = lines[first].removeprefix("-- ").removesuffix(" with a message:")
+    detail = [ln for ln in lines[first + 1 :] if not ln.startswith("--")]
+    detail = detail[: detail.index("Summary:")] if "Summary:" in detail else detail
+    plain = [ln for ln in detail if not ln.startswith(("While validating", "[ONNX Frontend]"))]
+    why = (plain or detail or [""])[-1]
+    return f"{op}: {why}"[:400] if why else op
+
+
 def _cpu_supports_f16() -> bool:
     import openvino as ov
 
@@ -51,7 +67,7 @@ class OpenVINOTarget(Target):
         except CalibrationError:
             raise
         except Exception as exc:
-            raise UnsupportedOpError(f"openvino: conversion failed: {_first_line(exc)}") from None
+            raise UnsupportedOpError(f"openvino: conversion failed: {conversion_reason(exc)}") from None
         model = lower_binary_weights(self.name, ctx.model, model, art)  # +-1 weights: u1 + FakeQuantize(levels=2)
         fp16 = precision is Precision.FP16
         if fp16:

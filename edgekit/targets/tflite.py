@@ -12,6 +12,11 @@
 
 The graph has a static batch of 1 (``batch`` in the IO spec); the runner loops over larger batches.
 int64 inputs (token ids) become int32 in the file, and the artifact's IO spec says so.
+
+The signature (``serving_default``) names its inputs and output as the model's IO spec does (``input_ids``,
+``attention_mask`` -> ``logits``): the model is converted behind :class:`_Named`, which takes keyword inputs and
+returns ``{output_name: tensor}``, and LiteRT names signature tensors after keyword and dict keys (positional
+sample arguments would be ``args_0``, ``args_1``, ...).
 """
 
 from __future__ import annotations
@@ -40,6 +45,22 @@ def _sample(ctx: CompileContext) -> tuple[torch.Tensor, ...]:
     return ctx.bundle.example_inputs(1, STATIC_SEQUENCE)
 
 
+class _Named(torch.nn.Module):
+    """Keyword inputs named as the IO spec, one output in a dict under its name: what LiteRT's signature names."""
+
+    def __init__(self, model: torch.nn.Module, names: list[str], output: str):
+        super().__init__()
+        self.model, self.names, self.output = model, names, output
+
+    def forward(self, **feeds: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {self.output: self.model(*[feeds[n] for n in self.names])}
+
+
+def _named(ctx: CompileContext, model: Any, sample: tuple[torch.Tensor, ...]) -> tuple[Any, dict[str, torch.Tensor]]:
+    names = [s.name for s in ctx.bundle.inputs]
+    return _Named(model, names, ctx.bundle.output_name).eval(), dict(zip(names, sample))
+
+
 def _static_config():
     from litert_torch.quantize import pt2e_quantizer as pq
     from litert_torch.quantize import quant_config as qc
@@ -66,6 +87,7 @@ class TFLiteTarget(Target):
         self.require()
         art = Artifact(self.name, precision, out, self.runtime, "model.tflite")
         sample = _sample(ctx)
+        named = lambda model: _named(ctx, model, sample)  # noqa: E731
         if precision is Precision.INT8 and options.get("dynamic"):
             if any(isinstance(m, torch.nn.Embedding) for m in ctx.model.modules()):
                 # Known LiteRT limitation: dynamic mode quantizes the embedding table with a non-zero zero point,
@@ -75,13 +97,13 @@ class TFLiteTarget(Target):
                     "EMBEDDING_LOOKUP rejects the quantized table); use static int8 "
                     "(options without dynamic: edgekit encodings)"
                 )
-            flat = self._convert(self._dynamic(ctx.model, sample), sample, dynamic=True)
+            flat = self._convert(*self._dynamic(*named(ctx.model)), dynamic=True)
             art.quantizer = "native"
             art.notes.append("dynamic-range int8 (PT2E dynamic): int8 weights, activations quantized at run time")
         elif precision is Precision.INT8:
             if ctx.sim is None:
                 raise CalibrationError("tflite int8 needs calibration: set quantization.calibration")
-            flat = self._convert(pt2e_form(ctx.sim), sample, static=True)
+            flat = self._convert(*named(pt2e_form(ctx.sim)), static=True)
             art.quantizer = ctx.quant.quantizer.value
             if is_program(ctx.sim):
                 art.notes.append(
@@ -92,7 +114,7 @@ class TFLiteTarget(Target):
             else:
                 art.notes.append("full-integer int8 from edgekit encodings (PT2E-form Q/DQ, LiteRT static mode)")
         else:
-            flat = self._convert(ctx.model, sample)
+            flat = self._convert(*named(ctx.model))
             if precision is Precision.FP16:
                 flat = _cast_weights_fp16(flat)
                 art.notes.append("fp16 weights (ai-edge-quantizer float casting), fp32 activations")
@@ -105,18 +127,19 @@ class TFLiteTarget(Target):
         return ids_as_int32(inputs)
 
     @staticmethod
-    def _dynamic(model: torch.nn.Module, sample: tuple[torch.Tensor, ...]):
+    def _dynamic(model: torch.nn.Module, sample: dict[str, torch.Tensor]):
         from litert_torch.quantize import pt2e_quantizer as pq
         from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
 
         cfg = pq.get_symmetric_quantization_config(is_per_channel=True, is_dynamic=True)
         quantizer = pq.PT2EQuantizer().set_global(cfg)
-        prepared = prepare_pt2e(torch.export.export(model.eval(), sample).module(), quantizer)
-        prepared(*sample)
-        return convert_pt2e(prepared, fold_quantize=False), quantizer
+        prepared = prepare_pt2e(torch.export.export(model.eval(), (), sample).module(), quantizer)
+        prepared(**sample)
+        return (convert_pt2e(prepared, fold_quantize=False), quantizer), sample
 
     @staticmethod
-    def _convert(model: Any, sample: tuple[torch.Tensor, ...], static: bool = False, dynamic: bool = False) -> bytes:
+    def _convert(model: Any, sample: dict[str, torch.Tensor], static: bool = False, dynamic: bool = False) -> bytes:
+        """``sample``: keyword inputs (they name the signature's inputs)."""
         import litert_torch
         from litert_torch.quantize import quant_config as qc
 
@@ -130,7 +153,7 @@ class TFLiteTarget(Target):
         try:
             with warnings.catch_warnings(), contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
                 warnings.simplefilter("ignore")
-                edge = litert_torch.convert(model, sample, **kwargs)  # callers pass eval-mode modules
+                edge = litert_torch.convert(model, (), sample, **kwargs)  # callers pass eval-mode modules
                 return bytes(edge.model_content())
         except Exception as exc:
             raise UnsupportedOpError(f"tflite: conversion failed: {_first_line(exc)}") from None

@@ -126,8 +126,28 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
     trained = training_summary(report)
     if trained:
         lines.append(trained)
-    lines.append(f"Result: {'PASS' if report['passed'] else 'FAIL'}")
+    lines.append(f"Result: {'PASS' if report['passed'] else 'FAIL'}{_counts(report)}")
     return lines
+
+
+def _counts(report: dict[str, Any]) -> str:
+    """`` (1 error, 2 unsupported)``: the rows that are not an artifact within budget, by status."""
+    counts: dict[str, int] = {}
+    for r in report["rows"]:
+        if r["status"] in ("fail", "error", "unsupported"):
+            counts[r["status"]] = counts.get(r["status"], 0) + 1
+    words = [f"{n} {'over budget' if s == 'fail' else s}" for s, n in counts.items()]
+    return f" ({', '.join(words)})" if words else ""
+
+
+def problem_lines(report: dict[str, Any]) -> list[str]:
+    """One line per artifact that was not built or not validated because a stage raised (or the converter
+    cannot represent the model): what the terminal shows under the table."""
+    return [
+        f"{r['target']} {r['precision']}: {r['status']}: {(r.get('notes') or ['no reason recorded'])[-1]}"
+        for r in report["rows"]
+        if r["status"] in ("error", "unsupported")
+    ]
 
 
 def transform_line(t: dict[str, Any]) -> str:
