@@ -123,6 +123,7 @@ def drop_full_range_clips(model: onnx.ModelProto) -> int:
     from .onnx_export import constants
 
     consts = constants(model)
+    inits = {i.name for i in model.graph.initializer}
     producers = {o: n for n in model.graph.node for o in n.output}
     full = {(-128, 127), (0, 255)}
     dropped = []
@@ -133,7 +134,9 @@ def drop_full_range_clips(model: onnx.ModelProto) -> int:
         lo, hi = consts.get(node.input[1]), consts.get(node.input[2])
         if src is None or src.op_type != "QuantizeLinear" or lo is None or hi is None:
             continue
-        if (int(np.asarray(lo).ravel()[0]), int(np.asarray(hi).ravel()[0])) not in full:
+        bounds = (int(np.asarray(lo).ravel()[0]), int(np.asarray(hi).ravel()[0]))
+        # [-127, 127] on a weight: its symmetric scale is amax / 127, so no quantized value leaves the range
+        if bounds not in full and not (bounds == (-127, 127) and src.input[0] in inits):
             continue
         for other in model.graph.node:
             other.input[:] = [node.input[0] if i == node.output[0] else i for i in other.input]
