@@ -11,7 +11,9 @@ is the core-ATen default minus every op coremltools has its own converter for.
 
 Two graph rewrites then keep the program inside what the frontend reads, without changing a value:
 ``aten.alias`` (left by slicing registered buffers, e.g. rotary ``inv_freq``) becomes its input, and
-``bitwise_or`` / ``bitwise_and`` of booleans (HF mask arithmetic) become ``logical_or`` / ``logical_and``.
+``bitwise_or`` / ``bitwise_and`` of booleans (HF mask arithmetic) become ``logical_or`` / ``logical_and``, and
+``gather`` indices computed in int64 (last-token pooling from the mask) are cast to int32, the only index type
+Core ML's ``gather_along_axis`` takes.
 """
 
 from __future__ import annotations
@@ -53,10 +55,21 @@ def _rewrite(program: torch.export.ExportedProgram) -> torch.export.ExportedProg
         elif node.target in logical and all(_is_bool(a) for a in node.args):
             node.target = logical[node.target]
             changed = True
+        elif node.target is aten.gather.default and _is_int64(node.args[2]):
+            with graph.inserting_before(node):
+                index = graph.call_function(aten._to_copy.default, (node.args[2],), {"dtype": torch.int32})
+            index.meta["val"] = node.args[2].meta["val"].to(torch.int32)
+            node.args = (node.args[0], node.args[1], index, *node.args[3:])
+            changed = True
     if changed:
         graph.lint()
         program.graph_module.recompile()
     return program
+
+
+def _is_int64(arg: Any) -> bool:
+    val = arg.meta.get("val") if isinstance(arg, torch.fx.Node) else None
+    return isinstance(val, torch.Tensor) and val.dtype == torch.int64
 
 
 def _is_bool(arg: Any) -> bool:
