@@ -89,6 +89,17 @@ def unexportable() -> torch.nn.Module:
     return Unexportable()
 
 
+class Rank6(torch.nn.Module):
+    """Reshapes to a rank-6 tensor, which Core ML does not have (as Hiera's unroll does); every other target can."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.reshape(x.shape[0], 2, 2, 2, 2, 2).sum((1, 2, 3, 4, 5)).unsqueeze(1)
+
+
+def rank6_net() -> torch.nn.Module:
+    return Rank6()
+
+
 @pytest.fixture(scope="session")
 def ray_cluster():
     """One local Ray cluster (2 CPUs) for every Ray test; workers import edgekit from this tree (PYTHONPATH)."""

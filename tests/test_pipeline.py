@@ -176,12 +176,13 @@ def test_bert_embedding_export_reports_cosine(tmp_path):
 
 
 def test_target_all_marks_a_target_that_cannot_represent_the_model(tmp_path, run_cli):
-    """CoreML cannot convert HF BERT's mask construction: under `all` that is a row, not an aborted run."""
+    """CoreML has no rank-6 tensors: under `all` that is a row, not an aborted run."""
     pytest.importorskip("coremltools", reason="coreml extra not installed")
     recipe = recipe_from_dict(
         {
-            "name": "bert-all",
-            "model": {"source": "bert", "config": {"num_hidden_layers": 1}},
+            "name": "rank6-all",
+            "model": {"source": "tests.conftest:rank6_net"},
+            "inputs": [{"name": "x", "shape": ["batch", 2, 4, 4]}],
             "targets": [{"name": "all", "precisions": ["fp32"]}],
             "validation": {"data": {"source": "random", "samples": 4}},
         }
@@ -195,9 +196,9 @@ def test_target_all_marks_a_target_that_cannot_represent_the_model(tmp_path, run
     out = tmp_path / "x"
     code, stdout, err = run_cli(
         "export",
-        "bert",
-        "--config",
-        "num_hidden_layers=1",
+        "tests.conftest:rank6_net",
+        "--input",
+        "x:batch,2,4,4",
         "--target",
         "coreml",
         "--precision",
