@@ -88,3 +88,20 @@ def test_dynamic_int8_with_embeddings_is_a_clear_error(tmp_path):
     ctx = CompileContext(bundle, bundle.module, None, None, QuantSpec(), None, tmp_path)
     with pytest.raises(UnsupportedOpError, match="EMBEDDING_LOOKUP"):
         _compile(ctx, Precision.INT8, tmp_path, dynamic=True)
+
+
+def test_int8_converts_a_scale_printed_without_a_decimal_point():
+    """A near-constant tensor gets the 1e-12 scale floor; LiteRT formats scales with str() into an MLIR type
+    and MLIR refused "1e-12" ("Unable to parse type", HF MobileNetV2/EfficientNet int8)."""
+    from edgekit.quant.encodings import Encoding
+    from edgekit.quant.fakequant import QuantWrapper, decomposed, pt2e_scale
+    from edgekit.targets.tflite import TFLiteTarget
+
+    assert repr(pt2e_scale(1e-12)) != "1e-12" and abs(pt2e_scale(1e-12) - 1e-12) < 1e-24
+    assert pt2e_scale(0.5) == 0.5
+    torch.manual_seed(0)
+    layer = QuantWrapper(torch.nn.Conv2d(3, 4, 1), "conv")
+    tiny = Encoding((1e-12,), (-93,))
+    layer.set_encodings(tiny, Encoding((1e-12,), (0,)), tiny)
+    flat = TFLiteTarget._convert(decomposed(layer), {"x": torch.zeros(1, 3, 4, 4)}, static=True)
+    assert len(flat) > 0
