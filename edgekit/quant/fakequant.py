@@ -225,7 +225,24 @@ def decomposed(sim: nn.Module, style: str = "decomposed") -> nn.Module:
     out = copy.deepcopy(sim).eval()
     for w in wrappers(out):
         w.style = style
+        if style == "decomposed":
+            _unsplat_bias(w)
     return out
+
+
+def _unsplat_bias(w: QuantWrapper) -> None:
+    """Make a non-zero bias whose elements are all equal (HF Hiera's init: 0.02 everywhere) not quite uniform.
+
+    LiteRT's converter holds such a bias as one splat value and quantizes it to int32 with the first output
+    channel's scale only, so with per-channel weights every other channel gets a wrong bias (hiera tflite int8
+    cosine 0.87 vs the simulated model). One float32 ulp on one element keeps the constant non-splat."""
+    bias = w.layer.bias
+    if bias is None or bias.numel() < 2 or not (w.quantize_weight and w.weight_per_channel):
+        return
+    with torch.no_grad():
+        if bool((bias == bias.flatten()[0]).all()) and bool(bias.flatten()[0] != 0):
+            first = bias.view(-1)[:1]
+            first.copy_(torch.nextafter(first, torch.full_like(first, float("inf"))))
 
 
 def weight_array(w: QuantWrapper) -> np.ndarray:
