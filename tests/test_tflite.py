@@ -133,3 +133,22 @@ def test_int8_uniform_bias_with_per_channel_weights_matches_the_simulation():
     s_out, z_out = next(iter(runner.get_output_details().values()))["quantization"]
     got = (next(iter(q.values())).astype(np.float32) - z_out) * s_out
     assert np.abs(got - ref).max() <= 1.01 * out.scale[0]  # at most one output step apart
+
+
+def test_conversion_failure_reason_names_the_error_and_where():
+    from edgekit.targets.tflite import converter_reason
+
+    passes = RuntimeError(
+        "Failed to run converter passes: /venv/lib/python3.11/site-packages/transformers/models/m/modeling_m.py:253:0:"
+        " error: 'tfl.mul' op operands don't have broadcast-compatible shapes\nnote: see current operation"
+    )
+    assert converter_reason(passes) == (
+        "Failed to run converter passes: 'tfl.mul' op operands don't have broadcast-compatible shapes "
+        "(at transformers/models/m/modeling_m.py:253)"
+    )
+    parse = RuntimeError('Unable to parse type:\nerror: "!quant.uniform<i8:f32,1e-12:0>":1:20: bad float literal')
+    parse.add_note("While executing %quantize_7 : [num_users=1] = call_function[target=torch.ops.q.quantize.default]")
+    reason = converter_reason(parse)
+    assert "\n" not in reason and reason.startswith("Unable to parse type: ") and "bad float literal" in reason
+    assert reason.endswith("(node quantize_7: torch.ops.q.quantize.default)")
+    assert converter_reason(ValueError("plain")) == "plain"
