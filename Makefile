@@ -18,7 +18,7 @@ $(VENV)/.torch: | $(BIN)/python
 	touch $@
 
 $(VENV)/.installed: pyproject.toml $(VENV)/.torch
-	$(PIP) install --quiet -e ".[openvino,tflite,coreml,hf,executorch,vision,ray,ray-train,inc,dev]"
+	$(PIP) install --quiet -e ".[openvino,tflite,coreml,hf,executorch,vision,ray,ray-train,inc,graph,dev]"
 	touch $@
 
 data: $(VENV)/.installed

@@ -6,8 +6,11 @@ FP32 (cosine, top-1 agreement, SQNR, task metric where labels exist) and latency
 
     onnx fp32 | onnx int8 edgekit | onnx int8 ORT quantize_static (defaults: QDQ, per-tensor, MinMax)
       | onnx int8 neural-compressor (INC 3.x PT2E static program, lowered by edgekit: dynamo Q/DQ ONNX)
+      | onnx int8 graph (edgekit's own PT2E program, ``quantizer: graph``, profile ort_ov)
     openvino fp32 | openvino int8 edgekit | openvino int8 NNCF quantize (defaults, model_type per family)
-      | openvino int8 neural-compressor (the same INC Q/DQ ONNX read by OpenVINO)
+      | openvino int8 neural-compressor (the same INC Q/DQ ONNX read by OpenVINO) | openvino int8 graph
+
+``--quantizers`` picks the INT8 variants (default all four: edgekit,native,neural-compressor,graph).
 
 Every variant gets the same calibration samples, validation samples and runtime settings. Latency: each
 artifact in its own process, the variants alternated over ``--rounds`` rounds (rotating the order each round,
@@ -44,6 +47,7 @@ from edgekit.artifacts import package_versions
 from edgekit.data import load_data
 from edgekit.evaluate import predict_artifact, predict_torch
 from edgekit.quant import calibrate
+from edgekit.quant.graph import graph_quantize
 from edgekit.quant.inc import inc_quantize
 from edgekit.recipe import BenchSpec, DataSpec, ModelSpec, Precision, Quantizer, QuantSpec
 from edgekit.targets.base import CompileContext, get_target
@@ -85,6 +89,8 @@ def setup(name: str, calib_n: int, val_n: int):
 
 MODELS = ["deit-s", "minilm", "efficientnet-lite1"]
 INC = Quantizer.NEURAL_COMPRESSOR
+GRAPH = Quantizer.GRAPH
+ALL_QUANTIZERS = [Quantizer.EDGEKIT, Quantizer.NATIVE, INC, GRAPH]
 
 
 def ratio_spread(rounds: list[dict[str, float]], results: list[dict]) -> dict[str, dict]:
@@ -120,7 +126,13 @@ def main() -> int:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--out", default=None)
+    p.add_argument(
+        "--quantizers",
+        default=",".join(q.value for q in ALL_QUANTIZERS),
+        help="comma list of the INT8 variants to include (edgekit, native, neural-compressor, graph)",
+    )
     a = p.parse_args()
+    chosen = [Quantizer(v) for v in a.quantizers.split(",") if v]
     out = Path(a.out or Path(__file__).parent / "results" / f"peer_{a.model}.json")
 
     bundle, calib, val, seq, what = setup(a.model, a.calib_samples, a.val_samples)
@@ -128,37 +140,48 @@ def main() -> int:
     print(f"{a.model}: {what}, {bundle.num_parameters:,} parameters", flush=True)
     fp32 = predict_torch(bundle.module, names, val, 50)
     qspec = QuantSpec(calibration=DataSpec("given"))
-    t0 = time.perf_counter()
-    cal = calibrate(bundle.module, names, calib, qspec)
-    calib_s = time.perf_counter() - t0
+    seconds: dict[str, float] = {}
+    cal = inc = graph = None
+    if Quantizer.EDGEKIT in chosen:
+        t0 = time.perf_counter()
+        cal = calibrate(bundle.module, names, calib, qspec)
+        seconds["edgekit"] = time.perf_counter() - t0
     inc_spec = QuantSpec(calibration=DataSpec("given"), quantizer=INC)
-    t0 = time.perf_counter()
-    inc = inc_quantize(bundle.module, bundle, names, calib, inc_spec, None, 0.0, log=print)
-    inc_s = time.perf_counter() - t0
-    print(f"neural-compressor: {inc.info['config']}, {len(inc.encodings)} tensors, {inc_s:.1f} s", flush=True)
+    if INC in chosen:
+        t0 = time.perf_counter()
+        inc = inc_quantize(bundle.module, bundle, names, calib, inc_spec, None, 0.0, log=print)
+        seconds["neural_compressor"] = time.perf_counter() - t0
+        print(f"neural-compressor: {inc.info['config']}, {len(inc.encodings)} tensors", flush=True)
+    graph_spec = QuantSpec(calibration=DataSpec("given"), quantizer=GRAPH, activation_symmetric=False)
+    if GRAPH in chosen:
+        t0 = time.perf_counter()
+        graph = graph_quantize(bundle.module, bundle, names, calib, graph_spec)
+        seconds["graph"] = time.perf_counter() - t0
+        print(f"graph: {graph.info['quantized_ops']}, {len(graph.encodings)} tensors", flush=True)
     metric = "top1" if bundle.task == "classification" else "cosine"
     probe = None
     if bundle.task == "embedding":  # a downstream probe on FP32 embeddings of the calibration (train) split
         probe = (predict_torch(bundle.module, names, calib, 50, "probe train"), calib.labels)
 
     variants = [
-        ("onnx", Precision.FP32, None),
-        ("onnx", Precision.INT8, Quantizer.EDGEKIT),
-        ("onnx", Precision.INT8, Quantizer.NATIVE),
-        ("onnx", Precision.INT8, INC),
-        ("openvino", Precision.FP32, None),
-        ("openvino", Precision.INT8, Quantizer.EDGEKIT),
-        ("openvino", Precision.INT8, Quantizer.NATIVE),
-        ("openvino", Precision.INT8, INC),
+        (t, p, q)
+        for t in ("onnx", "openvino")
+        for p, q in [(Precision.FP32, None), *((Precision.INT8, q) for q in ALL_QUANTIZERS if q in chosen)]
     ]
     bench = BenchSpec(warmup=10, iterations=a.iterations, threads=a.threads)
     results = []
     with tempfile.TemporaryDirectory() as tmp:
-        ctx = CompileContext(bundle, bundle.module, cal.sim, cal.encodings, qspec, calib, Path(tmp) / "work")
+        sim, enc = (cal.sim, cal.encodings) if cal else (None, None)
+        ctx = CompileContext(bundle, bundle.module, sim, enc, qspec, calib, Path(tmp) / "work")
         ctx.workdir.mkdir()
-        # INC's program is its own simulated model; its own context keeps its Q/DQ ONNX apart from edgekit's
-        inc_ctx = CompileContext(bundle, bundle.module, inc.program, inc.encodings, inc_spec, calib, Path(tmp) / "inc")
-        inc_ctx.workdir.mkdir()
+        # a PT2E program is its own simulated model; its own context keeps its Q/DQ ONNX apart from edgekit's
+        own = {}
+        for quantizer, res, spec in ((INC, inc, inc_spec), (GRAPH, graph, graph_spec)):
+            if res is not None:
+                own[quantizer] = CompileContext(
+                    bundle, bundle.module, res.program, res.encodings, spec, calib, Path(tmp) / quantizer.value
+                )
+                own[quantizer].workdir.mkdir()
         dirs = {}
         for target_name, precision, quantizer in variants:
             target = get_target(target_name)
@@ -166,7 +189,7 @@ def main() -> int:
             ctx.quant = replace(
                 qspec, quantizer=quantizer or Quantizer.EDGEKIT, per_channel=quantizer is not Quantizer.NATIVE
             )
-            use = inc_ctx if quantizer is INC else ctx
+            use = own.get(quantizer, ctx)
             label = f"{target_name} {precision.value}" + (f" {quantizer.value}" if quantizer else "")
             print(f"compile {label}", flush=True)
             adir = Path(tmp) / label.replace(" ", "_")
@@ -216,9 +239,9 @@ def main() -> int:
         "calibration": {
             "data": calib.description,
             "samples": len(calib),
-            "edgekit_seconds": calib_s,
-            "neural_compressor_seconds": inc_s,
-            "neural_compressor": inc.info,
+            "seconds": seconds,
+            "neural_compressor": inc.info if inc else None,
+            "graph": graph.info if graph else None,
         },
         "validation": {"data": val.description, "samples": len(val)},
         "latency_settings": {

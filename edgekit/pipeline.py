@@ -96,11 +96,17 @@ def _expressible(
     target: Target, recipe: Recipe, precisions: list[Precision], rows: list[dict[str, Any]], implied: bool = False
 ):
     """Drop int8 when the target cannot lower the quantizer's program; the run keeps an ``unsupported`` row."""
-    why = target.cannot_express(recipe.quantization) if Precision.INT8 in precisions else None
+    why = _cannot_express(target, recipe.quantization) if Precision.INT8 in precisions else None
     if why:
         rows.append(requested(status_row(target.name, Precision.INT8, "unsupported", why), not implied))
         return [p for p in precisions if p is not Precision.INT8]
     return precisions
+
+
+def _cannot_express(target: Target, quant) -> str | None:
+    from .targets.pt2e_lowering import program_refusal
+
+    return target.cannot_express(quant) or program_refusal(target.name, quant)
 
 
 def resolve_symmetry(recipe: Recipe, plan: list[PlanItem]) -> Recipe:
@@ -378,6 +384,8 @@ def _quantize(
         return None, None, None, info
     if q.quantizer is Quantizer.NEURAL_COMPRESSOR:
         return _inc_quantize(recipe, bundle, names, tmp, val, calib, progress, goal, info, log)
+    if q.quantizer is Quantizer.GRAPH:
+        return _graph_quantize(recipe, bundle, names, tmp, val, calib, progress, info)
     cal = calibrate(bundle.module, names, calib, q, batch_size=q.calibration.batch_size, progress=progress)
     cal.encodings.meta["data"] = calib.description
     if q.accuracy_aware is not None:
@@ -409,4 +417,15 @@ def _inc_quantize(recipe, bundle, names, tmp, val, calib, progress, goal, info, 
     res.encodings.save(tmp / "encodings.json")
     info.update(res.info, encodings=len(res.encodings))
     sim_out = predict_torch(res.program, names, val, recipe.validation.batch_size, "neural-compressor int8", progress)
+    return res.program, res.encodings, sim_out, info
+
+
+def _graph_quantize(recipe, bundle, names, tmp, val, calib, progress, info):
+    """edgekit's graph quantizer: like Neural Compressor's, its PT2E program is the simulated model."""
+    from .quant.graph import graph_quantize
+
+    res = graph_quantize(bundle.module, bundle, names, calib, recipe.quantization)
+    res.encodings.save(tmp / "encodings.json")
+    info.update(res.info, encodings=len(res.encodings))
+    sim_out = predict_torch(res.program, names, val, recipe.validation.batch_size, "graph int8", progress)
     return res.program, res.encodings, sim_out, info

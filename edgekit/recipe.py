@@ -41,6 +41,11 @@ class Quantizer(str, enum.Enum):
     EDGEKIT = "edgekit"
     NATIVE = "native"
     NEURAL_COMPRESSOR = "neural-compressor"  # Intel Neural Compressor's PT2E program, lowered by edgekit
+    GRAPH = "graph"  # edgekit's own PT2E program: torch.export, annotated by op pattern (edgekit.quant.graph)
+
+
+# quantizers whose simulated model is a quantized PT2E program that the targets lower
+PROGRAM_QUANTIZERS = frozenset({Quantizer.NEURAL_COMPRESSOR, Quantizer.GRAPH})
 
 
 class Metric(str, enum.Enum):
@@ -271,6 +276,19 @@ class QuantSpec:
             self._check_inc()
         elif self.inc is not None:
             raise ValueError("quantization.inc needs quantizer: neural-compressor")
+        if self.quantizer is Quantizer.GRAPH:
+            self._check_graph()
+
+    def _check_graph(self) -> None:
+        unsupported = {
+            "accuracy_aware": "it works on edgekit's module wrapper (quantizer: edgekit)",
+            "scale_reparam": "the rescaling is applied by the module quantizer only (quantizer: edgekit)",
+            "quantize_outputs": "the graph quantizer's profile decides which outputs get Q/DQ",
+            "ignore": "edgekit's ignore globs address its module wrapper (quantizer: edgekit)",
+        }
+        for key, why in unsupported.items():
+            if getattr(self, key):
+                raise ValueError(f"quantizer graph does not take quantization.{key} yet: {why}")
 
     def _check_inc(self) -> None:
         if self.estimator.value not in INC_ACT_ALGO:

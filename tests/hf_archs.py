@@ -266,3 +266,55 @@ def save_checkpoint(name: str, directory: Path, *, architectures: bool = True) -
     if arch.modality == "vision":
         tf.ViTImageProcessor(size={"height": arch.image_size, "width": arch.image_size}).save_pretrained(directory)
     return directory
+
+
+def export_all_targets(name: str, root: str, *, samples: int = 8, bench: bool = False) -> dict[str, Any]:
+    """Save ``name``'s checkpoint under ``root`` and run ``edgekit export DIR --target all --precision fp32,int8``
+    on it in this process, as a user would (random calibration/validation data of ``samples`` rows). Returns the
+    exit code, the report's rows, what the CLI printed on stderr, and the seconds the export took."""
+    import contextlib
+    import io
+    import json
+    import time
+
+    from edgekit.cli import main
+
+    ckpt = save_checkpoint(name, Path(root) / "ckpt" / name)
+    out = Path(root) / "runs" / name
+    args = ["-q", "export", str(ckpt), "--target", "all", "--precision", "fp32,int8", "--out", str(out)]
+    args += ["--calib", "random", "--calib-samples", str(samples), "--val", "random", "--val-samples", str(samples)]
+    args += ["--iterations", "50", "--warmup", "10"] if bench else ["--no-bench"]
+    err = io.StringIO()
+    start = time.perf_counter()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        code = main(args)
+    seconds = time.perf_counter() - start
+    report = out / "report.json"
+    rows = json.loads(report.read_text())["rows"] if report.is_file() else []
+    return {"code": code, "rows": rows, "stderr": err.getvalue(), "seconds": seconds}
+
+
+def sweep_document(results: dict[str, dict[str, Any]], workers: int, wall: float, command: str) -> dict[str, Any]:
+    """The JSON of a sweep (benchmarks/results/hf_sweep.json): the machine, versions, and per architecture its
+    exit code, seconds and rows (status, one-line notes, accuracy, size, latency)."""
+    import os
+    import platform
+
+    from edgekit.artifacts import package_versions
+
+    keep = ("target", "precision", "status", "notes", "accuracy", "size_mb", "latency")
+    return {
+        "command": command,
+        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "load_avg": os.getloadavg()},
+        "versions": package_versions(),
+        "workers": workers,
+        "wall_seconds": round(wall, 1),
+        "architectures": {
+            name: {
+                "exit_code": r["code"],
+                "seconds": round(r["seconds"], 1),
+                "rows": [{k: row.get(k) for k in keep} for row in r["rows"]],
+            }
+            for name, r in results.items()
+        },
+    }

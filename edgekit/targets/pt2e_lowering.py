@@ -1,7 +1,8 @@
 """The INT8 program a target lowers, whoever quantized: edgekit's simulated model or a quantized PT2E program.
 
-edgekit's own quantizer gives a module-wrapped simulated model (fake-quant ops; :func:`decomposed` turns it into
-PT2E form). A graph quantizer (Neural Compressor) gives a ``convert_pt2e`` GraphModule, which already is PT2E form.
+edgekit's module quantizer gives a module-wrapped simulated model (fake-quant ops; :func:`decomposed` turns it into
+PT2E form). A graph quantizer (edgekit's ``quantizer: graph``, Neural Compressor) gives a ``convert_pt2e``
+GraphModule, which already is PT2E form.
 Both reach every target through the two functions here, chosen by the kind of simulated model (a registry keyed
 by its type), so a target has one INT8 path:
 
@@ -28,10 +29,31 @@ import torch
 from ..archs.base import ModelBundle
 from .onnx_export import EXPORT_BATCH, EXPORT_SEQUENCE, export_onnx, finalize_qdq, unsupported_op_error
 
+_SOURCES = {"edgekit": "edgekit encodings", "graph": "edgekit's graph quantizer (PT2E program)"}
+
 
 def source(quant) -> str:
     """Who made the INT8 program, for artifact notes: "edgekit encodings" or "neural-compressor's PT2E program"."""
-    return "edgekit encodings" if quant.quantizer.value == "edgekit" else f"{quant.quantizer.value}'s PT2E program"
+    return _SOURCES.get(quant.quantizer.value, f"{quant.quantizer.value}'s PT2E program")
+
+
+# (target, quantizer) -> why that target cannot lower that quantizer's program yet; a target's own
+# ``cannot_express`` is asked first. The graph quantizer's one profile (ort_ov) leaves outputs unquantized.
+_REFUSALS: dict[tuple[str, str], str] = {
+    ("coreml", "graph"): (
+        "coreml: lowering the graph quantizer's PT2E program to Core ML is not implemented yet "
+        "(use quantizer: edgekit for coreml int8)"
+    ),
+    ("executorch", "graph"): (
+        "executorch: XNNPACK's static int8 linear/conv need quantized outputs, and the graph quantizer's "
+        "ort_ov profile quantizes only their inputs and weights (use quantizer: edgekit for executorch int8)"
+    ),
+}
+
+
+def program_refusal(target: str, quant) -> str | None:
+    """Why ``target`` cannot lower the program of the recipe's quantizer (None when it can)."""
+    return _REFUSALS.get((target, quant.quantizer.value))
 
 
 def is_program(sim: torch.nn.Module) -> bool:
@@ -64,6 +86,7 @@ def _program_onnx(program: torch.fx.GraphModule, bundle: ModelBundle, path: Path
     model = onnx_program.model_proto
     name_output(model, bundle.output_name)
     drop_full_range_clips(model)
+    fold_constant_casts(model)
     model = finalize_qdq(model)
     del model.graph.value_info[:]  # the exporter's shapes of weight DQ outputs are stale once weights are transposed
     onnx.save(model, str(path))
@@ -100,6 +123,7 @@ def drop_full_range_clips(model: onnx.ModelProto) -> int:
     from .onnx_export import constants
 
     consts = constants(model)
+    inits = {i.name for i in model.graph.initializer}
     producers = {o: n for n in model.graph.node for o in n.output}
     full = {(-128, 127), (0, 255)}
     dropped = []
@@ -110,7 +134,9 @@ def drop_full_range_clips(model: onnx.ModelProto) -> int:
         lo, hi = consts.get(node.input[1]), consts.get(node.input[2])
         if src is None or src.op_type != "QuantizeLinear" or lo is None or hi is None:
             continue
-        if (int(np.asarray(lo).ravel()[0]), int(np.asarray(hi).ravel()[0])) not in full:
+        bounds = (int(np.asarray(lo).ravel()[0]), int(np.asarray(hi).ravel()[0]))
+        # [-127, 127] on a weight: its symmetric scale is amax / 127, so no quantized value leaves the range
+        if bounds not in full and not (bounds == (-127, 127) and src.input[0] in inits):
             continue
         for other in model.graph.node:
             other.input[:] = [node.input[0] if i == node.output[0] else i for i in other.input]
@@ -118,6 +144,30 @@ def drop_full_range_clips(model: onnx.ModelProto) -> int:
     for node in dropped:
         model.graph.node.remove(node)
     return len(dropped)
+
+
+def fold_constant_casts(model: onnx.ModelProto) -> int:
+    """Replace ``Cast`` of a constant by the cast constant; returns the count.
+
+    The dynamo exporter constant-folds small tensors only: a per-channel zero point with one entry per row of a
+    large table (MiniLM's 30522-word embedding) stays ``Cast(int64 -> int8)``, so its weight Q is not folded
+    into an int8 initializer and ONNX Runtime re-quantizes the float table on every run."""
+    from onnx import helper, numpy_helper
+
+    from .onnx_export import constants
+
+    consts = constants(model)
+    folded = []
+    for node in model.graph.node:
+        if node.op_type != "Cast" or node.input[0] not in consts:
+            continue
+        to = next(a.i for a in node.attribute if a.name == "to")
+        value = consts[node.input[0]].astype(helper.tensor_dtype_to_np_dtype(to))
+        model.graph.initializer.append(numpy_helper.from_array(value, node.output[0]))
+        folded.append(node)
+    for node in folded:
+        model.graph.node.remove(node)
+    return len(folded)
 
 
 def _edgekit_form(sim: torch.nn.Module) -> torch.nn.Module:

@@ -21,6 +21,7 @@ from ..errors import DeviceError, RecipeError, UnsupportedOpError
 from ..recipe import Precision, Quantizer, QuantSpec
 from .base import TARGETS, Artifact, CompileContext, Target
 from .onnx_common import fp32_onnx, qdq_onnx
+from .pt2e_lowering import source
 from .trt_rules import check_tensorrt_qdq
 
 MAX_BATCH = 32
@@ -75,8 +76,8 @@ class TensorRTTarget(Target):
                 raise UnsupportedOpError(
                     f"tensorrt: the Q/DQ graph breaks TensorRT's rules: {violations[0]} (+{len(violations) - 1} more)"
                 )
-            art.quantizer = "edgekit"
-            art.notes.append("explicit symmetric Q/DQ (edgekit encodings); TensorRT Q/DQ rules checked")
+            art.quantizer = ctx.quant.quantizer.value
+            art.notes.append(f"explicit symmetric Q/DQ ({source(ctx.quant)}); TensorRT Q/DQ rules checked")
         else:
             shutil.copyfile(fp32_onnx(ctx), out / art.file)
         cmd = trtexec_command(

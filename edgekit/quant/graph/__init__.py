@@ -1,0 +1,12 @@
+"""``quantizer: graph``: edgekit's own graph-level INT8 quantizer on a ``torch.export`` program (PT2E).
+
+capture (:mod:`.capture`) -> annotate by op pattern under a target profile (:mod:`.annotate`, :mod:`.profiles`)
+-> ``prepare_pt2e`` with edgekit's range estimators as observers (:mod:`.observers`) -> calibrate ->
+``convert_pt2e`` (:mod:`.quantize`). The converted program is the run's simulated model and every target lowers it
+(:mod:`edgekit.targets.pt2e_lowering`); its scales are read into ``encodings.json``.
+"""
+
+from .profiles import PROFILES, Profile
+from .quantize import GraphResult, graph_quantize
+
+__all__ = ["PROFILES", "GraphResult", "Profile", "graph_quantize"]

@@ -1,0 +1,202 @@
+"""quantizer: graph: capture + op-pattern annotation (any class), estimators as observers, lowering to onnx/openvino."""
+
+from __future__ import annotations
+
+import collections
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from edgekit.archs.base import ModelBundle
+from edgekit.data.base import DataSet
+from edgekit.errors import ModelError, RecipeError
+from edgekit.recipe import DataSpec, Estimator, Quantizer, QuantSpec, TensorSpec, recipe_from_dict
+
+from .conftest import TINY_VIT
+
+pytest.importorskip("torchao.quantization.pt2e")
+
+_Q = torch.ops.quantized_decomposed
+DEQUANTIZE = (_Q.dequantize_per_tensor.default, _Q.dequantize_per_channel.default)
+
+
+class SameConv(torch.nn.Conv2d):
+    """TF-style "same" padding in its own forward (as EfficientNet-Lite's convolutions do)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        ih, iw = x.shape[-2:]
+        kh, kw = self.weight.shape[-2:]
+        sh, sw = self.stride
+        ph = max((math.ceil(ih / sh) - 1) * sh + kh - ih, 0)
+        pw = max((math.ceil(iw / sw) - 1) * sw + kw - iw, 0)
+        x = F.pad(x, [pw // 2, pw - pw // 2, ph // 2, ph - ph // 2])
+        return F.conv2d(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
+
+
+class SameNet(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = SameConv(3, 8, 3, stride=2)
+        self.block = SameConv(8, 8, 3)
+        self.head = torch.nn.Linear(8, 5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = torch.relu(self.stem(x))
+        y = y + self.block(y)
+        return self.head(y.mean((2, 3)))
+
+
+class Gpt2Hidden(torch.nn.Module):
+    """A tiny GPT-2 (transformers' Conv1D layers, eager attention): the last hidden state."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        from transformers import GPT2Config, GPT2Model
+
+        cfg = GPT2Config(vocab_size=64, n_positions=16, n_embd=32, n_layer=1, n_head=2, attn_implementation="eager")
+        self.gpt = GPT2Model(cfg).eval()
+
+    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+        return self.gpt(input_ids=input_ids).last_hidden_state
+
+
+def _quantize(model, spec: TensorSpec, data: np.ndarray, profile="ort_ov", **quant):
+    from edgekit.quant.graph import graph_quantize
+
+    bundle = ModelBundle(model.eval(), (spec,), family="custom", task="classification", is_transformer=False)
+    q = QuantSpec(calibration=DataSpec("given", batch_size=8), quantizer=Quantizer.GRAPH, **quant)
+    return graph_quantize(model, bundle, [spec.name], DataSet({spec.name: data}, None, "test"), q, profile)
+
+
+def _dequantized_inputs(program: torch.fx.GraphModule) -> collections.Counter:
+    """Per aten op, how many of its inputs come out of a dequantize node."""
+    out: collections.Counter = collections.Counter()
+    for node in program.graph.nodes:
+        if node.op == "call_function" and node.target not in DEQUANTIZE:
+            for a in node.args:
+                if isinstance(a, torch.fx.Node) and a.op == "call_function" and a.target in DEQUANTIZE:
+                    out[node.target.__name__.split(".")[0]] += 1
+    return out
+
+
+def _sqnr(ref: np.ndarray, x: np.ndarray) -> float:
+    return float(10 * np.log10(np.sum(ref**2) / max(np.sum((ref - x) ** 2), 1e-30)))
+
+
+@pytest.fixture(scope="module")
+def same_net():
+    torch.manual_seed(0)
+    return SameNet().eval(), np.random.default_rng(0).standard_normal((32, 3, 27, 27)).astype(np.float32)
+
+
+@pytest.mark.parametrize("estimator", ["minmax", "mse"])
+def test_conv_subclass_with_its_own_padding_is_quantized(same_net, estimator):
+    model, data = same_net
+    spec = TensorSpec("x", ("batch", 3, 27, 27))
+    res = _quantize(model, spec, data, estimator=Estimator(estimator))
+    assert res.info["quantized_ops"] == {"conv": 2, "linear": 1}
+    counts = _dequantized_inputs(res.program)
+    assert counts["conv2d"] == 4 and counts["linear"] == 2  # activation + weight of each
+    assert "add" not in counts  # ort_ov: nothing after the matmuls
+    x = torch.from_numpy(data[:5])  # a batch the calibration never had: the batch axis stays dynamic
+    with torch.no_grad():
+        ref, sim = model(x).numpy(), res.program(x).numpy()
+    assert sim.shape == ref.shape
+    assert _sqnr(ref, sim) > 25.0
+    keys = list(res.encodings.tensors)
+    assert any(k.startswith("stem/conv2d") and k.endswith(".weight") for k in keys), keys
+    assert res.encodings[next(k for k in keys if k.endswith(".weight"))].axis == 0
+
+
+def test_full_integer_profile_quantizes_adds_and_outputs(same_net):
+    model, data = same_net
+    res = _quantize(model, TensorSpec("x", ("batch", 3, 27, 27)), data, profile="full_integer")
+    counts = _dequantized_inputs(res.program)
+    assert counts["add"] == 2  # both residual inputs
+    assert res.info["quantized_ops"]["add"] == 1
+    (result,) = next(n for n in res.program.graph.nodes if n.op == "output").args[0]
+    assert result.target in DEQUANTIZE  # the head's output is on the integer path too
+
+
+@pytest.fixture(scope="module")
+def gpt2():
+    pytest.importorskip("transformers")
+    torch.manual_seed(0)
+    model = Gpt2Hidden()
+    ids = np.random.default_rng(0).integers(0, 64, (16, 12)).astype(np.int64)
+    return model, ids, _quantize(model, TensorSpec("input_ids", ("batch", "sequence"), "int64"), ids)
+
+
+def test_gpt2_conv1d_attention_matmuls_and_embeddings_get_qdq(gpt2):
+    model, ids, res = gpt2
+    conv1d = [n for n, m in model.named_modules() if type(m).__name__ == "Conv1D"]
+    assert len(conv1d) == 4
+    counts = _dequantized_inputs(res.program)
+    assert counts["addmm"] == 2 * len(conv1d)  # activation and (in, out) weight of every Conv1D
+    assert counts["matmul"] == 4  # Q·Kᵀ and P·V, both operands
+    assert counts["embedding"] == 2  # token and position tables
+    for name in ("c_attn", "c_fc"):
+        key = next(k for k in res.encodings.tensors if f"{name}/addmm" in k and k.endswith(".weight"))
+        assert res.encodings[key].axis == 1  # Conv1D's weight is (in, out): per output channel
+    x = torch.from_numpy(ids[:3])
+    with torch.no_grad():
+        assert _sqnr(model(x).numpy(), res.program(x).numpy()) > 20.0
+
+
+def test_uncapturable_model_is_one_line_model_error():
+    class DataDependent(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x * 2 if x.sum() > 0 else x - 1
+
+    data = np.ones((8, 4), np.float32)
+    with pytest.raises(ModelError, match=r"torch\.export could not capture") as info:
+        _quantize(DataDependent(), TensorSpec("x", ("batch", 4)), data)
+    assert "\n" not in str(info.value) and "quantizer: edgekit" in str(info.value)
+
+
+def test_recipe_rejects_module_only_options():
+    base = {"name": "g", "model": {"source": "vit"}, "targets": [{"name": "onnx"}]}
+    with pytest.raises(RecipeError, match=r"quantizer graph does not take quantization\.scale_reparam"):
+        recipe_from_dict({**base, "quantization": {"quantizer": "graph", "scale_reparam": True}})
+
+
+def _onnx_dq_consumers(path) -> collections.Counter:
+    import onnx
+
+    model = onnx.load(str(path))
+    dq = {o for n in model.graph.node if n.op_type == "DequantizeLinear" for o in n.output}
+    out: collections.Counter = collections.Counter()
+    for n in model.graph.node:
+        if n.op_type != "DequantizeLinear":
+            out[n.op_type] += sum(i in dq for i in n.input)
+    return out
+
+
+def test_export_cli_onnx_openvino_agree_with_the_program(run_cli, tmp_path):
+    flags = [f for k, v in TINY_VIT.items() for f in ("--config", f"{k}={v}")]
+    out = tmp_path / "run"
+    code, _, err = run_cli(
+        "export", "vit", *flags, "--input", "pixel_values:batch,1,8,8", "--calib", "digits", "--calib-samples",
+        "32", "--val", "digits:test", "--val-samples", "50", "--target", "onnx,openvino", "--quantizer", "graph",
+        "--precision", "int8", "--no-bench", "--out", out,
+    )  # fmt: skip
+    assert code == 0, err
+    report = json.loads((out / "report.json").read_text())
+    rows = {r["target"]: r for r in report["rows"]}
+    assert {t: r["status"] for t, r in rows.items()} == {"onnx": "ok", "openvino": "ok"}
+    assert report["calibration"]["profile"] == "ort_ov"
+    quantized = report["calibration"]["quantized_ops"]
+    consumers = _onnx_dq_consumers(out / "onnx" / "int8" / "model.onnx")
+    # every quantized linear/matmul/conv of the program reads two dequantized tensors in the ONNX
+    assert consumers["Gemm"] + consumers["MatMul"] == 2 * (quantized["linear"] + quantized["matmul"])
+    assert consumers["Conv"] == 2 * quantized["conv"]
+    assert not consumers["Add"] and not consumers["Softmax"]
+    for target, row in rows.items():
+        assert row["quantizer"] == "graph"
+        assert row["accuracy"]["sqnr_vs_sim_db"] > 30.0, target
+    enc = json.loads((out / "encodings.json").read_text())
+    assert len(enc["tensors"]) == report["calibration"]["encodings"] > 0
