@@ -86,7 +86,16 @@ class ExecuTorchTarget(Target):
         else:
             model = ctx.model.eval()
         names = {"input_names": [s.name for s in ctx.bundle.inputs], "output_names": [ctx.bundle.output_name]}
-        buffer, ops = _lower(model, sample, delegate, names)
+        try:
+            buffer, ops = _lower(model, sample, delegate, names)
+        except UnsupportedOpError as exc:
+            computed = computed_weights(model) if precision is Precision.INT8 else []
+            if not computed or "Missing out variants" not in str(exc):
+                raise
+            raise UnsupportedOpError(
+                f"{exc}; the dequantized weights of {', '.join(computed)} feed an op other than conv/linear (a "
+                "weight computed at run time, e.g. weight standardization), which the delegate cannot take"
+            ) from None
         (out / art.file).write_bytes(buffer)
         art.options["ops"] = ops
         art.notes.append(_ops_note(ops, delegate))
@@ -118,6 +127,24 @@ def _folded(model: torch.nn.Module, sample: tuple[torch.Tensor, ...]) -> torch.n
     gm = _quietly(lambda: torch.export.export(model.eval(), sample).module())
     constant_fold(gm, _quant_node_constraint)
     return gm
+
+
+_WEIGHT_OPS = ("conv", "linear", "addmm", "mm")
+
+
+def computed_weights(gm: torch.fx.GraphModule) -> list[str]:
+    """Layers whose per-channel weight dequantize feeds something other than a conv/linear (the weight is
+    transformed at run time before its conv): XNNPACK leaves that dequantize outside its delegate."""
+    found = []
+    for node in gm.graph.nodes:
+        if node.op != "call_function" or "dequantize_per_channel" not in str(node.target):
+            continue
+        if all(any(k in str(u.target) for k in _WEIGHT_OPS) for u in node.users):
+            continue
+        stack = list((node.meta.get("nn_module_stack") or {}).values())
+        name = stack[-1][0] if stack else node.name
+        found.append(str(name).removeprefix("L['self'].").removeprefix("model."))
+    return sorted(set(found))
 
 
 def _partitioner(delegate: str):
