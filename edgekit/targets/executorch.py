@@ -93,8 +93,9 @@ class ExecuTorchTarget(Target):
             if not computed or "Missing out variants" not in str(exc):
                 raise
             raise UnsupportedOpError(
-                f"{exc}; the dequantized weights of {', '.join(computed)} feed an op other than conv/linear (a "
-                "weight computed at run time, e.g. weight standardization), which the delegate cannot take"
+                f"executorch: {delegate} cannot take int8 weights computed at run time (weight standardization) "
+                f"in {_few(computed, 2)} (Missing out variants: dequantize_per_channel); keep them float with "
+                "quantization.ignore"
             ) from None
         (out / art.file).write_bytes(buffer)
         art.options["ops"] = ops
@@ -127,6 +128,11 @@ def _folded(model: torch.nn.Module, sample: tuple[torch.Tensor, ...]) -> torch.n
     gm = _quietly(lambda: torch.export.export(model.eval(), sample).module())
     constant_fold(gm, _quant_node_constraint)
     return gm
+
+
+def _few(names: list[str], shown: int = 3) -> str:
+    more = f" and {len(names) - shown} more" if len(names) > shown else ""
+    return ", ".join(names[:shown]) + more
 
 
 _WEIGHT_OPS = ("conv", "linear", "addmm", "mm")
