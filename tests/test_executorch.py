@@ -105,3 +105,15 @@ def test_computed_weight_is_named_in_the_lowering_failure():
     model = decomposed(torch.nn.Sequential(plain, standardized))
     gm = _folded(model, (torch.rand(1, 3, 4, 4),))
     assert computed_weights(gm) == ["1"]  # the standardized conv (Sequential index 1), not the plain one
+
+
+def test_max_without_keepdim_is_unsupported_with_the_reason(tmp_path):
+    from edgekit.errors import UnsupportedOpError
+    from edgekit.targets.executorch import _lower
+
+    class PoolQuery(torch.nn.Module):  # HF Hiera's query pooling
+        def forward(self, x):
+            return x.view(1, 2, -1, 4).max(dim=1).values
+
+    with pytest.raises(UnsupportedOpError, match=r"keep_dim == True.*keepdim=True"):
+        _lower(PoolQuery(), (torch.rand(1, 8, 4),), "xnnpack")

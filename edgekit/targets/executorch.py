@@ -163,6 +163,16 @@ def _partitioner(delegate: str):
     return XnnpackPartitioner()
 
 
+# What a known lowering failure means, appended to its one-line reason.
+_HINTS = {
+    "Missing out variants": "the delegate left these quantized ops outside it; keep those layers in float",
+    "only supports keep_dim == True": (
+        "the XNNPACK partitioner takes max/amax over a dimension only with keepdim=True; the model reduces "
+        "without it (x.max(dim).values)"
+    ),
+}
+
+
 def _lower(
     model: torch.nn.Module, sample: tuple[torch.Tensor, ...], delegate: str, constants: dict[str, Any] | None = None
 ) -> tuple[bytes, dict]:
@@ -181,8 +191,7 @@ def _lower(
         return _quietly(run)
     except Exception as exc:
         reason = _first_line(exc)
-        if "Missing out variants" in reason:
-            reason += f" ({delegate} left these quantized ops outside its delegate; keep those layers in float)"
+        reason += next((f" ({hint})" for known, hint in _HINTS.items() if known in reason), "")
         raise UnsupportedOpError(f"executorch: lowering failed: {reason}") from None
 
 
