@@ -58,6 +58,7 @@ def test_w8a8_carries_edgekit_encodings(ctx, tmp_path):
     assert ops["constexpr_affine_dequantize"] == n_layers  # int8 weights
     assert ops["quantize"] >= n_layers and ops["dequantize"] >= n_layers  # activations, in and out
     assert art.quantizer == "edgekit"
+    assert art.notes[0] == "converted from torch.export"
 
 
 @pytest.mark.parametrize(

@@ -6,8 +6,15 @@
   ``weights``: weight-only linear int8 (coremltools ``linear_quantize_weights``);
   ``palettize``: weight palettization with ``palettize_bits`` (a 2^n-entry lookup table per tensor, k-means).
   Both skip tensors smaller than ``weight_threshold`` elements (default 2048, as coremltools).
-* Options: ``minimum_deployment_target`` (default iOS17: activation quantize ops need it), ``compute_units``
-  (ALL, CPU_ONLY, CPU_AND_GPU, CPU_AND_NE). Metadata (author, version, IO descriptions, recipe) is embedded.
+* Options: ``minimum_deployment_target`` (default iOS17: activation quantize ops need it; iOS18 when enumerated
+  flexible shapes are on several inputs), ``compute_units`` (ALL, CPU_ONLY, CPU_AND_GPU, CPU_AND_NE),
+  ``flexible_shapes`` (``{batch: "1..8", sequence: "16..128"}`` ranges or ``{batch: [1, 4], sequence: [32, 64]}``
+  enumerated sizes; see ``coreml_shapes``; default: fixed batch 1 and the calibration data's sequence length,
+  else 64). Metadata (author, version, IO descriptions, recipe) is embedded.
+* Conversion: from ``torch.export`` (``coreml_export``: HF attention masks, symbolic batch/sequence); a fixed-shape
+  program falls back to a TorchScript trace only when that fails, and the artifact's notes say why. When both
+  fail, the row is ``unsupported`` with coremltools' own reason (e.g. Hiera: "Core ML only supports tensors with
+  rank <= 5").
 
 Prediction needs macOS. Elsewhere the program is executed by edgekit's reference interpreter built on
 coremltools' op value inference (labelled so in the report, on a capped number of samples) and latency is
@@ -20,6 +27,7 @@ import contextlib
 import io
 import sys
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,9 +39,13 @@ from ..quant.fakequant import decomposed
 from ..recipe import Precision, Quantizer, QuantSpec, TensorSpec
 from .base import TARGETS, Artifact, CompileContext, Target, _first_line, ids_as_int32
 from .binary_lowering import lower_binary_weights
+from .coreml_export import export_program
+from .coreml_shapes import FlexibleShapes, coreml_inputs, dynamic_shapes
+from .coreml_w8a8 import int8_weight_form
 
 ON_MACOS = sys.platform == "darwin"
 REFERENCE_SAMPLES = 1000
+STATIC_SEQUENCE = 64  # sequence length of a fixed-shape program when no calibration data sets one
 
 
 class CoreMLTarget(Target):
@@ -41,7 +53,14 @@ class CoreMLTarget(Target):
     runtime = "coreml"
     module = "coremltools"
     extra = "coreml"
-    option_keys = ("minimum_deployment_target", "compute_units", "int8_mode", "palettize_bits", "weight_threshold")
+    option_keys = (
+        "minimum_deployment_target",
+        "compute_units",
+        "int8_mode",
+        "palettize_bits",
+        "weight_threshold",
+        "flexible_shapes",
+    )
     measures_latency = ON_MACOS
     validation_limit = None if ON_MACOS else REFERENCE_SAMPLES
 
@@ -74,19 +93,18 @@ class CoreMLTarget(Target):
         mode = str(options.get("int8_mode", "w8a8"))
         if mode not in ("w8a8", "weights", "palettize"):
             raise RecipeError(f"coreml: int8_mode must be w8a8, weights or palettize, not '{mode}'")
+        flex = FlexibleShapes.parse(options.get("flexible_shapes"))
         art = Artifact(
             self.name, precision, out, self.runtime, "model.mlpackage", options={k: options[k] for k in options}
         )
-        source = ctx.model
-        if precision is Precision.INT8 and mode == "w8a8":
-            if ctx.sim is None:
-                raise CalibrationError("coreml w8a8 needs calibration: set quantization.calibration")
-            source = decomposed(ctx.sim, style="aten")
-        ml = self._convert(ct, source, ctx, precision, options)
+        w8a8 = precision is Precision.INT8 and mode == "w8a8"
+        if w8a8 and ctx.sim is None:
+            raise CalibrationError("coreml w8a8 needs calibration: set quantization.calibration")
+        ml = self._convert(ct, ctx, precision, options, flex, w8a8, art)
         ml = lower_binary_weights(self.name, ctx.model, ml, art)  # +-1 weights as 1-bit palettes
         if precision is Precision.INT8:
             ml = self._int8(ct, ml, mode, options, art)
-        self._metadata(ml, ctx, precision)
+        self._metadata(ml, ctx, precision, flex)
         ml.save(str(out / art.file))
         if not ON_MACOS:
             art.notes.append(
@@ -95,45 +113,62 @@ class CoreMLTarget(Target):
             )
         return art
 
-    @staticmethod
     def _convert(
-        ct: Any, model: torch.nn.Module, ctx: CompileContext, precision: Precision, options: dict[str, Any]
+        self,
+        ct: Any,
+        ctx: CompileContext,
+        precision: Precision,
+        options: dict[str, Any],
+        flex: FlexibleShapes | None,
+        w8a8: bool,
+        art: Artifact,
     ) -> Any:
-        sample = ctx.bundle.example_inputs(1, 64)  # a static batch-1 program (sequence 64 for token inputs)
-        target_name = str(options.get("minimum_deployment_target", "iOS17"))
+        """torch.export first; the TorchScript trace only for fixed shapes when export conversion fails."""
+        # Core ML takes enumerated shapes on more than one input from iOS18 on
+        several = flex is not None and bool(flex.enumerated) and len(ctx.bundle.inputs) > 1
+        target_name = str(options.get("minimum_deployment_target", "iOS18" if several else "iOS17"))
+        if several and target_name in ("iOS15", "iOS16", "iOS17", "macOS12", "macOS13", "macOS14"):
+            raise RecipeError(
+                f"coreml: enumerated flexible_shapes on {len(ctx.bundle.inputs)} inputs need "
+                f"minimum_deployment_target iOS18 (not {target_name}); or use ranges 'LO..HI'"
+            )
         units = str(options.get("compute_units", "ALL"))
         try:
-            deployment = getattr(ct.target, target_name)
-            compute_units = ct.ComputeUnit[units]
+            settings = {
+                "convert_to": "mlprogram",
+                "minimum_deployment_target": getattr(ct.target, target_name),
+                "compute_units": ct.ComputeUnit[units],
+                "compute_precision": ct.precision.FLOAT16 if precision is Precision.FP16 else ct.precision.FLOAT32,
+                "outputs": [ct.TensorType(name=ctx.bundle.output_name)],
+            }
         except (AttributeError, KeyError):
             raise RecipeError(
                 f"coreml: unknown minimum_deployment_target '{target_name}' or compute_units '{units}'"
             ) from None
-        inputs = [
-            ct.TensorType(name=s.name, shape=tuple(x.shape), dtype=np.int32 if s.dtype == "int64" else np.float32)
-            for s, x in zip(ctx.bundle.inputs, sample)
-        ]
-        log = io.StringIO()
+        specs = ctx.bundle.inputs
+        sample = _sample(ctx, flex)
         try:
-            with (
-                warnings.catch_warnings(),
-                contextlib.redirect_stdout(log),
-                contextlib.redirect_stderr(log),
-                torch.no_grad(),
-            ):
-                warnings.simplefilter("ignore")
-                traced = torch.jit.trace(model.eval(), sample, check_trace=False)
-                return ct.convert(
-                    traced,
-                    inputs=inputs,
-                    outputs=[ct.TensorType(name=ctx.bundle.output_name)],
-                    convert_to="mlprogram",
-                    minimum_deployment_target=deployment,
-                    compute_units=compute_units,
-                    compute_precision=ct.precision.FLOAT16 if precision is Precision.FP16 else ct.precision.FLOAT32,
-                )
+            model = int8_weight_form(ctx.sim) if w8a8 else ctx.model
+            program = export_program(model, sample, None if flex is None else dynamic_shapes(specs, flex))
+            ml = _quiet(lambda: ct.convert(program, inputs=coreml_inputs(ct, specs, sample, flex), **settings))
+            art.notes.append("converted from torch.export" + (f"; flexible shapes: {flex.describe()}" if flex else ""))
+            return ml
+        except RecipeError:
+            raise
         except Exception as exc:
-            raise UnsupportedOpError(f"coreml: conversion failed: {_first_line(exc)}") from None
+            reason = _first_line(exc)
+        if flex is not None:
+            raise UnsupportedOpError(f"coreml: torch.export conversion failed (flexible shapes need it): {reason}")
+        try:
+            model = decomposed(ctx.sim, style="aten") if w8a8 else ctx.model
+            with torch.no_grad(), warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                traced = _quiet(lambda: torch.jit.trace(model.eval(), sample, check_trace=False))
+            ml = _quiet(lambda: ct.convert(traced, inputs=coreml_inputs(ct, specs, sample, None), **settings))
+        except Exception:
+            raise UnsupportedOpError(f"coreml: conversion failed: {reason}") from None
+        art.notes.append(f"converted from a TorchScript trace (torch.export conversion failed: {reason})")
+        return ml
 
     @staticmethod
     def _int8(ct: Any, ml: Any, mode: str, options: dict[str, Any], art: Artifact) -> Any:
@@ -159,14 +194,15 @@ class CoreMLTarget(Target):
         return opt.palettize_weights(ml, config=cfg)
 
     @staticmethod
-    def _metadata(ml: Any, ctx: CompileContext, precision: Precision) -> None:
+    def _metadata(ml: Any, ctx: CompileContext, precision: Precision, flex: FlexibleShapes | None) -> None:
         from .. import __version__
 
         ml.author = "edgekit"
         ml.version = __version__
         ml.short_description = f"{ctx.bundle.family} {ctx.bundle.task}, {precision.value}, exported by edgekit"
         for s in ctx.bundle.inputs:
-            ml.input_description[s.name] = f"{s.name}: shape {list(s.shape)} (batch 1 in this program), {s.dtype}"
+            shapes = f"flexible: {flex.describe()}" if flex else "batch 1 in this program"
+            ml.input_description[s.name] = f"{s.name}: shape {list(s.shape)} ({shapes}), {s.dtype}"
         ml.output_description[ctx.bundle.output_name] = f"{ctx.bundle.output_name} ({ctx.bundle.task})"
         ml.user_defined_metadata["edgekit.precision"] = precision.value
         ml.user_defined_metadata["edgekit.family"] = ctx.bundle.family
@@ -175,13 +211,16 @@ class CoreMLTarget(Target):
 
     def load(self, artifact: Artifact, threads: int = 2) -> Any:
         self.require()
-        return CoreMLSession(artifact.path / artifact.file)
+        flex = FlexibleShapes.parse(artifact.options.get("flexible_shapes"))
+        return CoreMLSession(artifact.path / artifact.file, flex)
 
 
 class CoreMLSession:
-    """``MLModel.predict`` on macOS; the reference interpreter elsewhere. The program has batch 1: loop."""
+    """``MLModel.predict`` on macOS; the reference interpreter elsewhere. Batches larger than the program takes
+    run in chunks (batch 1 for a fixed program; the largest allowed batch for a flexible one)."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, flex: FlexibleShapes | None = None):
+        self.batches = _batch_sizes(flex)
         if ON_MACOS:  # pragma: no cover - needs macOS
             import coremltools as ct
 
@@ -194,11 +233,65 @@ class CoreMLSession:
             self._one = self._program.run_one
 
     def run(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
-        batch = len(next(iter(feeds.values())))
+        total = len(next(iter(feeds.values())))
         casted = {k: v.astype(np.int32) if v.dtype == np.int64 else v for k, v in feeds.items()}
-        return np.concatenate(
-            [np.asarray(self._one({k: v[i : i + 1] for k, v in casted.items()}), np.float32) for i in range(batch)]
-        )
+        outs, start = [], 0
+        while start < total:
+            left = total - start
+            fits = [b for b in self.batches if b <= left]
+            size = max(fits) if fits else min(self.batches)  # pad the last chunk up to an allowed batch
+            chunk = {k: v[start : start + size] for k, v in casted.items()}
+            if size > left:
+                chunk = {k: np.concatenate([v, np.repeat(v[-1:], size - left, axis=0)]) for k, v in chunk.items()}
+            outs.append(np.asarray(self._one(chunk), np.float32)[: min(size, left)])
+            start += size
+        return np.concatenate(outs)
+
+
+def _batch_sizes(flex: FlexibleShapes | None) -> tuple[int, ...]:
+    if flex is None or flex.sizes("batch") is None:
+        return (1,)
+    if "batch" in flex.enumerated:
+        return flex.enumerated["batch"]
+    lo, hi = flex.ranges["batch"]
+    return tuple(range(lo, min(hi, 64) + 1))  # chunks of at most 64 rows
+
+
+def _sample(ctx: CompileContext, flex: FlexibleShapes | None) -> tuple[torch.Tensor, ...]:
+    """Export inputs: batch 1 at the calibration data's sequence length (else 64) for a fixed program; sizes
+    inside the allowed ranges for flexible dimensions."""
+    sequence = STATIC_SEQUENCE
+    if ctx.calib is not None:
+        for s in ctx.bundle.inputs:
+            if "sequence" in s.shape:
+                sequence = int(ctx.calib.inputs[s.name].shape[list(s.shape).index("sequence")])
+                break
+    if flex is None:
+        sample = ctx.bundle.example_inputs(1, sequence)
+    else:
+        sample = ctx.bundle.example_inputs(flex.export_size("batch", 1), flex.export_size("sequence", sequence))
+    return tuple(_padded_mask(x) if s.name == "attention_mask" else x for s, x in zip(ctx.bundle.inputs, sample))
+
+
+def _padded_mask(mask: torch.Tensor) -> torch.Tensor:
+    """An attention mask with the last position padded. HF mask code skips the mask when it is all ones, and
+    export records the branch it took: an all-ones example would give a program that ignores padding."""
+    if mask.shape[-1] < 2:
+        return mask
+    mask = mask.clone()
+    mask[..., -1] = 0
+    return mask
+
+
+def _quiet(fn: Callable[[], Any]) -> Any:
+    """coremltools and torch print progress bars and warnings to stdout/stderr: keep them out of the run."""
+    with (
+        warnings.catch_warnings(),
+        contextlib.redirect_stdout(io.StringIO()),
+        contextlib.redirect_stderr(io.StringIO()),
+    ):
+        warnings.simplefilter("ignore")
+        return fn()
 
 
 TARGETS.add("coreml", CoreMLTarget())
