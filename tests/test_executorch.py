@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from edgekit.device import runner
 from edgekit.recipe import Precision
@@ -80,3 +81,39 @@ def test_bench_on_the_local_device_measures_a_pte(ctx, tmp_path, run_cli):  # no
     assert code == 0, err
     (entry,) = json.loads((tmp_path / "dev" / "report.json").read_text())["entries"]
     assert entry["result"]["runtime"] == "executorch" and entry["result"]["p50_ms"] > 0
+
+
+class _StandardizedConv(torch.nn.Conv2d):
+    """HF BiT's construct: the conv weight is standardized at run time, after edgekit's weight Q/DQ."""
+
+    def forward(self, x):
+        w = self.weight
+        w = (w - w.mean((1, 2, 3), keepdim=True)) / (w.std((1, 2, 3), keepdim=True) + 1e-6)
+        return torch.nn.functional.conv2d(x, w, self.bias)
+
+
+def test_computed_weight_is_named_in_the_lowering_failure():
+    from edgekit.quant.encodings import Encoding
+    from edgekit.quant.fakequant import QuantWrapper, decomposed
+    from edgekit.targets.executorch import _folded, computed_weights
+
+    torch.manual_seed(0)
+    plain, standardized = QuantWrapper(torch.nn.Conv2d(3, 4, 1), "a"), QuantWrapper(_StandardizedConv(4, 4, 1), "b")
+    for w in (plain, standardized):
+        scale = tuple(float(s) for s in w.layer.weight.detach().abs().amax((1, 2, 3)) / 127)
+        w.set_encodings(Encoding((0.02,), (0,)), Encoding(scale, (0,) * 4, axis=0), Encoding((0.05,), (0,)))
+    model = decomposed(torch.nn.Sequential(plain, standardized))
+    gm = _folded(model, (torch.rand(1, 3, 4, 4),))
+    assert computed_weights(gm) == ["1"]  # the standardized conv (Sequential index 1), not the plain one
+
+
+def test_max_without_keepdim_is_unsupported_with_the_reason(tmp_path):
+    from edgekit.errors import UnsupportedOpError
+    from edgekit.targets.executorch import _lower
+
+    class PoolQuery(torch.nn.Module):  # HF Hiera's query pooling
+        def forward(self, x):
+            return x.view(1, 2, -1, 4).max(dim=1).values
+
+    with pytest.raises(UnsupportedOpError, match=r"keep_dim == True.*keepdim=True"):
+        _lower(PoolQuery(), (torch.rand(1, 8, 4),), "xnnpack")

@@ -88,3 +88,67 @@ def test_dynamic_int8_with_embeddings_is_a_clear_error(tmp_path):
     ctx = CompileContext(bundle, bundle.module, None, None, QuantSpec(), None, tmp_path)
     with pytest.raises(UnsupportedOpError, match="EMBEDDING_LOOKUP"):
         _compile(ctx, Precision.INT8, tmp_path, dynamic=True)
+
+
+def test_int8_converts_a_scale_printed_without_a_decimal_point():
+    """A near-constant tensor gets the 1e-12 scale floor; LiteRT formats scales with str() into an MLIR type
+    and MLIR refused "1e-12" ("Unable to parse type", HF MobileNetV2/EfficientNet int8)."""
+    from edgekit.quant.encodings import Encoding
+    from edgekit.quant.fakequant import QuantWrapper, decomposed, pt2e_scale
+    from edgekit.targets.tflite import TFLiteTarget
+
+    assert repr(pt2e_scale(1e-12)) != "1e-12" and abs(pt2e_scale(1e-12) - 1e-12) < 1e-24
+    assert pt2e_scale(0.5) == 0.5
+    torch.manual_seed(0)
+    layer = QuantWrapper(torch.nn.Conv2d(3, 4, 1), "conv")
+    tiny = Encoding((1e-12,), (-93,))
+    layer.set_encodings(tiny, Encoding((1e-12,), (0,)), tiny)
+    flat = TFLiteTarget._convert(decomposed(layer), {"x": torch.zeros(1, 3, 4, 4)}, static=True)
+    assert len(flat) > 0
+
+
+def test_int8_uniform_bias_with_per_channel_weights_matches_the_simulation():
+    """LiteRT quantized a splat bias (all elements equal: HF Hiera's init) with the first channel's scale only;
+    hiera tflite int8 drifted to cosine 0.87 vs the simulated model."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    from edgekit.quant.encodings import Encoding
+    from edgekit.quant.fakequant import QuantWrapper, decomposed
+    from edgekit.targets.tflite import TFLiteTarget
+
+    torch.manual_seed(0)
+    layer = QuantWrapper(torch.nn.Linear(16, 8), "fc")
+    with torch.no_grad():
+        layer.layer.weight.mul_(torch.linspace(0.2, 1.0, 8)[:, None])  # spread per-channel scales
+        layer.layer.bias.fill_(0.5)
+    w_scale = tuple(float(s) for s in layer.layer.weight.abs().amax(1) / 127)
+    out = Encoding((0.02,), (0,))
+    layer.set_encodings(Encoding((0.01,), (0,)), Encoding(w_scale, (0,) * 8, axis=0), out)
+    form = decomposed(layer)
+    x = torch.rand(1, 4, 16)
+    ref = form(x).detach().numpy()
+    runner = Interpreter(model_content=TFLiteTarget._convert(form, {"x": x}, static=True)).get_signature_runner()
+    s_in, z_in = runner.get_input_details()["x"]["quantization"]
+    q = runner(x=np.clip(np.round(x.numpy() / s_in + z_in), -128, 127).astype(np.int8))
+    s_out, z_out = next(iter(runner.get_output_details().values()))["quantization"]
+    got = (next(iter(q.values())).astype(np.float32) - z_out) * s_out
+    assert np.abs(got - ref).max() <= 1.01 * out.scale[0]  # at most one output step apart
+
+
+def test_conversion_failure_reason_names_the_error_and_where():
+    from edgekit.targets.tflite import converter_reason
+
+    passes = RuntimeError(
+        "Failed to run converter passes: /venv/lib/python3.11/site-packages/transformers/models/m/modeling_m.py:253:0:"
+        " error: 'tfl.mul' op operands don't have broadcast-compatible shapes\nnote: see current operation"
+    )
+    assert converter_reason(passes) == (
+        "Failed to run converter passes: 'tfl.mul' op operands don't have broadcast-compatible shapes "
+        "(at transformers/models/m/modeling_m.py:253)"
+    )
+    parse = RuntimeError('Unable to parse type:\nerror: "!quant.uniform<i8:f32,1e-12:0>":1:20: bad float literal')
+    parse.add_note("While executing %quantize_7 : [num_users=1] = call_function[target=torch.ops.q.quantize.default]")
+    reason = converter_reason(parse)
+    assert "\n" not in reason and reason.startswith("Unable to parse type: ") and "bad float literal" in reason
+    assert reason.endswith("(node quantize_7: torch.ops.q.quantize.default)")
+    assert converter_reason(ValueError("plain")) == "plain"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import fnmatch
+import math
 
 import numpy as np
 import torch
@@ -134,7 +135,7 @@ class QuantWrapper(nn.Module):
             args = (self.w_scale, self.w_zp, self.w_axis, -127, 127, torch.int8)
             w = qd.dequantize_per_channel(qd.quantize_per_channel(w, *args), *args)
         elif self.quantize_weight:
-            args = (float(self.w_enc_scale), 0, -127, 127, torch.int8)
+            args = (pt2e_scale(self.w_enc_scale), 0, -127, 127, torch.int8)
             w = qd.dequantize_per_tensor(qd.quantize_per_tensor(w, *args), *args)
         y = self._apply(x, w)
         return _qdq_tensor(qd, y, self.out_enc) if self.out_enc is not None else y
@@ -168,8 +169,20 @@ def _aten_qdq(x: torch.Tensor, enc: Encoding) -> torch.Tensor:
 def _qdq_tensor(qd, x: torch.Tensor, enc: Encoding) -> torch.Tensor:
     """Per-tensor Q/DQ in int8. A uint8 encoding (zp in 0..255) is the same grid shifted by 128."""
     zp = enc.zero_point[0] - (0 if enc.signed else 128)
-    args = (float(enc.scale[0]), int(zp), -128, 127, torch.int8)
+    args = (pt2e_scale(enc.scale[0]), int(zp), -128, 127, torch.int8)
     return qd.dequantize_per_tensor(qd.quantize_per_tensor(x, *args), *args)
+
+
+def pt2e_scale(scale: float) -> float:
+    """``scale`` as a float whose ``repr`` has a decimal point.
+
+    LiteRT's converter writes a Q/DQ scale into an MLIR quant type with ``str()``, and MLIR refuses a float
+    literal without a point: the ``1e-12`` scale floor of a constant (all-zero) tensor fails conversion with
+    "Unable to parse type". The next float up (``1.0000000000000002e-12``) is the same scale for every purpose."""
+    s = float(scale)
+    if math.isfinite(s) and "." not in repr(s):
+        s = math.nextafter(s, math.inf)
+    return s
 
 
 def is_ignored(name: str, module: nn.Module, patterns: tuple[str, ...]) -> bool:
@@ -212,7 +225,24 @@ def decomposed(sim: nn.Module, style: str = "decomposed") -> nn.Module:
     out = copy.deepcopy(sim).eval()
     for w in wrappers(out):
         w.style = style
+        if style == "decomposed":
+            _unsplat_bias(w)
     return out
+
+
+def _unsplat_bias(w: QuantWrapper) -> None:
+    """Make a non-zero bias whose elements are all equal (HF Hiera's init: 0.02 everywhere) not quite uniform.
+
+    LiteRT's converter holds such a bias as one splat value and quantizes it to int32 with the first output
+    channel's scale only, so with per-channel weights every other channel gets a wrong bias (hiera tflite int8
+    cosine 0.87 vs the simulated model). One float32 ulp on one element keeps the constant non-splat."""
+    bias = w.layer.bias
+    if bias is None or bias.numel() < 2 or not (w.quantize_weight and w.weight_per_channel):
+        return
+    with torch.no_grad():
+        if bool((bias == bias.flatten()[0]).all()) and bool(bias.flatten()[0] != 0):
+            first = bias.view(-1)[:1]
+            first.copy_(torch.nextafter(first, torch.full_like(first, float("inf"))))
 
 
 def weight_array(w: QuantWrapper) -> np.ndarray:

@@ -86,7 +86,17 @@ class ExecuTorchTarget(Target):
         else:
             model = ctx.model.eval()
         names = {"input_names": [s.name for s in ctx.bundle.inputs], "output_names": [ctx.bundle.output_name]}
-        buffer, ops = _lower(model, sample, delegate, names)
+        try:
+            buffer, ops = _lower(model, sample, delegate, names)
+        except UnsupportedOpError as exc:
+            computed = computed_weights(model) if precision is Precision.INT8 else []
+            if not computed or "Missing out variants" not in str(exc):
+                raise
+            raise UnsupportedOpError(
+                f"executorch: {delegate} cannot take int8 weights computed at run time (weight standardization) "
+                f"in {_few(computed, 2)} (Missing out variants: dequantize_per_channel); keep them float with "
+                "quantization.ignore"
+            ) from None
         (out / art.file).write_bytes(buffer)
         art.options["ops"] = ops
         art.notes.append(_ops_note(ops, delegate))
@@ -120,6 +130,29 @@ def _folded(model: torch.nn.Module, sample: tuple[torch.Tensor, ...]) -> torch.n
     return gm
 
 
+def _few(names: list[str], shown: int = 3) -> str:
+    more = f" and {len(names) - shown} more" if len(names) > shown else ""
+    return ", ".join(names[:shown]) + more
+
+
+_WEIGHT_OPS = ("conv", "linear", "addmm", "mm")
+
+
+def computed_weights(gm: torch.fx.GraphModule) -> list[str]:
+    """Layers whose per-channel weight dequantize feeds something other than a conv/linear (the weight is
+    transformed at run time before its conv): XNNPACK leaves that dequantize outside its delegate."""
+    found = []
+    for node in gm.graph.nodes:
+        if node.op != "call_function" or "dequantize_per_channel" not in str(node.target):
+            continue
+        if all(any(k in str(u.target) for k in _WEIGHT_OPS) for u in node.users):
+            continue
+        stack = list((node.meta.get("nn_module_stack") or {}).values())
+        name = stack[-1][0] if stack else node.name
+        found.append(str(name).removeprefix("L['self'].").removeprefix("model."))
+    return sorted(set(found))
+
+
 def _partitioner(delegate: str):
     if delegate == "coreml":
         from executorch.backends.apple.coreml.partition import CoreMLPartitioner
@@ -128,6 +161,16 @@ def _partitioner(delegate: str):
     from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
 
     return XnnpackPartitioner()
+
+
+# What a known lowering failure means, appended to its one-line reason.
+_HINTS = {
+    "Missing out variants": "the delegate left these quantized ops outside it; keep those layers in float",
+    "only supports keep_dim == True": (
+        "the XNNPACK partitioner takes max/amax over a dimension only with keepdim=True; the model reduces "
+        "without it (x.max(dim).values)"
+    ),
+}
 
 
 def _lower(
@@ -148,8 +191,7 @@ def _lower(
         return _quietly(run)
     except Exception as exc:
         reason = _first_line(exc)
-        if "Missing out variants" in reason:
-            reason += f" ({delegate} left these quantized ops outside its delegate; keep those layers in float)"
+        reason += next((f" ({hint})" for known, hint in _HINTS.items() if known in reason), "")
         raise UnsupportedOpError(f"executorch: lowering failed: {reason}") from None
 
 

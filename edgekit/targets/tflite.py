@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import re
 import warnings
 from pathlib import Path
 from typing import Any
@@ -156,7 +157,29 @@ class TFLiteTarget(Target):
                 edge = litert_torch.convert(model, (), sample, **kwargs)  # callers pass eval-mode modules
                 return bytes(edge.model_content())
         except Exception as exc:
-            raise UnsupportedOpError(f"tflite: conversion failed: {_first_line(exc)}") from None
+            raise UnsupportedOpError(f"tflite: conversion failed: {converter_reason(exc)}") from None
+
+
+_MLIR_ERROR = re.compile(r"(?:(?P<file>[^\s:\"]+\.py):(?P<line>\d+):\d+: )?error: (?P<msg>.+)")
+_NODE = re.compile(r"While executing %(?P<node>\S+) : .*?target=(?P<op>[\w.:]+)")
+
+
+def converter_reason(exc: BaseException) -> str:
+    """One readable line from a litert-torch failure: its first line, the MLIR ``error:`` it wraps (MLIR's
+    own first line is often just "Unable to parse type:" or a file path), the model source line the error
+    points at, and the graph node being lowered."""
+    text = "\n".join([str(exc), *getattr(exc, "__notes__", [])])
+    head = _first_line(exc)
+    where = []
+    found = _MLIR_ERROR.search(text)
+    if found:
+        head = head.split(": /")[0].split(": error:")[0].rstrip(": ") + ": " + found["msg"].strip()
+        if found["file"]:
+            where.append(f"at {found['file'].split('site-packages/')[-1]}:{found['line']}")
+    node = _NODE.search(text)
+    if node:
+        where.append(f"node {node['node']}: {node['op']}")
+    return f"{head} ({', '.join(where)})" if where else head
 
 
 def _cast_weights_fp16(flat: bytes) -> bytes:
