@@ -286,9 +286,7 @@ class QuantSpec:
             "quantize_outputs": "the graph quantizer's profile decides which outputs get Q/DQ",
             "ignore": "edgekit's ignore globs address its module wrapper (quantizer: edgekit)",
         }
-        for key, why in unsupported.items():
-            if getattr(self, key):
-                raise ValueError(f"quantizer graph does not take quantization.{key} yet: {why}")
+        self._refuse("graph", unsupported, " yet")
 
     def _check_inc(self) -> None:
         if self.estimator.value not in INC_ACT_ALGO:
@@ -302,9 +300,13 @@ class QuantSpec:
             "quantize_outputs": "INC's x86 quantizer decides which outputs it quantizes",
             "ignore": "edgekit's ignore globs address its module wrapper",
         }
+        self._refuse("neural-compressor", unsupported)
+
+    def _refuse(self, quantizer: str, unsupported: dict[str, str], when: str = "") -> None:
+        """Reject the first option in ``unsupported`` (key -> why) that is set, naming the quantizer."""
         for key, why in unsupported.items():
             if getattr(self, key):
-                raise ValueError(f"quantizer neural-compressor does not take quantization.{key}: {why}")
+                raise ValueError(f"quantizer {quantizer} does not take quantization.{key}{when}: {why}")
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,6 @@ import io
 import logging
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -28,17 +27,9 @@ from ..archs.base import ModelBundle
 from ..data import DataSet
 from ..errors import MissingBackendError, ModelError
 from ..recipe import INC_ACT_ALGO, IncSpec, QuantSpec
-from .encodings import EncodingSet
-from .pt2e import read_encodings
+from .pt2e import ProgramResult, read_encodings
 
 PRODUCER = "neural-compressor"
-
-
-@dataclass
-class IncResult:
-    program: torch.fx.GraphModule
-    encodings: EncodingSet
-    info: dict[str, Any]
 
 
 def require_installed() -> None:
@@ -119,7 +110,7 @@ def inc_quantize(
     evaluate: Callable[[torch.nn.Module], float] | None,
     budget: float,
     log: Any = print,
-) -> IncResult:
+) -> ProgramResult:
     """Quantize ``model`` with INC; ``evaluate`` (a metric, higher is better) is needed only for autotune."""
     incq = _require()
     from neural_compressor.torch.export import export
@@ -178,7 +169,7 @@ def inc_quantize(
         info["config"] = describe(_chosen(program, candidates))
     encodings = read_encodings(program, info["producer"])
     encodings.meta["data"] = calib.description
-    return IncResult(program, encodings, info)
+    return ProgramResult(program, encodings, info)
 
 
 def _chosen(program: torch.fx.GraphModule, candidates: list[Any]) -> Any:

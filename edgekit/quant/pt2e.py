@@ -7,11 +7,24 @@ module that owns the node, so ``encodings.json`` and the report stay readable wh
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 import torch
 
 from .encodings import Encoding, EncodingSet
 
 _Q = torch.ops.quantized_decomposed
+
+
+@dataclass
+class ProgramResult:
+    """What a graph quantizer (edgekit's ``graph`` or Neural Compressor) returns: the quantized PT2E program (the
+    run's simulated model), its scales read back as encodings, and the report's calibration info."""
+
+    program: torch.fx.GraphModule
+    encodings: EncodingSet
+    info: dict[str, Any]
 
 
 def _is(node: torch.fx.Node, *ops) -> bool:

@@ -7,6 +7,6 @@ capture (:mod:`.capture`) -> annotate by op pattern under a target profile (:mod
 """
 
 from .profiles import PROFILES, Profile
-from .quantize import GraphResult, graph_quantize
+from .quantize import graph_quantize
 
-__all__ = ["PROFILES", "GraphResult", "Profile", "graph_quantize"]
+__all__ = ["PROFILES", "Profile", "graph_quantize"]

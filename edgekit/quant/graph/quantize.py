@@ -2,28 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
-
 import torch
 
 from ...archs.base import ModelBundle
 from ...data import DataSet
 from ...errors import MissingBackendError
 from ...recipe import QuantSpec
-from ..encodings import EncodingSet
-from ..pt2e import read_encodings
+from ..pt2e import ProgramResult, read_encodings
 from .capture import capture
 from .profiles import DEFAULT_PROFILE, PROFILES
 
 PRODUCER = "edgekit graph"
-
-
-@dataclass
-class GraphResult:
-    program: torch.fx.GraphModule
-    encodings: EncodingSet
-    info: dict[str, Any]
 
 
 def graph_quantize(
@@ -33,7 +22,7 @@ def graph_quantize(
     calib: DataSet,
     q: QuantSpec,
     profile: str = DEFAULT_PROFILE,
-) -> GraphResult:
+) -> ProgramResult:
     """Quantize ``model`` (after deploy transforms) into one program that every target lowers."""
     try:
         from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
@@ -66,7 +55,7 @@ def graph_quantize(
         "activations": f"{'int8 symmetric' if symmetric else 'uint8 asymmetric'} per tensor, {q.estimator.value}",
         "weights": f"int8 symmetric {'per channel' if q.per_channel else 'per tensor'}",
     }
-    return GraphResult(program, encodings, info)
+    return ProgramResult(program, encodings, info)
 
 
 def quantized_ops(program: torch.fx.GraphModule) -> dict[str, int]:
