@@ -81,12 +81,16 @@ def cli_count(name: str, minimum: int = 1) -> Callable[[str], int]:
     return parse
 
 
-def cli_finite_float(text: str) -> float:
-    """argparse type: a finite float (``nan``/``inf`` rejected, as argparse's ``float`` would accept them)."""
+def _cli_float(text: str) -> float:
     try:
-        value = float(text)
+        return float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number, got '{text}'") from None
+
+
+def cli_finite_float(text: str) -> float:
+    """argparse type: a finite float (``nan``/``inf`` rejected, as argparse's ``float`` would accept them)."""
+    value = _cli_float(text)
     if not math.isfinite(value):
         raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
     return value
@@ -94,8 +98,8 @@ def cli_finite_float(text: str) -> float:
 
 def cli_positive_float(text: str) -> float:
     """argparse type: a finite float > 0."""
-    value = cli_finite_float(text)
-    if value <= 0:
+    value = _cli_float(text)
+    if not math.isfinite(value) or value <= 0:
         raise argparse.ArgumentTypeError(f"must be a positive finite number, got {text}")
     return value
 
