@@ -76,6 +76,11 @@ class IntegrityError(EdgekitError):
     """A run directory's files do not match the sha256 its manifest recorded."""
 
 
+def one_line(exc: BaseException, limit: int = 300) -> str:
+    """A library's exception message on one line (libraries' messages span lines), at most ``limit`` characters."""
+    return " ".join(str(exc).split())[:limit]
+
+
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
     """Return ' (did you mean 'x'?)' for the closest choice, or a list of choices when none is close."""
     choices = sorted(choices)

@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ..errors import ModelError
+from ..errors import ModelError, one_line
 from ..recipe import TensorSpec
 from .base import ModelBundle, count_params
 from .hf_common import transformers
@@ -45,7 +45,7 @@ def load(path: Path, task: str | None) -> ModelBundle:
     try:
         config = tf.AutoConfig.from_pretrained(str(path), local_files_only=True)
     except (OSError, ValueError, KeyError) as exc:
-        raise ModelError(f"{where}: transformers cannot read its config.json ({_one_line(exc)})") from None
+        raise ModelError(f"{where}: transformers cannot read its config.json ({one_line(exc)})") from None
     modality = _modality(tf, config, where)
     hf_task = _task(config, modality, task, where)
     auto = getattr(tf, hf_task.auto_class)
@@ -54,7 +54,7 @@ def load(path: Path, task: str | None) -> ModelBundle:
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ModelError(
             f"{where}: {hf_task.auto_class} cannot load this '{config.model_type}' checkpoint for task "
-            f"'{hf_task.name}' ({_one_line(exc)}); pass another --task ({', '.join(task_names())})"
+            f"'{hf_task.name}' ({one_line(exc)}); pass another --task ({', '.join(task_names())})"
         ) from None
     model.eval()
     patches = apply_patches(config.model_type, model)
@@ -178,7 +178,3 @@ def _is_transformer(config: Any) -> bool:
 def _vocab(config: Any) -> dict[str, int]:
     size = getattr(config, "vocab_size", None)
     return {"vocab_size": int(size)} if isinstance(size, int) else {}
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split())[:300]

@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 
 from ..checks import require_finite_weights
-from ..errors import EdgekitError, ModelError, RecipeError, did_you_mean
+from ..errors import EdgekitError, ModelError, RecipeError, did_you_mean, one_line
 from ..recipe import ModelSpec, TensorSpec
 from .base import ARCHS, ModelBundle, count_params
 
@@ -43,7 +43,7 @@ def load_model(spec: ModelSpec, inputs: tuple[TensorSpec, ...] | None = None) ->
     except (EdgekitError, MemoryError, KeyboardInterrupt):
         raise
     except Exception as exc:
-        first = " ".join(str(exc).split())[:300]  # libraries' messages span lines: one line here
+        first = one_line(exc)
         raise ModelError(
             f"model '{source}' could not be built or loaded ({type(exc).__name__}: {first}); check its config "
             f"{spec.config or '{}'} and files (config.json matching the weights, complete .safetensors)"

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from ..archs.base import ModelBundle
-from ..errors import CalibrationError
+from ..errors import CalibrationError, one_line
 from ..recipe import DataSpec
 from .base import DATA, DataSet
 
@@ -51,9 +51,7 @@ def load_tokenizer(bundle: ModelBundle):
     try:
         tok = auto.from_pretrained(bundle.tokenizer_dir, local_files_only=True)
     except (OSError, ValueError, KeyError) as exc:
-        raise CalibrationError(
-            f"cannot load the tokenizer in '{bundle.tokenizer_dir}': {' '.join(str(exc).split())[:200]}"
-        ) from None
+        raise CalibrationError(f"cannot load the tokenizer in '{bundle.tokenizer_dir}': {one_line(exc, 200)}") from None
     tok.padding_side = "right"
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token or tok.unk_token or tok.convert_ids_to_tokens(0)
