@@ -5,12 +5,15 @@ For one model, writes benchmarks/results/peer_<model>.json with, per variant, th
 FP32 (cosine, top-1 agreement, SQNR, task metric where labels exist) and latency. Variants:
 
     onnx fp32 | onnx int8 edgekit | onnx int8 ORT quantize_static (defaults: QDQ, per-tensor, MinMax)
+      | onnx int8 native-best (quantize_static at its best settings: QDQ, per-channel, MatMul/Conv/Gemm only)
       | onnx int8 neural-compressor (INC 3.x PT2E static program, lowered by edgekit: dynamo Q/DQ ONNX)
-      | onnx int8 graph (edgekit's own PT2E program, ``quantizer: graph``, profile ort_ov)
+      | onnx int8 graph (edgekit's own PT2E program, ``quantizer: graph``, the target's profile: ort_ov)
     openvino fp32 | openvino int8 edgekit | openvino int8 NNCF quantize (defaults, model_type per family)
       | openvino int8 neural-compressor (the same INC Q/DQ ONNX read by OpenVINO) | openvino int8 graph
+    tflite fp32 | tflite int8 edgekit | tflite int8 graph (profile full_integer)   (with ``--targets ...,tflite``)
 
-``--quantizers`` picks the INT8 variants (default all four: edgekit,native,neural-compressor,graph).
+``--quantizers`` picks the INT8 variants (default: edgekit,native,native-best,neural-compressor,graph); a variant
+a target has no peer for (native and neural-compressor on tflite) is left out. ``--targets`` picks the runtimes.
 
 Every variant gets the same calibration samples, validation samples and runtime settings. Latency: each
 artifact in its own process, the variants alternated over ``--rounds`` rounds (rotating the order each round,
@@ -47,7 +50,7 @@ from edgekit.artifacts import package_versions
 from edgekit.data import load_data
 from edgekit.evaluate import predict_artifact, predict_torch
 from edgekit.quant import calibrate
-from edgekit.quant.graph import graph_quantize
+from edgekit.quant.graph import graph_quantize_profiles
 from edgekit.quant.inc import inc_quantize
 from edgekit.recipe import BenchSpec, DataSpec, ModelSpec, Precision, Quantizer, QuantSpec
 from edgekit.targets.base import CompileContext, get_target
@@ -90,7 +93,15 @@ def setup(name: str, calib_n: int, val_n: int):
 MODELS = ["deit-s", "minilm", "efficientnet-lite1"]
 INC = Quantizer.NEURAL_COMPRESSOR
 GRAPH = Quantizer.GRAPH
-ALL_QUANTIZERS = [Quantizer.EDGEKIT, Quantizer.NATIVE, INC, GRAPH]
+# variant label -> (quantizer, the targets it has a variant on)
+VARIANTS = {
+    "edgekit": (Quantizer.EDGEKIT, ("onnx", "openvino", "tflite")),
+    "native": (Quantizer.NATIVE, ("onnx", "openvino")),
+    "native-best": (Quantizer.NATIVE, ("onnx",)),
+    "neural-compressor": (INC, ("onnx", "openvino")),
+    "graph": (GRAPH, ("onnx", "openvino", "tflite")),
+}
+BEST_ORT_OPS = ["MatMul", "Conv", "Gemm"]
 
 
 def ratio_spread(rounds: list[dict[str, float]], results: list[dict]) -> dict[str, dict]:
@@ -128,11 +139,17 @@ def main() -> int:
     p.add_argument("--out", default=None)
     p.add_argument(
         "--quantizers",
-        default=",".join(q.value for q in ALL_QUANTIZERS),
-        help="comma list of the INT8 variants to include (edgekit, native, neural-compressor, graph)",
+        default=",".join(VARIANTS),
+        help=f"comma list of the INT8 variants to include ({', '.join(VARIANTS)})",
     )
+    p.add_argument("--targets", default="onnx,openvino", help="comma list of onnx, openvino, tflite")
     a = p.parse_args()
-    chosen = [Quantizer(v) for v in a.quantizers.split(",") if v]
+    labels = [v for v in a.quantizers.split(",") if v]
+    unknown = [v for v in labels if v not in VARIANTS]
+    if unknown:
+        raise SystemExit(f"unknown variant {unknown[0]} ({', '.join(VARIANTS)})")
+    targets = [t for t in a.targets.split(",") if t]
+    chosen = {VARIANTS[v][0] for v in labels}
     out = Path(a.out or Path(__file__).parent / "results" / f"peer_{a.model}.json")
 
     bundle, calib, val, seq, what = setup(a.model, a.calib_samples, a.val_samples)
@@ -153,20 +170,22 @@ def main() -> int:
         seconds["neural_compressor"] = time.perf_counter() - t0
         print(f"neural-compressor: {inc.info['config']}, {len(inc.encodings)} tensors", flush=True)
     graph_spec = QuantSpec(calibration=DataSpec("given"), quantizer=GRAPH, activation_symmetric=False)
+    profiles = tuple(dict.fromkeys(get_target(t).quant_profile for t in targets))
     if GRAPH in chosen:
         t0 = time.perf_counter()
-        graph = graph_quantize(bundle.module, bundle, names, calib, graph_spec)
+        graph = graph_quantize_profiles(bundle.module, bundle, names, calib, graph_spec, profiles)
         seconds["graph"] = time.perf_counter() - t0
-        print(f"graph: {graph.info['quantized_ops']}, {len(graph.encodings)} tensors", flush=True)
+        for name, res in graph.items():
+            print(f"graph ({name}): {res.info['quantized_ops']}, {len(res.encodings)} tensors", flush=True)
     metric = "top1" if bundle.task == "classification" else "cosine"
     probe = None
     if bundle.task == "embedding":  # a downstream probe on FP32 embeddings of the calibration (train) split
         probe = (predict_torch(bundle.module, names, calib, 50, "probe train"), calib.labels)
 
     variants = [
-        (t, p, q)
-        for t in ("onnx", "openvino")
-        for p, q in [(Precision.FP32, None), *((Precision.INT8, q) for q in ALL_QUANTIZERS if q in chosen)]
+        v
+        for t in targets
+        for v in [(t, Precision.FP32, None), *((t, Precision.INT8, lb) for lb in labels if t in VARIANTS[lb][1])]
     ]
     bench = BenchSpec(warmup=10, iterations=a.iterations, threads=a.threads)
     results = []
@@ -175,27 +194,30 @@ def main() -> int:
         ctx = CompileContext(bundle, bundle.module, sim, enc, qspec, calib, Path(tmp) / "work")
         ctx.workdir.mkdir()
         # a PT2E program is its own simulated model; its own context keeps its Q/DQ ONNX apart from edgekit's
-        own = {}
-        for quantizer, res, spec in ((INC, inc, inc_spec), (GRAPH, graph, graph_spec)):
-            if res is not None:
-                own[quantizer] = CompileContext(
-                    bundle, bundle.module, res.program, res.encodings, spec, calib, Path(tmp) / quantizer.value
-                )
-                own[quantizer].workdir.mkdir()
-        dirs = {}
-        for target_name, precision, quantizer in variants:
-            target = get_target(target_name)
-            # ORT's quantize_static default is per-tensor weights; NNCF chooses its own scheme.
-            ctx.quant = replace(
-                qspec, quantizer=quantizer or Quantizer.EDGEKIT, per_channel=quantizer is not Quantizer.NATIVE
+        own = {}  # (variant, profile) -> the context of that PT2E program
+        programs = [("neural-compressor", None, inc, inc_spec)] if inc else []
+        programs += [("graph", name, res, graph_spec) for name, res in (graph or {}).items()]
+        for label_, profile, res, spec in programs:
+            workdir = Path(tmp) / f"{label_}_{profile}"
+            own[label_, profile] = CompileContext(
+                bundle, bundle.module, res.program, res.encodings, spec, calib, workdir
             )
-            use = own.get(quantizer, ctx)
-            label = f"{target_name} {precision.value}" + (f" {quantizer.value}" if quantizer else "")
+            workdir.mkdir()
+        dirs = {}
+        for target_name, precision, variant in variants:
+            target = get_target(target_name)
+            quantizer = VARIANTS[variant][0] if variant else None
+            # ORT's quantize_static default is per-tensor weights (native-best: per channel); NNCF chooses its own.
+            ctx.quant = replace(qspec, quantizer=quantizer or Quantizer.EDGEKIT, per_channel=variant != "native")
+            options = {"op_types": BEST_ORT_OPS} if variant == "native-best" else {}
+            profile = target.quant_profile if variant == "graph" else None
+            use = own.get((variant, profile), ctx)
+            label = f"{target_name} {precision.value}" + (f" {variant}" if variant else "")
             print(f"compile {label}", flush=True)
             adir = Path(tmp) / label.replace(" ", "_")
             adir.mkdir()
             t0 = time.perf_counter()
-            art = target.export(use, precision, {}, adir)
+            art = target.export(use, precision, options, adir)
             compile_s = time.perf_counter() - t0
             outputs = predict_artifact(target, art, val, 50, a.threads)
             acc = compare(outputs, fp32, val.labels, metric)
@@ -203,7 +225,8 @@ def main() -> int:
                 "variant": label,
                 "target": target_name,
                 "precision": precision.value,
-                "quantizer": quantizer.value if quantizer else None,
+                "quantizer": variant,
+                "profile": profile,
                 "notes": art.notes,
                 "size_mb": art.size_mb,
                 "compile_s": compile_s,
@@ -241,7 +264,7 @@ def main() -> int:
             "samples": len(calib),
             "seconds": seconds,
             "neural_compressor": inc.info if inc else None,
-            "graph": graph.info if graph else None,
+            "graph": {name: res.info for name, res in graph.items()} if graph else None,
         },
         "validation": {"data": val.description, "samples": len(val)},
         "latency_settings": {

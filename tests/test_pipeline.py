@@ -124,6 +124,23 @@ def test_native_quantizer(run_cli, tmp_path, tiny_vit_recipe, target):
     assert row["quantizer"] == "native" and row["accuracy"]["cosine_vs_fp32"] > 0.9
 
 
+def test_native_onnx_op_types_limits_what_quantize_static_quantizes(run_cli, tmp_path, tiny_vit_recipe):
+    import onnx
+
+    tiny_vit_recipe["quantization"]["quantizer"] = "native"
+    tiny_vit_recipe["targets"] = [{"name": "onnx", "precisions": ["int8"], "options": {"op_types": ["MatMul"]}}]
+    path = write_yaml(tmp_path / "r.yaml", tiny_vit_recipe)
+    code, _, err = run_cli("run", path, "--out", tmp_path / "out", "--no-bench")
+    assert code == 0, err
+    model = onnx.load(str(tmp_path / "out" / "onnx" / "int8" / "model.onnx"))
+    dq = {o for n in model.graph.node if n.op_type == "DequantizeLinear" for o in n.output}
+    fed = {n.op_type for n in model.graph.node if n.op_type != "DequantizeLinear" and set(n.input) & dq}
+    assert "MatMul" in fed and "Conv" not in fed  # the patch-embedding conv stays float
+    tiny_vit_recipe["targets"][0]["options"] = {"op_types": [3]}
+    code, _, err = run_cli("recipe", "check", write_yaml(tmp_path / "bad.yaml", tiny_vit_recipe))
+    assert code == 2 and "options.op_types" in err and "Traceback" not in err
+
+
 def test_export_all_targets_and_python_api_module(tmp_path):
     from .conftest import tiny_convnet
 

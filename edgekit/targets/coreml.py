@@ -176,9 +176,7 @@ class CoreMLTarget(Target):
         return ml
 
     @staticmethod
-    def _int8(
-        ct: Any, ml: Any, mode: str, options: dict[str, Any], art: Artifact, quantizer: str, source: str
-    ) -> Any:
+    def _int8(ct: Any, ml: Any, mode: str, options: dict[str, Any], art: Artifact, quantizer: str, source: str) -> Any:
         from coremltools.optimize import coreml as opt
 
         if mode == "w8a8":

@@ -8,7 +8,7 @@ from typing import Any
 
 import onnx
 
-from ..errors import CalibrationError
+from ..errors import CalibrationError, RecipeError
 from ..recipe import Estimator, Precision, Quantizer
 from .base import TARGETS, Artifact, CompileContext, Target
 from .onnx_common import fp32_onnx, qdq_onnx
@@ -22,6 +22,7 @@ class OnnxRuntimeTarget(Target):
     name = "onnx"
     runtime = "onnxruntime"
     module = "onnxruntime"
+    option_keys = ("op_types",)  # quantizer native: op_types_to_quantize of quantize_static (default: all it knows)
     extra = "onnx"  # core dependency; kept for the message format
 
     def compile(self, ctx: CompileContext, precision: Precision, options: dict[str, Any], out: Path) -> Artifact:
@@ -34,9 +35,14 @@ class OnnxRuntimeTarget(Target):
             onnx.save(weights_to_fp16(onnx.load(str(fp32_onnx(ctx)))), str(dest))
             art.notes.append("fp16 weights, fp32 compute (ONNX Runtime CPU has no fp16 kernels for most ops)")
         elif ctx.quant.quantizer is Quantizer.NATIVE:
-            self._native_int8(ctx, dest)
+            op_types = _op_types(options)
+            self._native_int8(ctx, dest, op_types)
             art.quantizer = "native"
-            art.notes.append("ONNX Runtime quantize_static (QDQ, its own calibration)")
+            only = f", only {'/'.join(op_types)}" if op_types else ""
+            scheme = "per-channel" if ctx.quant.per_channel else "per-tensor"
+            art.notes.append(f"ONNX Runtime quantize_static (QDQ, {scheme} weights{only}, its own calibration)")
+            if op_types:
+                art.options["op_types"] = op_types
         else:
             model = onnx.load(str(qdq_onnx(ctx)))
             if activations_as_uint8(model):
@@ -49,7 +55,11 @@ class OnnxRuntimeTarget(Target):
             art.notes.append(f"explicit Q/DQ from {source(ctx.quant)}")
         return art
 
-    def _native_int8(self, ctx: CompileContext, dest: Path) -> None:
+    def check_spec(self, spec) -> None:
+        super().check_spec(spec)
+        _op_types(dict(spec.options))
+
+    def _native_int8(self, ctx: CompileContext, dest: Path, op_types: list[str] | None = None) -> None:
         from onnxruntime.quantization import (
             CalibrationDataReader,
             CalibrationMethod,
@@ -82,7 +92,19 @@ class OnnxRuntimeTarget(Target):
             quant_format=QuantFormat.QDQ,
             per_channel=ctx.quant.per_channel,
             calibrate_method=getattr(CalibrationMethod, method),
+            op_types_to_quantize=op_types,
         )
+
+
+def _op_types(options: dict[str, Any]) -> list[str] | None:
+    value = options.get("op_types")
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = [v for v in value.split(",") if v]
+    if not isinstance(value, list | tuple) or not value or not all(isinstance(v, str) and v for v in value):
+        raise RecipeError(f"onnx: options.op_types must be a list of ONNX op types (MatMul, Conv, Gemm), not {value!r}")
+    return list(value)
 
 
 TARGETS.add("onnx", OnnxRuntimeTarget())
