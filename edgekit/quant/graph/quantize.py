@@ -10,6 +10,7 @@ from ...errors import MissingBackendError
 from ...recipe import QuantSpec
 from ..pt2e import ProgramResult, read_encodings
 from .capture import capture
+from .passes import GraphPasses
 from .profiles import DEFAULT_PROFILE, PROFILES
 
 PRODUCER = "edgekit graph"
@@ -38,11 +39,14 @@ def graph_quantize(
     sample = _tensors(next(iter(calib.batches(batch)))[0], names)
     with _quiet():
         captured = capture(model, bundle, sample)
+        passes = GraphPasses(q, lambda: (_tensors(f, names) for f, _ in calib.batches(batch)), symmetric)  # smooth
+        passes.before_calibration(captured)  # smooth
         prepared = prepare_pt2e(captured, EdgekitQuantizer(q, prof, symmetric))
         with torch.no_grad():
             for feeds, _ in calib.batches(batch):
                 prepared(*_tensors(feeds, names))
         program = convert_pt2e(prepared, fold_quantize=False)  # Q->DQ pairs on weights: LiteRT needs them
+        passes.after_convert(program)  # smooth
     producer = f"{PRODUCER} (profile {prof.name})"
     encodings = read_encodings(program, producer)
     encodings.meta["data"] = calib.description
@@ -55,6 +59,7 @@ def graph_quantize(
         "activations": f"{'int8 symmetric' if symmetric else 'uint8 asymmetric'} per tensor, {q.estimator.value}",
         "weights": f"int8 symmetric {'per channel' if q.per_channel else 'per tensor'}",
     }
+    info.update(passes.info)  # smooth: smooth_quant / bias_correction / weight_clipping
     return ProgramResult(program, encodings, info)
 
 
