@@ -28,7 +28,6 @@ class Layer:
     delta: Callable  # (node args with the weight replaced by W - W_q, and no bias) -> output shift
 
 
-
 LAYERS: dict[object, Layer] = {
     aten.linear.default: Layer(1, 2, -1, lambda a: torch.nn.functional.linear(a[0], a[1])),
     aten.addmm.default: Layer(2, 0, -1, lambda a: a[1] @ a[2]),
