@@ -267,18 +267,19 @@ class SmoothQuantSpec:
     read one activation, s_j = max|X_j|^alpha / max|W_j|^(1-alpha); X / s is folded into the producer and W * s into
     the linears, exactly in FP32, before calibration. ``alpha: auto`` picks per group the alpha of ``grid`` (or no
     smoothing) with the lowest quantized-output MSE on calibration data; ``per_layer`` maps module-name globs of the
-    group's linears to their own alpha (first match wins)."""
+    group's linears to their own alpha, ``auto``, or null (leave the group unsmoothed); the first match wins."""
 
     alpha: float | str = 0.5
-    per_layer: dict[str, float] = field(default_factory=dict)
+    per_layer: dict[str, float | str | None] = field(default_factory=dict)
     grid: tuple[float, ...] = SMOOTH_GRID
     unfoldable: SmoothFold = SmoothFold.SKIP
 
     def __post_init__(self) -> None:
-        if isinstance(self.alpha, str) and self.alpha != "auto":
-            raise ValueError(f"smooth_quant.alpha must be a number in [0, 1] or 'auto', got {self.alpha!r}")
-        alphas = {"alpha": self.alpha} if not isinstance(self.alpha, str) else {}
-        alphas |= {f"per_layer.{k}": v for k, v in self.per_layer.items()}
+        named = {"alpha": self.alpha, **{f"per_layer.{k}": v for k, v in self.per_layer.items()}}
+        for key, value in named.items():
+            if isinstance(value, str) and value != "auto":
+                raise ValueError(f"smooth_quant.{key} must be a number in [0, 1] or 'auto', got {value!r}")
+        alphas = {k: v for k, v in named.items() if v is not None and not isinstance(v, str)}
         alphas |= {f"grid[{i}]": v for i, v in enumerate(self.grid)}
         for key, value in alphas.items():
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:

@@ -135,6 +135,22 @@ def test_smooth_quant_auto_alpha_improves_the_quantized_program():
         assert _sqnr(ref, res.program(x)) > _sqnr(ref, plain.program(x)) + 6.0
 
 
+def test_per_layer_null_leaves_a_group_unsmoothed_and_a_glob_sets_its_alpha():
+    from edgekit.quant.graph.smooth import smooth_quant
+
+    torch.manual_seed(0)
+    model, spec = PreLN().eval(), TensorSpec("x", ("batch", 6, 32))
+    data = np.random.default_rng(0).standard_normal((16, 6, 32)).astype(np.float32)
+    gm = _captured(model, spec, data)
+    info = smooth_quant(gm, _batches(data), SmoothQuantSpec(per_layer={"f?": None}), symmetric=False)
+    assert info["kept (per_layer: null)"] == 1 and torch.equal(
+        dict(gm.named_parameters())["ln.weight"], model.ln.weight
+    )
+    gm = _captured(model, spec, data)
+    info = smooth_quant(gm, _batches(data), SmoothQuantSpec(per_layer={"fc": 0.25}), symmetric=False)
+    assert info["alphas"] == {"fc": 0.25} and info["layer_norm"] == 1
+
+
 class DepthwiseNet(torch.nn.Module):
     def __init__(self) -> None:
         super().__init__()
@@ -226,3 +242,38 @@ def test_recipe_check_catches_a_bad_smooth_quant_and_takes_a_good_one(run_cli, t
     bad = {**good, "smooth_quant": {"alpha": 7}}
     code, _, err = run_cli("recipe", "check", write_yaml(tmp_path / "bad.yaml", {**BASE, "quantization": bad}))
     assert code != 0 and "smooth_quant.alpha must be a number in [0, 1]" in err
+
+
+def test_run_with_all_three_passes_lowers_to_onnx_and_openvino(run_cli, tmp_path):
+    from .conftest import TINY_VIT
+
+    quant = {
+        "calibration": {"source": "digits", "split": "train", "samples": 32},
+        "quantizer": "graph",
+        "smooth_quant": {"alpha": "auto", "unfoldable": "multiply"},
+        "bias_correction": True,
+        "weight_clipping": "mse",
+    }
+    recipe = {
+        "name": "smooth-vit",
+        "model": {"source": "vit", "config": dict(TINY_VIT)},
+        "inputs": [{"name": "pixel_values", "shape": ["batch", 1, 8, 8]}],
+        "quantization": quant,
+        "targets": [{"name": "onnx", "precisions": ["int8"]}, {"name": "openvino", "precisions": ["int8"]}],
+        "validation": {"data": {"source": "digits", "split": "test", "samples": 50}, "budget": 100.0},
+        "benchmark": {"warmup": 1, "iterations": 2},
+    }
+    out = tmp_path / "runs"
+    code, _, err = run_cli("run", write_yaml(tmp_path / "r.yaml", recipe), "--out", out, "--no-bench")
+    assert code == 0, err
+    import json
+
+    report = json.loads(next(out.rglob("report.json")).read_text())
+    cal = report["calibration"]
+    # HF ViT is pre-LN: both LayerNorms fold exactly; attention output and MLP output get a multiply
+    assert cal["smooth_quant"]["layer_norm"] == 2 * TINY_VIT["num_hidden_layers"]
+    assert cal["smooth_quant"]["fp32_max_rel_change"] < 1e-4
+    assert cal["bias_correction"]["layers"] > 0 and cal["weight_clipping"].startswith("mse")
+    for row in report["rows"]:
+        assert row["status"] == "ok", row
+        assert row["accuracy"]["sqnr_vs_sim_db"] > 30.0, row["target"]

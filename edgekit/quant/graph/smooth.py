@@ -160,7 +160,8 @@ def _error(gm: torch.fx.GraphModule, group: Group, s: torch.Tensor | None, symme
     return total
 
 
-def _alpha_for(group: Group, spec: SmoothQuantSpec) -> float | str:
+def _alpha_for(group: Group, spec: SmoothQuantSpec) -> float | str | None:
+    """The group's alpha: the first ``per_layer`` glob matching one of its linears, else ``alpha``; None: leave it."""
     names = [_owner(lin) for lin in group.linears]
     for pattern, alpha in spec.per_layer.items():
         if any(fnmatch.fnmatchcase(n, pattern) for n in names):
@@ -246,6 +247,9 @@ def smooth_quant(
                 continue
             wmax = torch.stack([_wmax(gm, lin) for lin in group.linears]).amax(0)
             alpha = _alpha_for(group, spec)
+            if alpha is None:
+                how["kept (per_layer: null)"] = how.get("kept (per_layer: null)", 0) + 1
+                continue
             if alpha == "auto":
                 errors = {a: _error(gm, group, _scale(group, wmax, a), symmetric) for a in spec.grid}
                 alpha = min(errors, key=errors.get)
