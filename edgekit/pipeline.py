@@ -33,6 +33,7 @@ from .evaluate import (
 )
 from .isolate import isolated
 from .quant import calibrate
+from .quant.simulated import Quantized, Simulation
 from .recipe import Precision, Quantizer, Recipe, TargetSpec
 from .targets.base import CompileContext, Target, all_targets, get_target
 from .train.stage import teacher_copy
@@ -113,7 +114,7 @@ def resolve_symmetry(recipe: Recipe, plan: list[PlanItem]) -> Recipe:
     """One set of encodings serves every target: unset activation symmetry becomes symmetric exactly when a
     planned int8 target requires it (TensorRT), asymmetric (a finer grid for one-sided ranges) otherwise."""
     q = recipe.quantization
-    if q.activation_symmetric is not None:
+    if q.activation_symmetric is not None or q.quantizer is Quantizer.GRAPH:  # graph: each profile decides
         return recipe
     needed = any(i.target.requires_symmetric_activations and Precision.INT8 in i.spec.precisions for i in plan)
     return recipe.with_(quantization=replace(q, activation_symmetric=needed))
@@ -159,30 +160,36 @@ def run_recipe(
         fp32_metric = task_metric(metric, fp32_out, fp32_out, val.labels)
         log(f"fp32 pytorch {metric}: {fp32_metric:.4f} on {val.description}")
 
-        sim, encodings, sim_out, calib_info = _quantize(
-            recipe, bundle, names, calib, tmp, val, progress, (metric, budget), log
+        quantized = _quantize(
+            recipe, bundle, names, calib, tmp, val, progress, (metric, budget), log, graph_profiles(plan)
         )
+        primary = quantized.primary
+        sim = primary.model if primary else None
+        sim_out = primary.outputs if primary else None
         sim_metric = None if sim_out is None else task_metric(metric, sim_out, fp32_out, val.labels)
 
         ctx = CompileContext(
             bundle,
             bundle.module,
             sim,
-            encodings,
+            quantized.encodings,
             recipe.quantization,
             calib,
             tmp / ".work",
             recipe_yaml=recipe.to_yaml(),
         )
         ctx.workdir.mkdir()
+        contexts = profile_contexts(ctx, quantized)
         rows: list[dict[str, Any]] = []
         for item in plan:
             for precision in item.spec.precisions:
-                rows.append(
-                    _artifact_row(
-                        item, precision, ctx, tmp, log, val, fp32_out, sim_out, metric, budget, bs, recipe, progress
-                    )
+                use, sim_for = ctx, quantized.primary
+                if precision is Precision.INT8 and item.target.quant_profile in contexts:
+                    use, sim_for = contexts[item.target.quant_profile], quantized.for_target(item.target.quant_profile)
+                row = _artifact_row(
+                    item, precision, use, tmp, log, val, fp32_out, sim_for, metric, budget, bs, recipe, progress
                 )
+                rows.append(row)
         shutil.rmtree(ctx.workdir)
         diagnosis = diagnose_failures(tmp, rows, sim, bundle, val, log) if sim is not None else []
         if benchmark:
@@ -193,6 +200,7 @@ def run_recipe(
             tmp / "reference.npz",
             fp32=fp32_out,
             **({"sim_int8": sim_out} if sim_out is not None else {}),
+            **{f"sim_int8_{p}": s.outputs for p, s in quantized.by_profile.items()},
             **({"labels": val.labels} if val.labels is not None else {}),
         )
         (tmp / "recipe.yaml").write_text(recipe.to_yaml())
@@ -217,7 +225,7 @@ def run_recipe(
             "train": train_info,
             "transforms": applied,
             "ops": ops_summary(bundle.module, bundle.example_inputs(1, val_spec.max_length)),
-            "calibration": calib_info,
+            "calibration": quantized.info,
             "benchmark": recipe.benchmark.__dict__ if benchmark else None,
             "rows": rows,
         }
@@ -243,15 +251,17 @@ def _artifact_row(
     log: Any,
     val: DataSet,
     fp32_out: np.ndarray,
-    sim_out: np.ndarray | None,
+    sim: Simulation | None,
     metric: str,
     budget: float,
     bs: int,
     recipe: Recipe,
     progress: bool,
 ) -> dict[str, Any]:
-    """Compile and validate one artifact; a stage that raises is this artifact's row (edgekit.isolate)."""
+    """Compile and validate one artifact; a stage that raises is this artifact's row (edgekit.isolate).
+    An INT8 artifact is compared with ``sim``: the simulated program of the target's profile."""
     target = item.target
+    sim_out = sim.outputs if sim is not None else None
     adir = tmp / target.name / precision.value
     adir.mkdir(parents=True)
     what = f"{target.name} {precision.value}"
@@ -266,11 +276,34 @@ def _artifact_row(
         log(f"  {why}")
         return {**status_row(target.name, precision, "skipped", why), **where}
     with isolated("validate", what, log=log) as stage:  # returns its row unless it raised: then the row below
-        return validate_artifact(
+        row = validate_artifact(
             target, art, val, fp32_out, sim_out, metric, budget, bs, recipe.benchmark.threads, progress
         )
+        return with_profile(row, sim, precision)
     row = {**failed_row(target.name, precision, stage), **where, "size_mb": art.size_mb}
     return requested(row, not item.implied)
+
+
+def graph_profiles(plan: list[PlanItem]) -> tuple[str, ...]:
+    """The graph quantizer's profiles the planned INT8 targets lower, in plan order, each once."""
+    names = [i.target.quant_profile for i in plan if Precision.INT8 in i.spec.precisions]
+    return tuple(dict.fromkeys(names))
+
+
+def profile_contexts(ctx: CompileContext, quantized: Quantized) -> dict[str, CompileContext]:
+    """Per profile, the compile context of its program; its own work dir keeps its Q/DQ ONNX apart."""
+    out = {}
+    for name, sim in quantized.by_profile.items():
+        out[name] = replace(ctx, sim=sim.model, encodings=sim.encodings, workdir=ctx.workdir / name, cache={})
+        out[name].workdir.mkdir()
+    return out
+
+
+def with_profile(row: dict[str, Any], sim: Simulation | None, precision: Precision) -> dict[str, Any]:
+    if precision is Precision.INT8 and sim is not None and sim.profile is not None:
+        row["profile"] = sim.profile
+        row.setdefault("notes", []).append(f"graph quantizer profile {sim.profile}; compared with its program")
+    return row
 
 
 def save_run(root: Path, report: dict[str, Any], recipe: Recipe) -> None:
@@ -368,10 +401,11 @@ def _quantize(
     progress: bool,
     goal: tuple[str, float],
     log: Any,
-):
+    profiles: tuple[str, ...] = (),
+) -> Quantized:
     q = recipe.quantization
     if calib is None or q.calibration is None:
-        return None, None, None, None
+        return Quantized()
     info = {
         "data": calib.description,
         "samples": len(calib),
@@ -381,11 +415,11 @@ def _quantize(
         "encodings": 0,
     }
     if q.quantizer is Quantizer.NATIVE:
-        return None, None, None, info
+        return Quantized(info=info)
     if q.quantizer is Quantizer.NEURAL_COMPRESSOR:
         return _inc_quantize(recipe, bundle, names, tmp, val, calib, progress, goal, info, log)
     if q.quantizer is Quantizer.GRAPH:
-        return _graph_quantize(recipe, bundle, names, tmp, val, calib, progress, info)
+        return _graph_quantize(recipe, bundle, names, tmp, val, calib, progress, info, profiles)
     cal = calibrate(bundle.module, names, calib, q, batch_size=q.calibration.batch_size, progress=progress)
     cal.encodings.meta["data"] = calib.description
     if q.accuracy_aware is not None:
@@ -397,7 +431,7 @@ def _quantize(
     if "scale_reparam" in cal.encodings.meta:
         info["scale_reparam"] = cal.encodings.meta["scale_reparam"]
     sim_out = predict_torch(cal.sim, names, val, recipe.validation.batch_size, "simulated int8", progress)
-    return cal.sim, cal.encodings, sim_out, info
+    return Quantized(Simulation(cal.sim, cal.encodings, sim_out), cal.encodings, info)
 
 
 def _inc_quantize(recipe, bundle, names, tmp, val, calib, progress, goal, info, log):
@@ -417,15 +451,34 @@ def _inc_quantize(recipe, bundle, names, tmp, val, calib, progress, goal, info, 
     res.encodings.save(tmp / "encodings.json")
     info.update(res.info, encodings=len(res.encodings))
     sim_out = predict_torch(res.program, names, val, recipe.validation.batch_size, "neural-compressor int8", progress)
-    return res.program, res.encodings, sim_out, info
+    return Quantized(Simulation(res.program, res.encodings, sim_out), res.encodings, info)
 
 
-def _graph_quantize(recipe, bundle, names, tmp, val, calib, progress, info):
-    """edgekit's graph quantizer: like Neural Compressor's, its PT2E program is the simulated model."""
-    from .quant.graph import graph_quantize
+def _graph_quantize(recipe, bundle, names, tmp, val, calib, progress, info, profiles=()):
+    """edgekit's graph quantizer: one PT2E program per profile the planned targets lower (their simulated
+    models), from one capture; their scales merge into the one encodings.json."""
+    from .quant.graph import graph_quantize_profiles, merge_encodings
+    from .quant.graph.profiles import DEFAULT_PROFILE, PROFILES
 
-    res = graph_quantize(bundle.module, bundle, names, calib, recipe.quantization)
-    res.encodings.save(tmp / "encodings.json")
-    info.update(res.info, encodings=len(res.encodings))
-    sim_out = predict_torch(res.program, names, val, recipe.validation.batch_size, "graph int8", progress)
-    return res.program, res.encodings, sim_out, info
+    profiles = profiles or (DEFAULT_PROFILE,)
+    results = graph_quantize_profiles(bundle.module, bundle, names, calib, recipe.quantization, profiles)
+    encodings = merge_encodings(results)
+    encodings.save(tmp / "encodings.json")
+    bs = recipe.validation.batch_size
+    sims = {
+        name: Simulation(
+            res.program,
+            res.encodings,
+            predict_torch(res.program, names, val, bs, f"graph int8 ({name})", progress),
+            name,
+        )
+        for name, res in results.items()
+    }
+    first = results[profiles[0]].info
+    info.update({k: v for k, v in first.items() if k not in ("profile", "profile_description", "quantized_ops")})
+    info["profiles"] = {
+        name: {"description": PROFILES.get(name).description, "quantized_ops": res.info["quantized_ops"]}
+        for name, res in results.items()
+    }
+    info["encodings"] = len(encodings)
+    return Quantized(sims[profiles[0]], encodings, info, sims)

@@ -43,12 +43,19 @@ def _load(root: Path) -> tuple[dict[str, Any], Any]:
     return report, load_recipe(root / "recipe.yaml")
 
 
-def _reference(root: Path) -> tuple[np.ndarray, np.ndarray | None]:
+def reference(root: Path) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """FP32 outputs and the simulated INT8 outputs (``sim_int8``, and ``sim_int8_PROFILE`` per graph profile)."""
     try:
         with np.load(root / "reference.npz") as z:
-            return z["fp32"], (z["sim_int8"] if "sim_int8" in z.files else None)
+            return z["fp32"], {k: z[k] for k in z.files if k.startswith("sim_int8")}
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
         raise ModelError(f"{root}/reference.npz is damaged ({type(exc).__name__}); rebuild the run") from None
+
+
+def sim_for(sims: dict[str, np.ndarray], row: dict[str, Any]) -> np.ndarray | None:
+    """The simulated outputs a row was validated against: its graph profile's program, else the run's one."""
+    profile = row.get("profile")
+    return sims.get(f"sim_int8_{profile}") if profile else sims.get("sim_int8")
 
 
 def validation_set(report: dict[str, Any]) -> Any:
@@ -72,7 +79,7 @@ def revalidate(root: Path, progress: bool = True) -> RunResult:
     """Re-run every artifact on the validation data; writes nothing (the run stays as its manifest recorded)."""
     report, recipe = _load(root)
     val = validation_set(report)
-    fp32, sim = _reference(root)
+    fp32, sims = reference(root)
     if len(fp32) != len(val):
         raise ModelError(f"validation data now has {len(val)} samples but the run recorded {len(fp32)}")
     metric, budget = report["metric"], report["budget"]
@@ -89,7 +96,7 @@ def revalidate(root: Path, progress: bool = True) -> RunResult:
                 art,
                 val,
                 fp32,
-                sim,
+                sim_for(sims, old),
                 metric,
                 budget,
                 recipe.validation.batch_size,
@@ -99,6 +106,8 @@ def revalidate(root: Path, progress: bool = True) -> RunResult:
         if stage.failed:
             row = {**failed_row(art.target, art.precision, stage), "artifact": old["artifact"]}
         row.update({k: old.get(k) for k in ("latency", "latency_note", "speedup")})
+        if "profile" in old:
+            row["profile"] = old["profile"]
         rows.append(row)
     report["rows"] = rows
     report["passed"] = passed(rows)

@@ -98,10 +98,16 @@ def test_conv_subclass_with_its_own_padding_is_quantized(same_net, estimator):
     model, data = same_net
     spec = TensorSpec("x", ("batch", 3, 27, 27))
     res = _quantize(model, spec, data, estimator=Estimator(estimator))
-    assert res.info["quantized_ops"] == {"conv": 2, "linear": 1}
+    assert res.info["quantized_ops"] == {"conv": 2, "add": 1, "linear": 1}
     counts = _dequantized_inputs(res.program)
     assert counts["conv2d"] == 4 and counts["linear"] == 2  # activation + weight of each
-    assert "add" not in counts  # ort_ov: nothing after the matmuls
+    assert counts["add"] == 2  # ort_ov: the add between two requantized convolutions is chained
+    nodes = {n.name: n for n in res.program.graph.nodes}
+    relu = next(n for n in nodes.values() if n.target is torch.ops.aten.relu.default)
+    assert relu.args[0].target is torch.ops.aten.conv2d.default  # nothing between the conv and its ReLU
+    assert all(u.target is _Q.quantize_per_tensor.default for u in relu.users)  # requantized after the ReLU
+    (result,) = next(n for n in nodes.values() if n.op == "output").args[0]
+    assert result.target is torch.ops.aten.linear.default  # the model's output stays float
     x = torch.from_numpy(data[:5])  # a batch the calibration never had: the batch axis stays dynamic
     with torch.no_grad():
         ref, sim = model(x).numpy(), res.program(x).numpy()
@@ -112,14 +118,34 @@ def test_conv_subclass_with_its_own_padding_is_quantized(same_net, estimator):
     assert res.encodings[next(k for k in keys if k.endswith(".weight"))].axis == 0
 
 
-def test_full_integer_profile_quantizes_adds_and_outputs(same_net):
+def test_full_integer_profile_quantizes_adds_keeps_logits_float(same_net):
     model, data = same_net
     res = _quantize(model, TensorSpec("x", ("batch", 3, 27, 27)), data, profile="full_integer")
     counts = _dequantized_inputs(res.program)
     assert counts["add"] == 2  # both residual inputs
     assert res.info["quantized_ops"]["add"] == 1
     (result,) = next(n for n in res.program.graph.nodes if n.op == "output").args[0]
-    assert result.target in DEQUANTIZE  # the head's output is on the integer path too
+    assert result.target not in DEQUANTIZE  # logits stay float: 8-bit logits flip near-tied top-1s
+
+
+def test_profiles_share_scales_on_shared_tensors(same_net):
+    from edgekit.archs.base import ModelBundle
+    from edgekit.quant.graph import graph_quantize_profiles, merge_encodings
+
+    model, data = same_net
+    spec = TensorSpec("x", ("batch", 3, 27, 27))
+    bundle = ModelBundle(model, (spec,), family="custom", task="classification", is_transformer=False)
+    q = QuantSpec(calibration=DataSpec("given", batch_size=8), quantizer=Quantizer.GRAPH, activation_symmetric=False)
+    calib = DataSet({"x": data}, None, "test")
+    results = graph_quantize_profiles(model, bundle, ["x"], calib, q, ("ort_ov", "full_integer", "tensorrt"))
+    merged = merge_encodings(results)
+    ort, full = results["ort_ov"].encodings.tensors, results["full_integer"].encodings.tensors
+    shared = set(ort) & set(full)
+    assert len(shared) >= 6 and all(ort[k] == full[k] for k in shared)
+    assert set(merged.meta["profiles"]) == {"ort_ov", "full_integer", "tensorrt"}
+    assert set(merged.meta["profiles"]["ort_ov"]) == set(ort)  # one entry per shared tensor
+    trt = [k for k in merged.meta["profiles"]["tensorrt"] if k.endswith("@tensorrt")]
+    assert trt and all(merged[k].zero_point == (0,) for k in trt)  # its symmetric activations: their own grid
 
 
 @pytest.fixture(scope="module")
@@ -136,6 +162,7 @@ def test_gpt2_conv1d_attention_matmuls_and_embeddings_get_qdq(gpt2):
     conv1d = [n for n, m in model.named_modules() if type(m).__name__ == "Conv1D"]
     assert len(conv1d) == 4
     counts = _dequantized_inputs(res.program)
+    assert "add" not in counts  # ort_ov: the residual stream stays float
     assert counts["addmm"] == 2 * len(conv1d)  # activation and (in, out) weight of every Conv1D
     assert counts["matmul"] == 4  # Q·Kᵀ and P·V, both operands
     assert counts["embedding"] == 2  # token and position tables
@@ -181,15 +208,24 @@ def test_export_cli_onnx_openvino_agree_with_the_program(run_cli, tmp_path):
     out = tmp_path / "run"
     code, _, err = run_cli(
         "export", "vit", *flags, "--input", "pixel_values:batch,1,8,8", "--calib", "digits", "--calib-samples",
-        "32", "--val", "digits:test", "--val-samples", "50", "--target", "onnx,openvino", "--quantizer", "graph",
+        "32", "--val", "digits:test", "--val-samples", "50", "--target", "onnx,openvino,tflite", "--quantizer", "graph",
         "--precision", "int8", "--no-bench", "--out", out,
     )  # fmt: skip
     assert code == 0, err
     report = json.loads((out / "report.json").read_text())
     rows = {r["target"]: r for r in report["rows"]}
-    assert {t: r["status"] for t, r in rows.items()} == {"onnx": "ok", "openvino": "ok"}
-    assert report["calibration"]["profile"] == "ort_ov"
-    quantized = report["calibration"]["quantized_ops"]
+    assert {t: r["status"] for t, r in rows.items()} == {"onnx": "ok", "openvino": "ok", "tflite": "ok"}
+    # each target lowers the program of its own profile and is compared with that program
+    assert {t: r["profile"] for t, r in rows.items()} == {
+        "onnx": "ort_ov",
+        "openvino": "ort_ov",
+        "tflite": "full_integer",
+    }
+    with np.load(out / "reference.npz") as z:
+        assert {"sim_int8", "sim_int8_ort_ov", "sim_int8_full_integer"} <= set(z.files)
+        assert not np.array_equal(z["sim_int8_ort_ov"], z["sim_int8_full_integer"])
+    assert any("kernels integer" in n for n in rows["tflite"]["notes"])
+    quantized = report["calibration"]["profiles"]["ort_ov"]["quantized_ops"]
     consumers = _onnx_dq_consumers(out / "onnx" / "int8" / "model.onnx")
     # every quantized linear/matmul/conv of the program reads two dequantized tensors in the ONNX
     assert consumers["Gemm"] + consumers["MatMul"] == 2 * (quantized["linear"] + quantized["matmul"])
@@ -200,3 +236,40 @@ def test_export_cli_onnx_openvino_agree_with_the_program(run_cli, tmp_path):
         assert row["accuracy"]["sqnr_vs_sim_db"] > 30.0, target
     enc = json.loads((out / "encodings.json").read_text())
     assert len(enc["tensors"]) == report["calibration"]["encodings"] > 0
+    assert set(enc["meta"]["profiles"]) == {"ort_ov", "full_integer"}
+
+
+def test_constant_pad_moves_to_nhwc_order():
+    from edgekit.targets.tflite_layout import nhwc_pad
+
+    x = torch.arange(2 * 3 * 4 * 5, dtype=torch.float32).reshape(2, 3, 4, 5)
+    for pad in ([1, 2], [0, 1, 2, 3], [1, 0, 0, 1, 2, 0]):
+        ref = F.pad(x, pad).permute(0, 2, 3, 1)
+        assert torch.equal(F.pad(x.permute(0, 2, 3, 1), nhwc_pad(pad)), ref), pad
+
+
+def test_tflite_full_integer_conv_net_has_no_layout_transposes(same_net, tmp_path):
+    pytest.importorskip("litert_torch")
+    from edgekit.targets.tflite_layout import kernel_precision
+
+    model, data = same_net
+    spec = TensorSpec("x", ("batch", 3, 27, 27))
+    res = _quantize(model, spec, data, profile="full_integer", activation_symmetric=False)
+    from edgekit.quant.pt2e import activations_as_int8
+
+    activations_as_int8(res.program)
+    import litert_torch
+
+    from edgekit.targets.tflite import _static_config
+    from edgekit.targets.tflite_layout import register_pad_layout
+
+    assert register_pad_layout()
+    flat = bytes(
+        litert_torch.convert(res.program, (torch.from_numpy(data[:1]),), quant_config=_static_config()).model_content()
+    )
+    integer, floating = kernel_precision(flat)
+    assert set(floating) <= {"FULLY_CONNECTED"} and integer >= 4  # the float logits' layer only
+    from ai_edge_litert.interpreter import Interpreter
+
+    ops = [o["op_name"] for o in Interpreter(model_content=flat)._get_ops_details()]
+    assert ops.count("TRANSPOSE") <= 2, ops  # in and out only: the "same" pads sit between no transposes

@@ -92,6 +92,8 @@ class Target(ABC):
     measures_latency = True  # False where the real runtime cannot run here (the report says "not measured here")
     validation_limit: int | None = None  # validate on at most this many samples (slow reference execution)
     requires_symmetric_activations = False  # int8 activations must have zero point 0 (TensorRT)
+    # the graph quantizer's profile this target lowers (edgekit.quant.graph.profiles): which tensors get Q/DQ
+    quant_profile = "ort_ov"
 
     def quant_problem(self, quant: QuantSpec) -> str | None:
         """Why this target cannot take the recipe's INT8 encodings (None when it can)."""

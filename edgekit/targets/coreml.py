@@ -50,6 +50,7 @@ STATIC_SEQUENCE = 64  # sequence length of a fixed-shape program when no calibra
 
 class CoreMLTarget(Target):
     name = "coreml"
+    quant_profile = "full_integer"
     runtime = "coreml"
     module = "coremltools"
     extra = "coreml"

@@ -56,6 +56,7 @@ class _Half(torch.nn.Module):
 
 class ExecuTorchTarget(Target):
     name = "executorch"
+    quant_profile = "full_integer"
     runtime = "executorch"
     module = "executorch"
     extra = "executorch"

@@ -29,6 +29,7 @@ MAX_BATCH = 32
 
 class TensorRTTarget(Target):
     name = "tensorrt"
+    quant_profile = "tensorrt"
     runtime = "onnxruntime"  # how the artifact is validated here: the same Q/DQ graph in ONNX Runtime
     module = "onnxruntime"
     extra = "onnx"

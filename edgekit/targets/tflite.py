@@ -33,7 +33,8 @@ import torch
 from ..errors import CalibrationError, UnsupportedOpError
 from ..recipe import Precision, Quantizer, QuantSpec, TensorSpec
 from .base import TARGETS, Artifact, CompileContext, Target, _first_line, ids_as_int32
-from .pt2e_lowering import is_program, pt2e_form, source
+from .pt2e_lowering import pt2e_form, source
+from .tflite_layout import kernel_note
 
 STATIC_SEQUENCE = 64  # sequence length of the static-shape program when no calibration data fixes it
 
@@ -74,6 +75,7 @@ def _static_config():
 
 class TFLiteTarget(Target):
     name = "tflite"
+    quant_profile = "full_integer"
     runtime = "litert"
     module = "litert_torch"
     extra = "tflite"
@@ -106,14 +108,7 @@ class TFLiteTarget(Target):
                 raise CalibrationError("tflite int8 needs calibration: set quantization.calibration")
             flat = self._convert(*named(pt2e_form(ctx.sim)), static=True)
             art.quantizer = ctx.quant.quantizer.value
-            if is_program(ctx.sim):
-                art.notes.append(
-                    f"int8 from {source(ctx.quant)} (LiteRT static mode), not full-integer: LiteRT makes a layer an "
-                    "int8 kernel only where its output is quantized too, and the program quantizes conv/linear "
-                    "inputs and weights only, so most layers run in float on quantize/dequantize'd inputs"
-                )
-            else:
-                art.notes.append("full-integer int8 from edgekit encodings (PT2E-form Q/DQ, LiteRT static mode)")
+            art.notes.append(kernel_note(flat, source(ctx.quant)))
         else:
             flat = self._convert(*named(ctx.model))
             if precision is Precision.FP16:
@@ -144,6 +139,9 @@ class TFLiteTarget(Target):
         import litert_torch
         from litert_torch.quantize import quant_config as qc
 
+        from .tflite_layout import register_pad_layout
+
+        register_pad_layout()
         kwargs = {}
         if static:
             kwargs["quant_config"] = _static_config()

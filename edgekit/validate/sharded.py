@@ -93,7 +93,7 @@ def validate_sharded(root: Path, shards: int, executor: str = "ray") -> list[dic
     """Every built artifact of run directory ``root`` scored over ``shards`` shards of its validation set:
     one dict per artifact with the merged ``accuracy`` (the keys of a report row's), ``delta`` vs FP32 and the
     number of samples and shards."""
-    from ..rerun import _load, validation_set
+    from ..rerun import _load, reference, sim_for, validation_set
     from ..targets.base import Artifact, get_target
 
     if shards <= 0:
@@ -101,8 +101,7 @@ def validate_sharded(root: Path, shards: int, executor: str = "ray") -> list[dic
     run = SHARD_RUNNERS.get(executor)
     report, recipe = _load(root)
     val = validation_set(report)
-    with np.load(root / "reference.npz") as z:
-        fp32, sim = z["fp32"], (z["sim_int8"] if "sim_int8" in z.files else None)
+    fp32, sims = reference(root)
     if len(fp32) != len(val):
         raise ModelError(f"validation data now has {len(val)} samples but the run recorded {len(fp32)}")
     metric = report["metric"]
@@ -112,7 +111,7 @@ def validate_sharded(root: Path, shards: int, executor: str = "ray") -> list[dic
             continue
         art = Artifact.read(root / row["artifact"])
         n = min(len(val), get_target(art.target).validation_limit or len(val))  # as the run validated it
-        use_sim = sim if art.precision is Precision.INT8 and art.quantizer == "edgekit" else None
+        use_sim = sim_for(sims, row) if art.precision is Precision.INT8 and art.quantizer == "edgekit" else None
         parts = cut(val, fp32, use_sim, n, shards)
         stats = merge_all(run(art.path, parts, recipe.validation.batch_size, recipe.benchmark.threads))
         acc = stats.compare(metric)

@@ -7,6 +7,6 @@ capture (:mod:`.capture`) -> annotate by op pattern under a target profile (:mod
 """
 
 from .profiles import PROFILES, Profile
-from .quantize import graph_quantize
+from .quantize import graph_quantize, graph_quantize_profiles, merge_encodings
 
-__all__ = ["PROFILES", "Profile", "graph_quantize"]
+__all__ = ["PROFILES", "Profile", "graph_quantize", "graph_quantize_profiles", "merge_encodings"]

@@ -16,8 +16,8 @@ import torch
 from torchao.quantization.pt2e.quantizer import QuantizationAnnotation, Quantizer
 
 from ...recipe import QuantSpec
-from .observers import activation_spec, weight_spec
-from .profiles import INPUTS, OUTPUT, WEIGHTS, Profile
+from .observers import activation_spec, probability_spec, weight_spec
+from .profiles import CHAINED, INPUTS, OUTPUT, WEIGHTS, Profile
 
 aten = torch.ops.aten
 
@@ -64,6 +64,52 @@ def _is_weight(node: torch.fx.Node) -> bool:
     return node.op == "get_attr"
 
 
+_SOFTMAX = frozenset({aten.softmax.int, aten._softmax.default})
+# ops that move or relabel values without changing them (eval-mode dropout included)
+_VALUE_PRESERVING = frozenset(
+    {
+        aten.to.dtype,
+        aten.dropout.default,
+        aten.contiguous.default,
+        aten.clone.default,
+        aten.view.default,
+        aten.reshape.default,
+        aten.transpose.int,
+        aten.permute.default,
+        aten.expand.default,
+    }
+)
+
+
+def _is_softmax(node: torch.fx.Node) -> bool:
+    """Whether ``node`` holds a softmax's values (HF attention: softmax -> to(dtype) -> dropout -> matmul)."""
+    while node.op == "call_function" and node.target in _VALUE_PRESERVING and isinstance(node.args[0], torch.fx.Node):
+        node = node.args[0]
+    return node.op == "call_function" and node.target in _SOFTMAX
+
+
+def _is_model_output(node: torch.fx.Node) -> bool:
+    return any(u.op == "output" for u in node.users)
+
+
+def _quantized_output(node: torch.fx.Node) -> bool:
+    ann = node.meta.get("quantization_annotation")
+    return ann is not None and ann.output_qspec is not None
+
+
+# activations a runtime fuses into the integer kernel before it (conv/linear + ReLU/ReLU6 -> one QLinearConv):
+# the output Q/DQ goes after them, so nothing runs in float between the kernel and its requantization
+FUSED_ACTIVATIONS = frozenset({aten.relu.default, aten.relu_.default, aten.hardtanh.default, aten.clamp.default})
+
+
+def fused_activation(node: torch.fx.Node) -> torch.fx.Node | None:
+    """The activation that is ``node``'s only reader, when a runtime fuses it into ``node``'s kernel."""
+    users = list(node.users)
+    if len(users) == 1 and users[0].op == "call_function" and users[0].target in FUSED_ACTIVATIONS:
+        return users[0]
+    return None
+
+
 class EdgekitQuantizer(Quantizer):
     """Per-channel symmetric int8 weights; per-tensor activations, asymmetric uint8 unless ``symmetric`` (int8)."""
 
@@ -71,18 +117,28 @@ class EdgekitQuantizer(Quantizer):
         super().__init__()
         self.q, self.profile = q, profile
         self.act = activation_spec(q, symmetric)
+        self.probabilities = probability_spec(symmetric)
 
     def annotate(self, model: torch.fx.GraphModule) -> torch.fx.GraphModule:
-        for node in model.graph.nodes:
+        for node in model.graph.nodes:  # in topological order: a chained op sees its producers' annotations
             pattern = OP_KINDS.get(node.target) if node.op == "call_function" else None
             if pattern is None:
                 continue
             ann = self._annotation(node, pattern)
-            if ann is not None:
-                node.meta["quantization_annotation"] = ann
+            if ann is None:
+                continue
+            act = fused_activation(node) if ann.output_qspec is not None and pattern.kind != "add" else None
+            if act is not None:  # requantize after the fused activation instead
+                act.meta["quantization_annotation"] = QuantizationAnnotation(
+                    output_qspec=None if _is_model_output(act) else ann.output_qspec, _annotated=True
+                )
+                ann.output_qspec = None
+            node.meta["quantization_annotation"] = ann
         return model
 
     def _annotation(self, node: torch.fx.Node, pattern: OpPattern) -> QuantizationAnnotation | None:
+        if self.profile.wants(pattern.kind, CHAINED):
+            return self._chained(node, pattern)
         qmap = {}
         for pos in pattern.inputs:
             arg = node.args[pos] if pos < len(node.args) else None
@@ -92,11 +148,21 @@ class EdgekitQuantizer(Quantizer):
                 if self.profile.wants(pattern.kind, WEIGHTS):
                     qmap[arg] = weight_spec(self.q, pattern.weight_axis(pos, arg.meta["val"].dim()))
             elif self.profile.wants(pattern.kind, INPUTS):
-                qmap[arg] = self.act
-        out = self.act if self.profile.wants(pattern.kind, OUTPUT) and _floating(node) else None
+                qmap[arg] = self.probabilities if _is_softmax(arg) else self.act
+        wants_out = self.profile.wants(pattern.kind, OUTPUT) and _floating(node) and not _is_model_output(node)
+        out = self.act if wants_out else None
         if not qmap and out is None:
             return None
         return QuantizationAnnotation(input_qspec_map=qmap, output_qspec=out, _annotated=True)
+
+    def _chained(self, node: torch.fx.Node, pattern: OpPattern) -> QuantizationAnnotation | None:
+        """Inputs and output quantized only when every floating input is already a quantized output."""
+        args = [a for a in (node.args[p] for p in pattern.inputs if p < len(node.args)) if _floating(a)]
+        if not args or not all(_quantized_output(a) for a in args) or _is_model_output(node):
+            return None
+        return QuantizationAnnotation(
+            input_qspec_map=dict.fromkeys(args, self.act), output_qspec=self.act, _annotated=True
+        )
 
     def validate(self, model: torch.fx.GraphModule) -> None:
         return None

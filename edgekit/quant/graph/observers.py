@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 from torchao.quantization.pt2e import MinMaxObserver, PerChannelMinMaxObserver
-from torchao.quantization.pt2e.quantizer import QuantizationSpec
+from torchao.quantization.pt2e.quantizer import FixedQParamsQuantizationSpec, QuantizationSpec
 
 from ...recipe import Estimator, QuantSpec, WeightClipping
 from ..observers import ESTIMATORS, Observer
@@ -65,3 +65,11 @@ def weight_spec(q: QuantSpec, axis: int) -> QuantizationSpec:
         return QuantizationSpec(torch.int8, obs, W_QMIN, W_QMAX, torch.per_tensor_symmetric)
     obs = MseClipPerChannelObserver if mse else PerChannelMinMaxObserver
     return QuantizationSpec(torch.int8, obs, W_QMIN, W_QMAX, torch.per_channel_symmetric, ch_axis=axis)
+
+
+def probability_spec(symmetric: bool) -> FixedQParamsQuantizationSpec:
+    """A softmax output (attention probabilities in [0, 1]) on the fixed grid 1/256: LiteRT's int8 SOFTMAX
+    refuses any other output scale, and a calibrated range buys nothing on a tensor bounded by construction."""
+    if symmetric:
+        return FixedQParamsQuantizationSpec(torch.int8, 1.0 / 128, 0, QMIN, QMAX, torch.per_tensor_symmetric)
+    return FixedQParamsQuantizationSpec(torch.uint8, 1.0 / 256, 0, 0, 255, torch.per_tensor_affine)

@@ -13,25 +13,29 @@ from collections.abc import Callable, Iterable
 import torch
 
 from ...recipe import QuantSpec, WeightClipping
+from ..pt2e import ProgramResult
 
 Batches = Callable[[], Iterable[tuple[torch.Tensor, ...]]]
 
 
 class GraphPasses:
-    def __init__(self, q: QuantSpec, batches: Batches, symmetric: bool):
-        self.q, self.batches, self.symmetric = q, batches, symmetric
+    def __init__(self, q: QuantSpec, batches: Batches):
+        self.q, self.batches = q, batches
         self.info: dict = {"weight_clipping": q.weight_clipping.value}
         if q.weight_clipping is WeightClipping.MSE:
             self.info["weight_clipping"] = "mse (clip searched in 0.5..1.0 x amax)"
 
-    def before_calibration(self, gm: torch.fx.GraphModule) -> None:
+    def before_calibration(self, gm: torch.fx.GraphModule, symmetric: bool) -> None:
+        """On the captured graph, once for every profile (a tensor two profiles share keeps one scale)."""
         if self.q.smooth_quant is not None:
             from .smooth import smooth_quant
 
-            self.info["smooth_quant"] = smooth_quant(gm, self.batches, self.q.smooth_quant, self.symmetric)
+            self.info["smooth_quant"] = smooth_quant(gm, self.batches, self.q.smooth_quant, symmetric)
 
-    def after_convert(self, program: torch.fx.GraphModule) -> None:
+    def after_convert(self, res: ProgramResult) -> None:
+        """On one profile's converted program (biases are not quantized, so its encodings stay valid)."""
+        res.info.update(self.info)
         if self.q.bias_correction:
             from .bias_correction import correct_bias
 
-            self.info["bias_correction"] = correct_bias(program, self.batches)
+            res.info["bias_correction"] = correct_bias(res.program, self.batches)

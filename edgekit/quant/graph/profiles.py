@@ -1,10 +1,19 @@
 """Quantization profiles: which tensors of which op kind get Q/DQ, as data (a registry keyed by name).
 
 An op kind (:data:`edgekit.quant.graph.annotate.OP_KINDS`) is quantized on its activation ``inputs``, its
-``weights`` (per output channel, symmetric int8) and/or its ``output``. A profile fits what a runtime fuses into
-integer kernels: ONNX Runtime and OpenVINO want Q/DQ on the inputs of matmul/conv (attention included) and nothing
-after; LiteRT full-integer and CoreML W8A8 want every tensor on the integer path; TensorRT takes the ORT/OpenVINO
-placement with symmetric activations.
+``weights`` (per output channel, symmetric int8), its ``output``, or, ``chained``, on inputs and output only when
+every floating input already is a quantized output (an add between two integer convolutions, not a transformer's
+residual stream). A profile fits what a runtime fuses into integer kernels:
+
+* ``ort_ov`` (ONNX Runtime, OpenVINO): matmul/linear inputs and weights, nothing after (ONNX Runtime's
+  MatMulIntegerToFloat and OpenVINO's int8 MatMul take float out); convolutions also requantize their output,
+  after a fused ReLU/ReLU6, since ONNX Runtime runs a convolution in int8 only as ``DQ -> Conv -> Q``
+  (QLinearConv), and adds between them are chained, so a conv net stays on the integer path.
+* ``full_integer`` (LiteRT, ExecuTorch/XNNPACK, Core ML W8A8): every tensor on the integer path, residual adds
+  and embeddings included, since those runtimes make a layer integer only where its output is quantized too.
+* ``tensorrt``: the ``ort_ov`` placement with symmetric int8 activations (TensorRT's Q/DQ rules).
+
+The model's own output stays float in every profile: requantizing logits to 8 bits flips near-tied top-1s.
 """
 
 from __future__ import annotations
@@ -13,7 +22,7 @@ from dataclasses import dataclass, field
 
 from ...registry import Registry
 
-INPUTS, WEIGHTS, OUTPUT = "inputs", "weights", "output"
+INPUTS, WEIGHTS, OUTPUT, CHAINED = "inputs", "weights", "output", "chained"
 
 
 @dataclass(frozen=True)
@@ -32,13 +41,16 @@ PROFILES: Registry[Profile] = Registry("quantization profile")
 _MATMULS = ("linear", "conv", "addmm", "matmul", "attention")
 _IN_W = frozenset({INPUTS, WEIGHTS})
 _ALL = frozenset({INPUTS, WEIGHTS, OUTPUT})
+# ONNX Runtime / OpenVINO: float out of matmuls, integer chains of convolutions
+_X86 = {**{k: _IN_W for k in _MATMULS}, "conv": _ALL, "embedding": frozenset({WEIGHTS}), "add": frozenset({CHAINED})}
 
 PROFILES.add(
     "ort_ov",
     Profile(
         "ort_ov",
-        {**{k: _IN_W for k in _MATMULS}, "embedding": frozenset({WEIGHTS})},
-        description="inputs and weights of linear/conv/matmul (attention included); int8 embedding tables",
+        _X86,
+        description="inputs and weights of linear/matmul (attention included); convolutions requantized after "
+        "their ReLU, adds between them chained; int8 embedding tables",
     ),
 )
 PROFILES.add(
@@ -53,7 +65,7 @@ PROFILES.add(
     "tensorrt",
     Profile(
         "tensorrt",
-        {**{k: _IN_W for k in _MATMULS}, "embedding": frozenset({WEIGHTS})},
+        _X86,
         symmetric=True,
         description="the ort_ov placement with symmetric int8 activations (TensorRT's Q/DQ rules)",
     ),

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import copy
+
 import torch
 
 from ...archs.base import ModelBundle
 from ...data import DataSet
 from ...errors import MissingBackendError
 from ...recipe import QuantSpec
+from ..encodings import EncodingSet
 from ..pt2e import ProgramResult, read_encodings
 from .capture import capture
 from .passes import GraphPasses
-from .profiles import DEFAULT_PROFILE, PROFILES
+from .profiles import DEFAULT_PROFILE, PROFILES, Profile
 
 PRODUCER = "edgekit graph"
 
@@ -24,29 +27,57 @@ def graph_quantize(
     q: QuantSpec,
     profile: str = DEFAULT_PROFILE,
 ) -> ProgramResult:
-    """Quantize ``model`` (after deploy transforms) into one program that every target lowers."""
+    """Quantize ``model`` (after deploy transforms) into one program under ``profile``."""
+    return graph_quantize_profiles(model, bundle, names, calib, q, (profile,))[profile]
+
+
+def graph_quantize_profiles(
+    model: torch.nn.Module,
+    bundle: ModelBundle,
+    names: list[str],
+    calib: DataSet,
+    q: QuantSpec,
+    profiles: tuple[str, ...],
+) -> dict[str, ProgramResult]:
+    """One quantized program per profile, from one capture and the same calibration batches.
+
+    Each profile is calibrated on its own copy of the captured graph; a tensor two profiles quantize is observed
+    on the same data by the same estimator, so it gets the same scale in both (:func:`merge_encodings` checks)."""
     try:
-        from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+        from torchao.quantization.pt2e.quantize_pt2e import prepare_pt2e  # noqa: F401
     except ImportError:
         raise MissingBackendError("graph", "torchao", "graph", kind="quantizer") from None
 
     from ..inc import _quiet, _tensors
-    from .annotate import EdgekitQuantizer
 
-    prof = PROFILES.get(profile)
-    symmetric = prof.symmetric if prof.symmetric is not None else bool(q.activation_symmetric)
     batch = q.calibration.batch_size if q.calibration else 32
     sample = _tensors(next(iter(calib.batches(batch)))[0], names)
     with _quiet():
         captured = capture(model, bundle, sample)
-        passes = GraphPasses(q, lambda: (_tensors(f, names) for f, _ in calib.batches(batch)), symmetric)  # smooth
-        passes.before_calibration(captured)  # smooth
-        prepared = prepare_pt2e(captured, EdgekitQuantizer(q, prof, symmetric))
-        with torch.no_grad():
-            for feeds, _ in calib.batches(batch):
-                prepared(*_tensors(feeds, names))
-        program = convert_pt2e(prepared, fold_quantize=False)  # Q->DQ pairs on weights: LiteRT needs them
-        passes.after_convert(program)  # smooth
+        passes = GraphPasses(q, lambda: (_tensors(f, names) for f, _ in calib.batches(batch)))  # smooth
+        passes.before_calibration(captured, bool(q.activation_symmetric))  # smooth: one SmoothQuant for all
+        out = {}
+        for name in profiles:
+            graph = copy.deepcopy(captured) if len(profiles) > 1 else captured
+            out[name] = _quantize_captured(graph, names, calib, q, PROFILES.get(name), batch)
+            passes.after_convert(out[name])  # smooth: bias correction of this profile's program, info
+    return out
+
+
+def _quantize_captured(
+    captured: torch.fx.GraphModule, names: list[str], calib: DataSet, q: QuantSpec, prof: Profile, batch: int
+) -> ProgramResult:
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+
+    from ..inc import _tensors
+    from .annotate import EdgekitQuantizer
+
+    symmetric = prof.symmetric if prof.symmetric is not None else bool(q.activation_symmetric)
+    prepared = prepare_pt2e(captured, EdgekitQuantizer(q, prof, symmetric))
+    with torch.no_grad():
+        for feeds, _ in calib.batches(batch):
+            prepared(*_tensors(feeds, names))
+    program = convert_pt2e(prepared, fold_quantize=False)  # Q->DQ pairs on weights: LiteRT needs them
     producer = f"{PRODUCER} (profile {prof.name})"
     encodings = read_encodings(program, producer)
     encodings.meta["data"] = calib.description
@@ -59,8 +90,26 @@ def graph_quantize(
         "activations": f"{'int8 symmetric' if symmetric else 'uint8 asymmetric'} per tensor, {q.estimator.value}",
         "weights": f"int8 symmetric {'per channel' if q.per_channel else 'per tensor'}",
     }
-    info.update(passes.info)  # smooth: smooth_quant / bias_correction / weight_clipping
     return ProgramResult(program, encodings, info)
+
+
+def merge_encodings(results: dict[str, ProgramResult]) -> EncodingSet:
+    """The run's one encoding set: every profile's tensors, and per profile the keys it quantizes.
+
+    A key two profiles share has one entry when their encodings agree (the same tensor, data and estimator);
+    where a profile forces another grid (TensorRT's symmetric activations) its entry is ``KEY@PROFILE``."""
+    merged = EncodingSet(meta={"producer": PRODUCER, "keys": "<module>/<graph node>.<weight|input|output>"})
+    merged.meta["profiles"] = {}
+    for name, res in results.items():
+        merged.meta.setdefault("data", res.encodings.meta.get("data"))
+        keys = []
+        for key, enc in res.encodings.tensors.items():
+            if key in merged.tensors and merged.tensors[key] != enc:
+                key = f"{key}@{name}"
+            merged.tensors[key] = enc
+            keys.append(key)
+        merged.meta["profiles"][name] = sorted(keys)
+    return merged
 
 
 def quantized_ops(program: torch.fx.GraphModule) -> dict[str, int]:
