@@ -203,23 +203,23 @@ def _onnx_dq_consumers(path) -> collections.Counter:
     return out
 
 
-def test_export_cli_onnx_openvino_agree_with_the_program(run_cli, tmp_path):
+def test_export_cli_every_target_agrees_with_its_profiles_program(run_cli, tmp_path):
     flags = [f for k, v in TINY_VIT.items() for f in ("--config", f"{k}={v}")]
     out = tmp_path / "run"
     code, _, err = run_cli(
         "export", "vit", *flags, "--input", "pixel_values:batch,1,8,8", "--calib", "digits", "--calib-samples",
-        "32", "--val", "digits:test", "--val-samples", "50", "--target", "onnx,openvino,tflite", "--quantizer", "graph",
-        "--precision", "int8", "--no-bench", "--out", out,
+        "32", "--val", "digits:test", "--val-samples", "50", "--target", "onnx,openvino,tflite,executorch,coreml",
+        "--quantizer", "graph", "--precision", "int8", "--no-bench", "--out", out,
     )  # fmt: skip
     assert code == 0, err
     report = json.loads((out / "report.json").read_text())
     rows = {r["target"]: r for r in report["rows"]}
-    assert {t: r["status"] for t, r in rows.items()} == {"onnx": "ok", "openvino": "ok", "tflite": "ok"}
+    full = ("tflite", "executorch", "coreml")
+    assert {t: r["status"] for t, r in rows.items()} == dict.fromkeys(("onnx", "openvino", *full), "ok")
     # each target lowers the program of its own profile and is compared with that program
     assert {t: r["profile"] for t, r in rows.items()} == {
-        "onnx": "ort_ov",
-        "openvino": "ort_ov",
-        "tflite": "full_integer",
+        **dict.fromkeys(("onnx", "openvino"), "ort_ov"),
+        **dict.fromkeys(full, "full_integer"),
     }
     with np.load(out / "reference.npz") as z:
         assert {"sim_int8", "sim_int8_ort_ov", "sim_int8_full_integer"} <= set(z.files)

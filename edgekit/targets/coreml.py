@@ -42,6 +42,8 @@ from .binary_lowering import lower_binary_weights
 from .coreml_export import export_program
 from .coreml_shapes import FlexibleShapes, coreml_inputs, dynamic_shapes
 from .coreml_w8a8 import int8_weight_form
+from .pt2e_lowering import is_program, weights_folded
+from .pt2e_lowering import source as quant_source
 
 ON_MACOS = sys.platform == "darwin"
 REFERENCE_SAMPLES = 1000
@@ -79,8 +81,8 @@ class CoreMLTarget(Target):
     def cannot_express(self, quant: QuantSpec) -> str | None:
         if quant.quantizer is Quantizer.NEURAL_COMPRESSOR:
             return (
-                "coreml: int8 is built from edgekit's encodings only; lowering neural-compressor's PT2E program "
-                "to Core ML is not implemented (use quantizer: edgekit for coreml)"
+                "coreml: lowering neural-compressor's x86 program is not implemented: its int8 layers leave "
+                "their outputs float (use quantizer: graph or edgekit for coreml)"
             )
         return None
 
@@ -104,7 +106,7 @@ class CoreMLTarget(Target):
         ml = self._convert(ct, ctx, precision, options, flex, w8a8, art)
         ml = lower_binary_weights(self.name, ctx.model, ml, art)  # +-1 weights as 1-bit palettes
         if precision is Precision.INT8:
-            ml = self._int8(ct, ml, mode, options, art)
+            ml = self._int8(ct, ml, mode, options, art, ctx.quant.quantizer.value, quant_source(ctx.quant))
         self._metadata(ml, ctx, precision, flex)
         ml.save(str(out / art.file))
         if not ON_MACOS:
@@ -149,7 +151,7 @@ class CoreMLTarget(Target):
         specs = ctx.bundle.inputs
         sample = _sample(ctx, flex)
         try:
-            model = int8_weight_form(ctx.sim) if w8a8 else ctx.model
+            model = _w8a8_form(ctx.sim) if w8a8 else ctx.model
             program = export_program(model, sample, None if flex is None else dynamic_shapes(specs, flex))
             ml = _quiet(lambda: ct.convert(program, inputs=coreml_inputs(ct, specs, sample, flex), **settings))
             art.notes.append("converted from torch.export" + (f"; flexible shapes: {flex.describe()}" if flex else ""))
@@ -160,6 +162,8 @@ class CoreMLTarget(Target):
             reason = _first_line(exc)
         if flex is not None:
             raise UnsupportedOpError(f"coreml: torch.export conversion failed (flexible shapes need it): {reason}")
+        if w8a8 and is_program(ctx.sim):  # a PT2E program has no module form to trace
+            raise UnsupportedOpError(f"coreml: torch.export conversion of the int8 program failed: {reason}")
         try:
             model = decomposed(ctx.sim, style="aten") if w8a8 else ctx.model
             with torch.no_grad(), warnings.catch_warnings():
@@ -172,12 +176,14 @@ class CoreMLTarget(Target):
         return ml
 
     @staticmethod
-    def _int8(ct: Any, ml: Any, mode: str, options: dict[str, Any], art: Artifact) -> Any:
+    def _int8(
+        ct: Any, ml: Any, mode: str, options: dict[str, Any], art: Artifact, quantizer: str, source: str
+    ) -> Any:
         from coremltools.optimize import coreml as opt
 
         if mode == "w8a8":
-            art.quantizer = "edgekit"
-            art.notes.append("W8A8 from edgekit encodings: quantize/dequantize ops and int8 constexpr weights")
+            art.quantizer = quantizer
+            art.notes.append(f"W8A8 from {source}: quantize/dequantize ops and int8 constexpr weights")
             return ml
         art.quantizer = "native"
         threshold = int(options.get("weight_threshold", 2048))  # coremltools' default: smaller tensors stay float
@@ -247,6 +253,11 @@ class CoreMLSession:
             outs.append(np.asarray(self._one(chunk), np.float32)[: min(size, left)])
             start += size
         return np.concatenate(outs)
+
+
+def _w8a8_form(sim: torch.nn.Module) -> torch.nn.Module:
+    """edgekit's simulated model with int8 weight buffers, or a PT2E program with its weights folded to int8."""
+    return weights_folded(sim) if is_program(sim) else int8_weight_form(sim)
 
 
 def _batch_sizes(flex: FlexibleShapes | None) -> tuple[int, ...]:

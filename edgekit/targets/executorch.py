@@ -77,8 +77,14 @@ class ExecuTorchTarget(Target):
             if ctx.sim is None:
                 raise CalibrationError("executorch int8 needs calibration: set quantization.calibration")
             model = _folded(pt2e_form(ctx.sim), sample)
+            floated = float_weights_of_float_layers(model)
             art.quantizer = ctx.quant.quantizer.value
             art.notes.append(f"int8 from {source(ctx.quant)} (PT2E-form Q/DQ, weights folded to int8 constants)")
+            if floated:
+                art.notes.append(
+                    f"{_few(floated, 2)}: float output in the program, so the layer runs in float with its "
+                    "dequantized int8 weights (XNNPACK's int8 kernels need a quantized output)"
+                )
         elif precision is Precision.FP16:
             import copy
 
@@ -129,6 +135,44 @@ def _folded(model: torch.nn.Module, sample: tuple[torch.Tensor, ...]) -> torch.n
     gm = _quietly(lambda: torch.export.export(model.eval(), sample).module())
     constant_fold(gm, _quant_node_constraint)
     return gm
+
+
+def _requantized(node: torch.fx.Node) -> bool:
+    return bool(node.users) and all("quantize_per_tensor" in str(u.target) for u in node.users)
+
+
+def float_weights_of_float_layers(gm: torch.fx.GraphModule) -> list[str]:
+    """Replace ``dequantize_per_channel(int8 weight)`` by its float values where every conv/linear reading it has a
+    float output (the graph quantizer keeps logits float); returns those layers. The values are exactly the
+    program's, and the layer then runs in float: XNNPACK matches int8 linear/conv only as DQ -> op -> Q, and the
+    dequantize it leaves outside has no portable kernel ("Missing out variants")."""
+    from ..quant.pt2e import _value
+
+    found = []
+    for node in list(gm.graph.nodes):
+        if node.op != "call_function" or "dequantize_per_channel" not in str(node.target):
+            continue
+        weight = node.args[0]
+        if not isinstance(weight, torch.fx.Node) or weight.op != "get_attr" or not node.users:
+            continue
+        if not all(any(k in str(u.target) for k in _WEIGHT_OPS) and not _requantized(u) for u in node.users):
+            continue
+        q, scale, zp, axis, *_ = node.args
+        with torch.no_grad():
+            values = node.target(_value(gm, q), _value(gm, scale), _value(gm, zp), *node.args[3:])
+        layer = next(iter(node.users))
+        stack = list((layer.meta.get("nn_module_stack") or {}).values())
+        found.append(str(stack[-1][0]).removeprefix("L['self'].").removeprefix("model.") if stack else layer.name)
+        name = f"_edgekit_float_weight_{len(found)}"
+        gm.register_buffer(name, values)
+        with gm.graph.inserting_before(node):
+            const = gm.graph.get_attr(name)
+        node.replace_all_uses_with(const)
+        gm.graph.erase_node(node)
+    if found:
+        gm.graph.eliminate_dead_code()
+        gm.recompile()
+    return found
 
 
 def _few(names: list[str], shown: int = 3) -> str:

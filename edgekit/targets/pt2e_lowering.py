@@ -37,23 +37,10 @@ def source(quant) -> str:
     return _SOURCES.get(quant.quantizer.value, f"{quant.quantizer.value}'s PT2E program")
 
 
-# (target, quantizer) -> why that target cannot lower that quantizer's program yet; a target's own
-# ``cannot_express`` is asked first. The graph quantizer's one profile (ort_ov) leaves outputs unquantized.
-_REFUSALS: dict[tuple[str, str], str] = {
-    ("coreml", "graph"): (
-        "coreml: lowering the graph quantizer's PT2E program to Core ML is not implemented yet "
-        "(use quantizer: edgekit for coreml int8)"
-    ),
-    ("executorch", "graph"): (
-        "executorch: XNNPACK's static int8 linear/conv need quantized outputs, and the graph quantizer's "
-        "ort_ov profile quantizes only their inputs and weights (use quantizer: edgekit for executorch int8)"
-    ),
-}
-
-
 def program_refusal(target: str, quant) -> str | None:
-    """Why ``target`` cannot lower the program of the recipe's quantizer (None when it can)."""
-    return _REFUSALS.get((target, quant.quantizer.value))
+    """Why ``target`` cannot lower the program of the recipe's quantizer (None when it can). Every target lowers
+    the graph quantizer's programs; a target's own ``cannot_express`` covers the rest."""
+    return None
 
 
 def is_program(sim: torch.nn.Module) -> bool:
@@ -194,3 +181,14 @@ def qdq_onnx_export(sim: torch.nn.Module, bundle: ModelBundle, path: Path, opset
 
 def pt2e_form(sim: torch.nn.Module) -> torch.nn.Module:
     return _FORM[_kind(sim)](sim)
+
+
+def weights_folded(program: torch.fx.GraphModule) -> torch.fx.GraphModule:
+    """A copy of a PT2E program in int8 activations whose weight quantize ops are folded into int8 constants
+    (``DQ(int8 W)``), the pattern XNNPACK's kernels and coremltools' constexpr weights take."""
+    from torchao.quantization.pt2e.constant_fold import constant_fold
+    from torchao.quantization.pt2e.quantize_pt2e import _quant_node_constraint
+
+    out = _program_form(program)
+    constant_fold(out, _quant_node_constraint)
+    return out

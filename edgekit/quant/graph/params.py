@@ -31,7 +31,3 @@ def replace_tensor(gm: torch.fx.GraphModule, node: torch.fx.Node, value: torch.T
         owner._buffers[name] = value
     else:
         setattr(owner, name, value)
-
-
-def users_count(node: torch.fx.Node) -> int:
-    return len(node.users)
