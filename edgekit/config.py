@@ -45,12 +45,15 @@ def _convert(tp: Any, value: Any, where: str) -> Any:
         args = get_args(tp)
         if value is None and type(None) in args:
             return None
-        errors = []
+        errors, shaped = [], []
         for arg in (a for a in args if a is not type(None)):
             try:
                 return _convert(arg, value, where)
             except RecipeError as exc:
                 errors.append(str(exc))
+                if isinstance(value, dict) and (dataclasses.is_dataclass(arg) or get_origin(arg) is dict):
+                    shaped.append(str(exc))  # a mapping given for a mapping type: its own error says what is wrong
+        errors = shaped if len(shaped) == 1 else errors
         raise RecipeError(errors[0] if len(errors) == 1 else f"{where}: invalid value {value!r}")
     if tp is Any:
         return value

@@ -242,6 +242,52 @@ class IncSpec:
             raise ValueError(f"inc.max_trials must be positive, got {self.max_trials}")
 
 
+class WeightClipping(str, enum.Enum):
+    """How a weight's per-channel int8 range is chosen: its min/max, or the clip that minimises the weight MSE."""
+
+    MINMAX = "minmax"
+    MSE = "mse"
+
+
+class SmoothFold(str, enum.Enum):
+    """SmoothQuant, where 1/s cannot be folded exactly into the activation's producer (a LayerNorm or linear whose
+    output only linears read): ``skip`` leaves that group unsmoothed; ``multiply`` inserts a per-channel multiply
+    (x * 1/s before the linears, or x * s on the producer's other readers, such as a post-LN residual)."""
+
+    SKIP = "skip"
+    MULTIPLY = "multiply"
+
+
+SMOOTH_GRID = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
+
+
+@dataclass(frozen=True)
+class SmoothQuantSpec:
+    """SmoothQuant (``quantization.smooth_quant``, graph quantizer): per input channel j of a group of linears that
+    read one activation, s_j = max|X_j|^alpha / max|W_j|^(1-alpha); X / s is folded into the producer and W * s into
+    the linears, exactly in FP32, before calibration. ``alpha: auto`` picks per group the alpha of ``grid`` (or no
+    smoothing) with the lowest quantized-output MSE on calibration data; ``per_layer`` maps module-name globs of the
+    group's linears to their own alpha, ``auto``, or null (leave the group unsmoothed); the first match wins."""
+
+    alpha: float | str = 0.5
+    per_layer: dict[str, float | str | None] = field(default_factory=dict)
+    grid: tuple[float, ...] = SMOOTH_GRID
+    unfoldable: SmoothFold = SmoothFold.SKIP
+
+    def __post_init__(self) -> None:
+        named = {"alpha": self.alpha, **{f"per_layer.{k}": v for k, v in self.per_layer.items()}}
+        for key, value in named.items():
+            if isinstance(value, str) and value != "auto":
+                raise ValueError(f"smooth_quant.{key} must be a number in [0, 1] or 'auto', got {value!r}")
+        alphas = {k: v for k, v in named.items() if v is not None and not isinstance(v, str)}
+        alphas |= {f"grid[{i}]": v for i, v in enumerate(self.grid)}
+        for key, value in alphas.items():
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+                raise ValueError(f"smooth_quant.{key} must be a number in [0, 1], got {value!r}")
+        if not self.grid:
+            raise ValueError("smooth_quant.grid needs at least one alpha (e.g. [0.3, 0.5, 0.7])")
+
+
 # estimator -> Neural Compressor's activation observer ("minmax" is its moving-average min/max)
 INC_ACT_ALGO = {"minmax": "minmax", "entropy": "kl"}
 
@@ -264,6 +310,11 @@ class QuantSpec:
     preset: str | None = None  # a named setting filled in at load (see edgekit.quant.presets); explicit keys win
     accuracy_aware: AccuracyAwareSpec | None = None  # keep the most sensitive layers in FP32 until the budget holds
     inc: IncSpec | None = None  # options of quantizer: neural-compressor
+    # graph quantizer only: SmoothQuant before calibration ({alpha: 0.5} or a number), bias correction after convert,
+    # MSE-optimal per-channel weight clipping
+    smooth_quant: SmoothQuantSpec | float | None = None
+    bias_correction: bool = False
+    weight_clipping: WeightClipping = WeightClipping.MINMAX
 
     def __post_init__(self) -> None:
         if self.bits != 8:
@@ -276,8 +327,20 @@ class QuantSpec:
             self._check_inc()
         elif self.inc is not None:
             raise ValueError("quantization.inc needs quantizer: neural-compressor")
+        if isinstance(self.smooth_quant, (int, float)) and not isinstance(self.smooth_quant, bool):
+            object.__setattr__(self, "smooth_quant", SmoothQuantSpec(alpha=float(self.smooth_quant)))
         if self.quantizer is Quantizer.GRAPH:
             self._check_graph()
+        else:
+            self._check_graph_only()
+
+    def _check_graph_only(self) -> None:
+        """SmoothQuant, bias correction and weight clipping are passes on the captured graph (quantizer: graph)."""
+        why = "it is a pass of the graph quantizer; set quantizer: graph"
+        graph_only = {"smooth_quant": why, "bias_correction": why}
+        self._refuse(self.quantizer.value, graph_only)
+        if self.weight_clipping is not WeightClipping.MINMAX:
+            raise ValueError(f"quantizer {self.quantizer.value} does not take quantization.weight_clipping: {why}")
 
     def _check_graph(self) -> None:
         unsupported = {

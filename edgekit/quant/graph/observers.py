@@ -12,7 +12,7 @@ import torch
 from torchao.quantization.pt2e import MinMaxObserver, PerChannelMinMaxObserver
 from torchao.quantization.pt2e.quantizer import FixedQParamsQuantizationSpec, QuantizationSpec
 
-from ...recipe import Estimator, QuantSpec
+from ...recipe import Estimator, QuantSpec, WeightClipping
 from ..observers import ESTIMATORS, Observer
 
 QMIN, QMAX = -128, 127
@@ -57,11 +57,14 @@ def activation_spec(q: QuantSpec, symmetric: bool) -> QuantizationSpec:
 
 
 def weight_spec(q: QuantSpec, axis: int) -> QuantizationSpec:
+    from .clipping import MseClipObserver, MseClipPerChannelObserver
+
+    mse = q.weight_clipping is WeightClipping.MSE
     if not q.per_channel:
-        return QuantizationSpec(torch.int8, MinMaxObserver, W_QMIN, W_QMAX, torch.per_tensor_symmetric)
-    return QuantizationSpec(
-        torch.int8, PerChannelMinMaxObserver, W_QMIN, W_QMAX, torch.per_channel_symmetric, ch_axis=axis
-    )
+        obs = MseClipObserver if mse else MinMaxObserver
+        return QuantizationSpec(torch.int8, obs, W_QMIN, W_QMAX, torch.per_tensor_symmetric)
+    obs = MseClipPerChannelObserver if mse else PerChannelMinMaxObserver
+    return QuantizationSpec(torch.int8, obs, W_QMIN, W_QMAX, torch.per_channel_symmetric, ch_axis=axis)
 
 
 def probability_spec(symmetric: bool) -> FixedQParamsQuantizationSpec:

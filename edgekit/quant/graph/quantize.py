@@ -13,6 +13,7 @@ from ...recipe import QuantSpec
 from ..encodings import EncodingSet
 from ..pt2e import ProgramResult, read_encodings
 from .capture import capture
+from .passes import GraphPasses
 from .profiles import DEFAULT_PROFILE, PROFILES, Profile
 
 PRODUCER = "edgekit graph"
@@ -53,10 +54,13 @@ def graph_quantize_profiles(
     sample = _tensors(next(iter(calib.batches(batch)))[0], names)
     with _quiet():
         captured = capture(model, bundle, sample)
+        passes = GraphPasses(q, lambda: (_tensors(f, names) for f, _ in calib.batches(batch)))  # smooth
+        passes.before_calibration(captured, bool(q.activation_symmetric))  # smooth: one SmoothQuant for all
         out = {}
         for name in profiles:
             graph = copy.deepcopy(captured) if len(profiles) > 1 else captured
             out[name] = _quantize_captured(graph, names, calib, q, PROFILES.get(name), batch)
+            passes.after_convert(out[name])  # smooth: bias correction of this profile's program, info
     return out
 
 
