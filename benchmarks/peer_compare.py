@@ -52,7 +52,16 @@ from edgekit.evaluate import predict_artifact, predict_torch
 from edgekit.quant import calibrate
 from edgekit.quant.graph import graph_quantize_profiles
 from edgekit.quant.inc import inc_quantize
-from edgekit.recipe import BenchSpec, DataSpec, ModelSpec, Precision, Quantizer, QuantSpec
+from edgekit.recipe import (
+    BenchSpec,
+    DataSpec,
+    ModelSpec,
+    Precision,
+    Quantizer,
+    QuantSpec,
+    SmoothFold,
+    SmoothQuantSpec,
+)
 from edgekit.targets.base import CompileContext, get_target
 from edgekit.validate.latency import bench_local
 from edgekit.validate.metrics import compare, top1
@@ -102,6 +111,14 @@ VARIANTS = {
     "graph": (GRAPH, ("onnx", "openvino", "tflite")),
 }
 BEST_ORT_OPS = ["MatMul", "Conv", "Gemm"]
+# the graph quantizer's recipe options per model, as NNCF gets its model_type per family: SmoothQuant for the
+# transformers, bias correction for the conv net (README, "quantizer: graph")
+TRANSFORMER_GRAPH = {"smooth_quant": SmoothQuantSpec(alpha="auto", unfoldable=SmoothFold.MULTIPLY)}
+GRAPH_OPTIONS = {
+    "deit-s": TRANSFORMER_GRAPH,
+    "minilm": TRANSFORMER_GRAPH,
+    "efficientnet-lite1": {"bias_correction": True},
+}
 
 
 def ratio_spread(rounds: list[dict[str, float]], results: list[dict]) -> dict[str, dict]:
@@ -169,7 +186,9 @@ def main() -> int:
         inc = inc_quantize(bundle.module, bundle, names, calib, inc_spec, None, 0.0, log=print)
         seconds["neural_compressor"] = time.perf_counter() - t0
         print(f"neural-compressor: {inc.info['config']}, {len(inc.encodings)} tensors", flush=True)
-    graph_spec = QuantSpec(calibration=DataSpec("given"), quantizer=GRAPH, activation_symmetric=False)
+    graph_spec = QuantSpec(
+        calibration=DataSpec("given"), quantizer=GRAPH, activation_symmetric=False, **GRAPH_OPTIONS[a.model]
+    )
     profiles = tuple(dict.fromkeys(get_target(t).quant_profile for t in targets))
     if GRAPH in chosen:
         t0 = time.perf_counter()
@@ -265,6 +284,7 @@ def main() -> int:
             "seconds": seconds,
             "neural_compressor": inc.info if inc else None,
             "graph": {name: res.info for name, res in graph.items()} if graph else None,
+            "graph_options": {k: str(v) for k, v in GRAPH_OPTIONS[a.model].items()},
         },
         "validation": {"data": val.description, "samples": len(val)},
         "latency_settings": {
