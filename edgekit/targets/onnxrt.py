@@ -20,6 +20,7 @@ _ORT_METHODS = {Estimator.MINMAX: "MinMax", Estimator.ENTROPY: "Entropy", Estima
 
 class OnnxRuntimeTarget(Target):
     name = "onnx"
+    quant_profile = "onnxruntime"
     runtime = "onnxruntime"
     module = "onnxruntime"
     option_keys = ("op_types",)  # quantizer native: op_types_to_quantize of quantize_static (default: all it knows)

@@ -42,6 +42,7 @@ def _cpu_supports_f16() -> bool:
 
 class OpenVINOTarget(Target):
     name = "openvino"
+    quant_profile = "openvino"
     runtime = "openvino"
     module = "openvino"
     extra = "openvino"
