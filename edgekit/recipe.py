@@ -332,7 +332,9 @@ class QuantSpec:
         if not 50.0 < self.percentile <= 100.0:  # NaN fails this too
             raise ValueError(f"percentile must be in (50, 100], got {self.percentile}")
         if self.accuracy_aware is not None and self.quantizer is Quantizer.NATIVE:
-            raise ValueError("accuracy_aware works on edgekit's encodings; remove it or set quantizer: edgekit or graph")
+            raise ValueError(
+                "accuracy_aware works on edgekit's encodings; remove it or set quantizer: edgekit or graph"
+            )
         if self.quantizer is Quantizer.NEURAL_COMPRESSOR:
             self._check_inc()
         elif self.inc is not None:
