@@ -419,7 +419,7 @@ def _quantize(
     if q.quantizer is Quantizer.NEURAL_COMPRESSOR:
         return _inc_quantize(recipe, bundle, names, tmp, val, calib, progress, goal, info, log)
     if q.quantizer is Quantizer.GRAPH:
-        return _graph_quantize(recipe, bundle, names, tmp, val, calib, progress, info, profiles)
+        return _graph_quantize(recipe, bundle, names, tmp, val, calib, progress, info, profiles, goal, log)
     cal = calibrate(bundle.module, names, calib, q, batch_size=q.calibration.batch_size, progress=progress)
     cal.encodings.meta["data"] = calib.description
     if q.accuracy_aware is not None:
@@ -454,14 +454,21 @@ def _inc_quantize(recipe, bundle, names, tmp, val, calib, progress, goal, info, 
     return Quantized(Simulation(res.program, res.encodings, sim_out), res.encodings, info)
 
 
-def _graph_quantize(recipe, bundle, names, tmp, val, calib, progress, info, profiles=()):
+def _graph_quantize(recipe, bundle, names, tmp, val, calib, progress, info, profiles=(), goal=None, log=print):
     """edgekit's graph quantizer: one PT2E program per profile the planned targets lower (their simulated
     models), from one capture; their scales merge into the one encodings.json."""
     from .quant.graph import graph_quantize_profiles, merge_encodings
     from .quant.graph.profiles import DEFAULT_PROFILE, PROFILES
 
+    q = recipe.quantization
     profiles = profiles or (DEFAULT_PROFILE,)
-    results = graph_quantize_profiles(bundle.module, bundle, names, calib, recipe.quantization, profiles)
+    accuracy = None
+    if q.accuracy_aware is not None and goal is not None:
+        from .quant.accuracy_aware import ranking_goal
+        from .quant.graph.accuracy_aware import RankingGoal
+
+        accuracy = RankingGoal(*ranking_goal(q, bundle, goal), q.accuracy_aware)
+    results = graph_quantize_profiles(bundle.module, bundle, names, calib, q, profiles, accuracy, log)
     encodings = merge_encodings(results)
     encodings.save(tmp / "encodings.json")
     bs = recipe.validation.batch_size

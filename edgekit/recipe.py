@@ -195,15 +195,25 @@ class RevertMethod(str, enum.Enum):
     DROP_ONE = "drop-one"  # quantize every layer but that one: the metric it gives back
 
 
+class RankMetric(str, enum.Enum):
+    """What accuracy-aware quantization scores (default: the validation metric)."""
+
+    TOP1 = "top1"  # top-1 % against labels (cosine when the ranking data has none)
+    COSINE = "cosine"  # mean cosine to the FP32 outputs
+    AGREEMENT = "agreement"  # % of samples whose top-1 class is FP32's: a classifier's goal, no labels needed
+
+
 @dataclass(frozen=True)
 class AccuracyAwareSpec:
     """When the simulated INT8 model drops more than ``max_drop`` (default: the validation budget) on ``data``
     (default: another seeded draw of the calibration source, never the validation set), rank the quantized layers by
     sensitivity and keep the most sensitive in FP32, one at a time, until the drop holds or ``max_layers`` are
-    kept. Kept layers leave the encodings, so every target runs them in float."""
+    kept. Kept layers leave the encodings, so every target runs them in float. ``metric`` (default: the validation
+    metric) is what the drop is measured in; ``agreement`` is top-1 agreement with FP32 in percent."""
 
     max_drop: float | None = None
     method: RevertMethod = RevertMethod.DROP_ONE
+    metric: RankMetric | None = None
     max_layers: int = 8
     data: DataSpec | None = None
     samples: int = 500
@@ -322,7 +332,9 @@ class QuantSpec:
         if not 50.0 < self.percentile <= 100.0:  # NaN fails this too
             raise ValueError(f"percentile must be in (50, 100], got {self.percentile}")
         if self.accuracy_aware is not None and self.quantizer is Quantizer.NATIVE:
-            raise ValueError("accuracy_aware works on edgekit's encodings; remove it or set quantizer: edgekit")
+            raise ValueError(
+                "accuracy_aware works on edgekit's encodings; remove it or set quantizer: edgekit or graph"
+            )
         if self.quantizer is Quantizer.NEURAL_COMPRESSOR:
             self._check_inc()
         elif self.inc is not None:
@@ -344,7 +356,6 @@ class QuantSpec:
 
     def _check_graph(self) -> None:
         unsupported = {
-            "accuracy_aware": "it works on edgekit's module wrapper (quantizer: edgekit)",
             "scale_reparam": "the rescaling is applied by the module quantizer only (quantizer: edgekit)",
             "quantize_outputs": "the graph quantizer's profile decides which outputs get Q/DQ",
             "ignore": "edgekit's ignore globs address its module wrapper (quantizer: edgekit)",

@@ -42,22 +42,33 @@ def restricted(encodings: EncodingSet, layers: set[str]) -> EncodingSet:
 
 
 class Evaluator:
-    """Metric and output SQNR of the simulated model with a chosen set of layers quantized."""
+    """Metric and output SQNR, against FP32, of the model with a chosen set of layers quantized.
 
-    def __init__(self, sim: torch.nn.Module, encodings: EncodingSet, names: list[str], data: DataSet, metric: str):
-        self.sim, self.encodings, self.names, self.data, self.metric = sim, encodings, names, data, metric
-        self.fp32_out = self._predict(restricted(encodings, set()))
+    ``predict(quantized)`` runs the model with only ``quantized`` in int8 (the empty set: FP32) on the ranking
+    data; the module quantizer applies a subset of the encodings, the graph quantizer re-annotates its graph."""
+
+    def __init__(self, predict: Callable[[set[str]], np.ndarray], data: DataSet, metric: str):
+        self.predict, self.data, self.metric = predict, data, metric
+        self.fp32_out = predict(set())
         self.fp32_metric = task_metric(metric, self.fp32_out, self.fp32_out, data.labels)
         self.calls = 0
 
-    def _predict(self, enc: EncodingSet) -> np.ndarray:
-        apply_encodings(self.sim, enc)
-        return predict_torch(self.sim, self.names, self.data, 100, progress=False)
-
     def __call__(self, quantized: set[str]) -> tuple[float, float]:
         self.calls += 1
-        out = self._predict(restricted(self.encodings, quantized))
+        out = self.predict(quantized)
         return task_metric(self.metric, out, self.fp32_out, self.data.labels), sqnr_db(self.fp32_out, out)
+
+
+def sim_predictor(
+    sim: torch.nn.Module, encodings: EncodingSet, names: list[str], data: DataSet
+) -> Callable[[set[str]], np.ndarray]:
+    """The module quantizer's ``predict``: ``sim`` with the encodings of the quantized layers only."""
+
+    def predict(quantized: set[str]) -> np.ndarray:
+        apply_encodings(sim, restricted(encodings, quantized))
+        return predict_torch(sim, names, data, 100, progress=False)
+
+    return predict
 
 
 # A sensitivity method: (evaluator, all layers, one layer, metric/SQNR of the fully quantized model)
@@ -78,28 +89,21 @@ def one_at_a_time(ev: Evaluator, layers: set[str], layer: str, base: float, base
     return ev.fp32_metric - metric, -min(sqnr, 200.0)
 
 
-def keep_sensitive_fp32(
-    sim: torch.nn.Module,
-    encodings: EncodingSet,
-    names: list[str],
-    data: DataSet,
-    metric: str,
-    max_drop: float,
-    spec: AccuracyAwareSpec,
-    log: Any = print,
-) -> tuple[EncodingSet, dict[str, Any]]:
-    """Return the (possibly reduced) encodings, applied to ``sim``, and a record for the report."""
+def search(
+    ev: Evaluator, layers: list[str], max_drop: float, spec: AccuracyAwareSpec, log: Any = print, unit: str = "layer"
+) -> tuple[list[str], dict[str, Any]]:
+    """Steps 1-3 of the module docstring: the layers to keep in FP32 (in order) and the report's record."""
     start = time.perf_counter()
-    ev = Evaluator(sim, encodings, names, data, metric)
-    layers = [w.qname for w in wrappers(sim) if f"{w.qname}.weight" in encodings or f"{w.qname}.input" in encodings]
     everything = set(layers)
     base, base_sqnr = ev(everything)
     record: dict[str, Any] = {
         "method": spec.method.value,
+        "metric": ev.metric,
+        "unit": unit,
         "max_drop": max_drop,
         "max_layers": spec.max_layers,
-        "data": data.description,
-        "samples": len(data),
+        "data": ev.data.description,
+        "samples": len(ev.data),
         "fp32_metric": ev.fp32_metric,
         "int8_metric_before": base,
         "drop_before": ev.fp32_metric - base,
@@ -110,10 +114,9 @@ def keep_sensitive_fp32(
     }
     if ev.fp32_metric - base <= max_drop:
         record.update(needed=False, int8_metric_after=base, drop_after=ev.fp32_metric - base, seconds=0.0)
-        apply_encodings(sim, encodings)
-        log(f"accuracy-aware: int8 drop {ev.fp32_metric - base:.4f} within {max_drop}; every layer stays int8")
-        return encodings, record
-    log(f"accuracy-aware: int8 drop {ev.fp32_metric - base:.4f} > {max_drop}; ranking {len(layers)} layers")
+        log(f"accuracy-aware: int8 drop {ev.fp32_metric - base:.4f} within {max_drop}; every {unit} stays int8")
+        return [], record
+    log(f"accuracy-aware: int8 drop {ev.fp32_metric - base:.4f} > {max_drop}; ranking {len(layers)} {unit}s")
     method = SENSITIVITY.get(spec.method.value)
     scores = {layer: method(ev, everything, layer, base, base_sqnr) for layer in layers}
     ranked = sorted(layers, key=lambda n: scores[n], reverse=True)
@@ -124,9 +127,6 @@ def keep_sensitive_fp32(
         after = ev(everything - set(kept))
         if ev.fp32_metric - after[0] <= max_drop:
             break
-    final = restricted(encodings, everything - set(kept))
-    final.meta["fp32_layers"] = list(kept)
-    apply_encodings(sim, final)
     record.update(
         needed=True,
         ranking=[
@@ -142,10 +142,53 @@ def keep_sensitive_fp32(
         seconds=time.perf_counter() - start,
     )
     log(
-        f"accuracy-aware: kept {len(kept)} layer(s) in FP32, drop {record['drop_before']:.4f} -> "
+        f"accuracy-aware: kept {len(kept)} {unit}(s) in FP32, drop {record['drop_before']:.4f} -> "
         f"{record['drop_after']:.4f} ({'within' if record['within'] else 'still over'} {max_drop})"
     )
+    return kept, record
+
+
+def keep_sensitive_fp32(
+    sim: torch.nn.Module,
+    encodings: EncodingSet,
+    names: list[str],
+    data: DataSet,
+    metric: str,
+    max_drop: float,
+    spec: AccuracyAwareSpec,
+    log: Any = print,
+) -> tuple[EncodingSet, dict[str, Any]]:
+    """Return the (possibly reduced) encodings, applied to ``sim``, and a record for the report."""
+    ev = Evaluator(sim_predictor(sim, encodings, names, data), data, metric)
+    layers = [w.qname for w in wrappers(sim) if f"{w.qname}.weight" in encodings or f"{w.qname}.input" in encodings]
+    kept, record = search(ev, layers, max_drop, spec, log)
+    if not kept:
+        apply_encodings(sim, encodings)
+        return encodings, record
+    final = restricted(encodings, set(layers) - set(kept))
+    final.meta["fp32_layers"] = list(kept)
+    apply_encodings(sim, final)
     return final, record
+
+
+def ranking_goal(quant: Any, bundle: Any, goal: tuple[str, float]) -> tuple[DataSet, str, float]:
+    """The ranking data (default: another seeded draw of the calibration source), metric and ``max_drop``.
+
+    The metric is ``accuracy_aware.metric`` or the validation metric; ``top1`` without labels falls back to
+    cosine, ``agreement`` (top-1 agreement with FP32, in percent) needs none."""
+    from dataclasses import replace
+
+    from ..data import load_data
+
+    spec: AccuracyAwareSpec = quant.accuracy_aware
+    source = spec.data or replace(quant.calibration, seed=quant.calibration.seed + 1)
+    data = load_data(replace(source, samples=spec.samples), bundle, "accuracy-aware ranking")
+    metric, budget = goal
+    if spec.metric is not None and spec.metric.value != metric:  # agreement: percentage points, as top-1
+        metric, budget = spec.metric.value, DEFAULT_BUDGET.get(spec.metric.value, DEFAULT_BUDGET["top1"])
+    if metric == "top1" and data.labels is None:
+        metric, budget = "cosine", DEFAULT_BUDGET["cosine"]  # no labels to score top-1: compare outputs
+    return data, metric, spec.max_drop if spec.max_drop is not None else budget
 
 
 def accuracy_aware(
@@ -157,17 +200,6 @@ def accuracy_aware(
     goal: tuple[str, float],
     log: Any = print,
 ) -> tuple[EncodingSet, dict[str, Any]]:
-    """The pipeline stage: load the ranking data (default: another seeded draw of the calibration source) and
-    run :func:`keep_sensitive_fp32` with the recipe's metric and ``max_drop`` (default: the budget)."""
-    from dataclasses import replace
-
-    from ..data import load_data
-
-    spec: AccuracyAwareSpec = quant.accuracy_aware
-    source = spec.data or replace(quant.calibration, seed=quant.calibration.seed + 1)
-    data = load_data(replace(source, samples=spec.samples), bundle, "accuracy-aware ranking")
-    metric, budget = goal
-    if metric == "top1" and data.labels is None:
-        metric, budget = "cosine", DEFAULT_BUDGET["cosine"]  # no labels to score top-1: compare outputs
-    max_drop = spec.max_drop if spec.max_drop is not None else budget
-    return keep_sensitive_fp32(sim, encodings, names, data, metric, max_drop, spec, log)
+    """The pipeline stage: :func:`keep_sensitive_fp32` on :func:`ranking_goal`'s data, metric and drop."""
+    data, metric, max_drop = ranking_goal(quant, bundle, goal)
+    return keep_sensitive_fp32(sim, encodings, names, data, metric, max_drop, quant.accuracy_aware, log)

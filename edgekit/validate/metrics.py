@@ -32,7 +32,10 @@ def sqnr_db(reference: np.ndarray, test: np.ndarray) -> float:
 
 
 def task_metric(metric: str, outputs: np.ndarray, fp32: np.ndarray, labels: np.ndarray | None) -> float:
-    """The recipe's metric: top-1 % against labels, or mean cosine to the FP32 outputs."""
+    """The recipe's metric: top-1 % against labels, top-1 agreement % with FP32 (``agreement``), or mean cosine
+    to the FP32 outputs."""
+    if metric == "agreement":
+        return agreement(outputs, fp32)
     return top1(outputs, labels) if metric == "top1" and labels is not None else cosine(outputs, fp32)
 
 

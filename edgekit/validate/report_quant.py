@@ -19,11 +19,12 @@ def quant_summary(report: dict[str, Any]) -> str | None:
     aa = _aa(report)
     if not aa:
         return None
+    unit = aa.get("unit", "layer")
     if not aa.get("needed"):
-        return f"Accuracy-aware quantization: drop {aa['drop_before']:.4f} within {aa['max_drop']}; no layer reverted"
+        return f"Accuracy-aware quantization: drop {aa['drop_before']:.4f} within {aa['max_drop']}; no {unit} reverted"
     state = "within" if aa["within"] else "still over"
     return (
-        f"Accuracy-aware quantization ({aa['method']}): {len(aa['kept_fp32'])} of {aa['layers_quantized']} layers "
+        f"Accuracy-aware quantization ({aa['method']}): {len(aa['kept_fp32'])} of {aa['layers_quantized']} {unit}s "
         f"kept in FP32, drop on {aa['samples']} ranking samples {aa['drop_before']:.4f} -> {aa['drop_after']:.4f} "
         f"({state} {aa['max_drop']}), {aa['evaluations']} evaluations in {aa['seconds']:.0f} s"
     )

@@ -4,7 +4,9 @@ Annotation looks at aten ops, not at Python classes, so every ``linear``, ``conv
 GPT-2 ``Conv1D``), ``matmul``/``bmm`` (attention's Q·Kᵀ and P·V), ``embedding`` and ``add`` is covered whichever
 module produced it: a ``Conv2d`` subclass that pads in its own ``forward`` is just a pad followed by ``conv2d``.
 A graph input that is a parameter (``get_attr``) is a weight, quantized per channel along its output axis; every
-other floating input is an activation, quantized per tensor.
+other floating input is an activation, quantized per tensor. Nodes named in ``exclude`` (``<module>/<node>``, as
+encodings.json keys them; capture is deterministic, so names hold across captures and copies) get no annotation:
+accuracy-aware quantization leaves them in float.
 """
 
 from __future__ import annotations
@@ -110,19 +112,49 @@ def fused_activation(node: torch.fx.Node) -> torch.fx.Node | None:
     return None
 
 
+def node_label(node: torch.fx.Node) -> str:
+    """``features.0.conv/conv2d_3``: the producing module and the node, as encodings.json keys it."""
+    from ..pt2e import _owner
+
+    return f"{_owner(node)}/{node.name}"
+
+
+def annotated_nodes(model: torch.fx.GraphModule) -> list[str]:
+    """The op-pattern nodes an annotation pass quantized (inputs, weights or output), in graph order."""
+    return [
+        node_label(n)
+        for n in model.graph.nodes
+        if n.op == "call_function" and n.target in OP_KINDS and n.meta.get("quantization_annotation") is not None
+    ]
+
+
+def _release_output(arg: object) -> None:
+    """Leave an excluded node's activation input in float: walk back through single-reader unannotated ops (a
+    pad, a view) to the op that requantizes its output, and drop that output's Q/DQ when the excluded node is its
+    only reader (a tensor another quantized op reads keeps its Q/DQ, so there the input stays quantized)."""
+    while isinstance(arg, torch.fx.Node) and len(arg.users) == 1 and _floating(arg):
+        ann = arg.meta.get("quantization_annotation")
+        if ann is not None:
+            ann.output_qspec = None
+            return
+        if arg.op != "call_function":
+            return
+        arg = next((a for a in arg.args if _floating(a)), None)
+
+
 class EdgekitQuantizer(Quantizer):
     """Per-channel symmetric int8 weights; per-tensor activations, asymmetric uint8 unless ``symmetric`` (int8)."""
 
-    def __init__(self, q: QuantSpec, profile: Profile, symmetric: bool):
+    def __init__(self, q: QuantSpec, profile: Profile, symmetric: bool, exclude: frozenset[str] = frozenset()):
         super().__init__()
-        self.q, self.profile = q, profile
+        self.q, self.profile, self.exclude = q, profile, exclude
         self.act = activation_spec(q, symmetric)
         self.probabilities = probability_spec(symmetric)
 
     def annotate(self, model: torch.fx.GraphModule) -> torch.fx.GraphModule:
         for node in model.graph.nodes:  # in topological order: a chained op sees its producers' annotations
             pattern = OP_KINDS.get(node.target) if node.op == "call_function" else None
-            if pattern is None:
+            if pattern is None or (self.exclude and node_label(node) in self.exclude):
                 continue
             ann = self._annotation(node, pattern)
             if ann is None:
@@ -134,6 +166,10 @@ class EdgekitQuantizer(Quantizer):
                 )
                 ann.output_qspec = None
             node.meta["quantization_annotation"] = ann
+        for node in model.graph.nodes if self.exclude else ():
+            if node.op == "call_function" and node.target in OP_KINDS and node_label(node) in self.exclude:
+                for arg in node.args:
+                    _release_output(arg)
         return model
 
     def _annotation(self, node: torch.fx.Node, pattern: OpPattern) -> QuantizationAnnotation | None:

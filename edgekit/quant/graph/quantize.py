@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -15,6 +16,9 @@ from ..pt2e import ProgramResult, read_encodings
 from .capture import capture
 from .passes import GraphPasses
 from .profiles import DEFAULT_PROFILE, PROFILES, Profile
+
+if TYPE_CHECKING:
+    from .accuracy_aware import RankingGoal
 
 PRODUCER = "edgekit graph"
 
@@ -38,11 +42,15 @@ def graph_quantize_profiles(
     calib: DataSet,
     q: QuantSpec,
     profiles: tuple[str, ...],
+    accuracy: RankingGoal | None = None,
+    log: Any = print,
 ) -> dict[str, ProgramResult]:
     """One quantized program per profile, from one capture and the same calibration batches.
 
     Each profile is calibrated on its own copy of the captured graph; a tensor two profiles quantize is observed
-    on the same data by the same estimator, so it gets the same scale in both (:func:`merge_encodings` checks)."""
+    on the same data by the same estimator, so it gets the same scale in both (:func:`merge_encodings` checks).
+    With ``accuracy`` (accuracy-aware quantization), the nodes its search keeps in float (on the first profile)
+    are left unannotated in every profile."""
     try:
         from torchao.quantization.pt2e.quantize_pt2e import prepare_pt2e  # noqa: F401
     except ImportError:
@@ -56,24 +64,44 @@ def graph_quantize_profiles(
         captured = capture(model, bundle, sample)
         passes = GraphPasses(q, lambda: (_tensors(f, names) for f, _ in calib.batches(batch)))  # smooth
         passes.before_calibration(captured, bool(q.activation_symmetric))  # smooth: one SmoothQuant for all
+        exclude, record = frozenset[str](), None
+        if accuracy is not None:
+            from .accuracy_aware import keep_sensitive_float
+
+            first = PROFILES.get(profiles[0])
+            exclude, record = keep_sensitive_float(captured, names, calib, q, first, batch, passes, accuracy, log)
         out = {}
         for name in profiles:
             graph = copy.deepcopy(captured) if len(profiles) > 1 else captured
-            out[name] = _quantize_captured(graph, names, calib, q, PROFILES.get(name), batch)
+            out[name] = _quantize_captured(graph, names, calib, q, PROFILES.get(name), batch, exclude)
             passes.after_convert(out[name])  # smooth: bias correction of this profile's program, info
+            if record is not None:
+                out[name].info["accuracy_aware"] = record
+                out[name].encodings.meta["fp32_nodes"] = sorted(exclude)
     return out
 
 
+def profile_symmetric(q: QuantSpec, prof: Profile) -> bool:
+    """Whether ``prof``'s activations are int8 symmetric: the profile's rule, else the recipe's."""
+    return prof.symmetric if prof.symmetric is not None else bool(q.activation_symmetric)
+
+
 def _quantize_captured(
-    captured: torch.fx.GraphModule, names: list[str], calib: DataSet, q: QuantSpec, prof: Profile, batch: int
+    captured: torch.fx.GraphModule,
+    names: list[str],
+    calib: DataSet,
+    q: QuantSpec,
+    prof: Profile,
+    batch: int,
+    exclude: frozenset[str] = frozenset(),
 ) -> ProgramResult:
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
 
     from ..inc import _tensors
     from .annotate import EdgekitQuantizer
 
-    symmetric = prof.symmetric if prof.symmetric is not None else bool(q.activation_symmetric)
-    prepared = prepare_pt2e(captured, EdgekitQuantizer(q, prof, symmetric))
+    symmetric = profile_symmetric(q, prof)
+    prepared = prepare_pt2e(captured, EdgekitQuantizer(q, prof, symmetric, exclude))
     with torch.no_grad():
         for feeds, _ in calib.batches(batch):
             prepared(*_tensors(feeds, names))
@@ -109,6 +137,8 @@ def merge_encodings(results: dict[str, ProgramResult]) -> EncodingSet:
             merged.tensors[key] = enc
             keys.append(key)
         merged.meta["profiles"][name] = sorted(keys)
+        if "fp32_nodes" in res.encodings.meta:  # accuracy-aware: the same nodes in float on every profile
+            merged.meta["fp32_nodes"] = res.encodings.meta["fp32_nodes"]
     return merged
 
 
