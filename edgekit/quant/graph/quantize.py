@@ -62,8 +62,8 @@ def graph_quantize_profiles(
     sample = _tensors(next(iter(calib.batches(batch)))[0], names)
     with _quiet():
         captured = capture(model, bundle, sample)
-        passes = GraphPasses(q, lambda: (_tensors(f, names) for f, _ in calib.batches(batch)))  # smooth
-        passes.before_calibration(captured, bool(q.activation_symmetric))  # smooth: one SmoothQuant for all
+        passes = GraphPasses(q, lambda: (_tensors(f, names) for f, _ in calib.batches(batch)))  # recipe passes
+        passes.before_calibration(captured, bool(q.activation_symmetric))  # one SmoothQuant for every profile
         exclude, record = frozenset[str](), None
         if accuracy is not None:
             from .accuracy_aware import keep_sensitive_float
@@ -74,7 +74,7 @@ def graph_quantize_profiles(
         for name in profiles:
             graph = copy.deepcopy(captured) if len(profiles) > 1 else captured
             out[name] = _quantize_captured(graph, names, calib, q, PROFILES.get(name), batch, exclude)
-            passes.after_convert(out[name])  # smooth: bias correction of this profile's program, info
+            passes.after_convert(out[name])  # bias correction of this profile
             if record is not None:
                 out[name].info["accuracy_aware"] = record
                 out[name].encodings.meta["fp32_nodes"] = sorted(exclude)
