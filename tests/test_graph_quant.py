@@ -185,6 +185,25 @@ def test_x86_profiles_leave_their_slow_ops_float(gpt2, profile, float_kinds):
     assert quantized >= {"embedding", "matmul"} - float_kinds
 
 
+def _probability_scales(program: torch.fx.GraphModule) -> set[float]:
+    """Scales of the Q/DQ on attention probabilities (a quantize whose input comes from a softmax)."""
+    from edgekit.quant.graph.annotate import _is_softmax
+
+    return {
+        float(n.args[1])
+        for n in program.graph.nodes
+        if n.target is _Q.quantize_per_tensor.default and _is_softmax(n.args[0])
+    }
+
+
+def test_fixed_probability_grid_only_where_litert_needs_it(gpt2):
+    model, ids, ort = gpt2
+    full = _quantize(model, TensorSpec("input_ids", ("batch", "sequence"), "int64"), ids, profile="full_integer")
+    assert _probability_scales(full.program) == {1.0 / 256}
+    calibrated = _probability_scales(ort.program)
+    assert calibrated and all(s != 1.0 / 256 for s in calibrated)
+
+
 def test_uncapturable_model_is_one_line_model_error():
     class DataDependent(torch.nn.Module):
         def forward(self, x: torch.Tensor) -> torch.Tensor:

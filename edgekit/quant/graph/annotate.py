@@ -184,7 +184,7 @@ class EdgekitQuantizer(Quantizer):
                 if self.profile.wants(pattern.kind, WEIGHTS):
                     qmap[arg] = weight_spec(self.q, pattern.weight_axis(pos, arg.meta["val"].dim()))
             elif self.profile.wants(pattern.kind, INPUTS):
-                qmap[arg] = self.probabilities if _is_softmax(arg) else self.act
+                qmap[arg] = self.probabilities if self.profile.fixed_probabilities and _is_softmax(arg) else self.act
         wants_out = self.profile.wants(pattern.kind, OUTPUT) and _floating(node) and not _is_model_output(node)
         out = self.act if wants_out else None
         if not qmap and out is None:

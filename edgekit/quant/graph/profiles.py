@@ -16,6 +16,7 @@ residual stream). A profile fits what a runtime fuses into integer kernels:
 * ``tensorrt``: the ``ort_ov`` placement with symmetric int8 activations (TensorRT's Q/DQ rules).
 
 The model's own output stays float in every profile: requantizing logits to 8 bits flips near-tied top-1s.
+Attention probabilities are on LiteRT's fixed 1/256 grid under ``full_integer`` only.
 """
 
 from __future__ import annotations
@@ -32,6 +33,9 @@ class Profile:
     name: str
     roles: dict[str, frozenset[str]] = field(default_factory=dict)  # op kind -> {inputs, weights, output}
     symmetric: bool | None = None  # force symmetric activations (None: the recipe decides)
+    # attention probabilities on the fixed 1/256 grid (LiteRT's int8 SOFTMAX takes no other output scale); a
+    # calibrated range is finer where probabilities are small (197 tokens: ~1/197 is 1.3 steps of 1/256)
+    fixed_probabilities: bool = False
     description: str = ""
 
     def wants(self, kind: str, role: str) -> bool:
@@ -78,6 +82,7 @@ PROFILES.add(
     Profile(
         "full_integer",
         {**{k: _ALL for k in _MATMULS}, "embedding": frozenset({WEIGHTS, OUTPUT}), "add": frozenset({INPUTS, OUTPUT})},
+        fixed_probabilities=True,
         description="every tensor on the integer path: matmul/conv inputs, weights and outputs, embeddings, adds",
     ),
 )
