@@ -284,7 +284,7 @@ def test_constant_pad_moves_to_nhwc_order():
 
 def test_tflite_full_integer_conv_net_has_no_layout_transposes(same_net, tmp_path):
     pytest.importorskip("litert_torch")
-    from edgekit.targets.tflite_layout import kernel_precision
+    from edgekit.targets.tflite_kernels import kernel_precision
 
     model, data = same_net
     spec = TensorSpec("x", ("batch", 3, 27, 27))

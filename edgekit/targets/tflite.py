@@ -34,7 +34,7 @@ from ..errors import CalibrationError, UnsupportedOpError
 from ..recipe import Precision, Quantizer, QuantSpec, TensorSpec
 from .base import TARGETS, Artifact, CompileContext, Target, _first_line, ids_as_int32
 from .pt2e_lowering import pt2e_form, source
-from .tflite_layout import kernel_note
+from .tflite_kernels import kernel_note
 
 STATIC_SEQUENCE = 64  # sequence length of the static-shape program when no calibration data fixes it
 

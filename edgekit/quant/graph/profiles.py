@@ -65,7 +65,8 @@ PROFILES.add(
         "onnxruntime",
         {k: v for k, v in _X86.items() if k != "embedding"},
         description="the ort_ov placement with float embedding tables: ONNX Runtime has no int8 Gather, so an "
-        "int8 table is dequantized whole on every run (MiniLM: p50 25.5 ms vs 9.9 ms with float tables)",
+        "int8 table is dequantized whole on every run (a side-by-side MiniLM check: p50 25.5 ms vs 9.9 ms with "
+        "float tables)",
     ),
 )
 PROFILES.add(
