@@ -307,3 +307,13 @@ def test_tflite_full_integer_conv_net_has_no_layout_transposes(same_net, tmp_pat
 
     ops = [o["op_name"] for o in Interpreter(model_content=flat)._get_ops_details()]
     assert ops.count("TRANSPOSE") <= 2, ops  # in and out only: the "same" pads sit between no transposes
+
+
+def test_executorch_floats_only_layers_whose_output_is_float(same_net):
+    from edgekit.targets.executorch import float_weights_of_float_layers
+    from edgekit.targets.pt2e_lowering import weights_folded
+
+    model, data = same_net
+    res = _quantize(model, TensorSpec("x", ("batch", 3, 27, 27)), data, profile="full_integer")
+    # the convs requantize after their ReLU: XNNPACK takes them as int8; only the float-logits head is floated
+    assert float_weights_of_float_layers(weights_folded(res.program)) == ["head"]

@@ -138,6 +138,12 @@ def _folded(model: torch.nn.Module, sample: tuple[torch.Tensor, ...]) -> torch.n
 
 
 def _requantized(node: torch.fx.Node) -> bool:
+    """Whether the layer's output is quantized, directly or after the ReLU/ReLU6 XNNPACK fuses into it."""
+    from ..quant.graph.annotate import fused_activation
+
+    act = fused_activation(node)
+    if act is not None:
+        node = act
     return bool(node.users) and all("quantize_per_tensor" in str(u.target) for u in node.users)
 
 
