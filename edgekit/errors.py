@@ -88,3 +88,16 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str:
     if close:
         return f" (did you mean '{close[0]}'?)"
     return f" (choose from: {', '.join(choices)})" if choices else ""
+
+
+def first_line(exc: BaseException, limit: int | None = None) -> str:
+    """The first line of ``str(exc)`` (cut to ``limit`` characters), or "" when the message is empty: what a
+    one-line error, a row's note or a failure record shows of an exception whose message may be a whole log."""
+    text = str(exc).strip()
+    line = text.splitlines()[0] if text else ""
+    return line[:limit] if limit is not None else line
+
+
+def first_line_or_type(exc: BaseException) -> str:
+    """:func:`first_line`, or the exception's type name when its message is empty."""
+    return first_line(exc) or type(exc).__name__

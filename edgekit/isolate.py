@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import UnsupportedOpError
+from .errors import UnsupportedOpError, first_line
 
 _RERAISE: ContextVar[bool] = ContextVar("edgekit_isolate_reraise", default=False)
 NOT_ISOLATED = (MemoryError,)  # Exception subclasses that end the run anyway (BaseException-only ones do too)
@@ -49,14 +49,9 @@ class Outcome:
         return self.status is not None
 
 
-def first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0][:300] if text else ""
-
-
 def failure_note(stage: str, exc: BaseException) -> str:
     """``validate failed: RuntimeError: CoreML reference interpreter cannot execute op 'silu'``."""
-    line = first_line(exc)
+    line = first_line(exc, 300)
     return f"{stage} failed: {type(exc).__name__}" + (f": {line}" if line else "")
 
 
@@ -73,7 +68,7 @@ def isolated(
     except NOT_ISOLATED:
         raise
     except UnsupportedOpError as exc:  # the converter's own reason: the model is not representable there
-        outcome.status, outcome.note = "unsupported", first_line(exc) or type(exc).__name__
+        outcome.status, outcome.note = "unsupported", first_line(exc, 300) or type(exc).__name__
     except Exception as exc:
         if _RERAISE.get():
             raise

@@ -15,7 +15,7 @@ import torch
 from ..archs.base import ModelBundle
 from ..data import DataSet
 from ..device import runner
-from ..errors import MissingBackendError, RecipeError, UnsupportedOpError
+from ..errors import MissingBackendError, RecipeError, UnsupportedOpError, first_line_or_type
 from ..quant import EncodingSet
 from ..recipe import Precision, QuantSpec, TargetSpec, TensorSpec
 from ..registry import Registry
@@ -35,6 +35,17 @@ class CompileContext:
     opset: int = 18
     cache: dict[str, Any] = field(default_factory=dict)
     recipe_yaml: str = ""  # embedded in artifacts that carry metadata (CoreML)
+
+
+STATIC_SEQUENCE = 64  # sequence length of a static-shape program when no calibration data fixes it
+
+
+def static_sample(ctx: CompileContext) -> tuple[torch.Tensor, ...]:
+    """Batch-1 example inputs of a static-shape program (LiteRT, ExecuTorch): the first calibration sample when
+    there is calibration data (its sequence length becomes the program's static shape), else synthetic ones."""
+    if ctx.calib is not None:
+        return tuple(torch.from_numpy(ctx.calib.inputs[s.name][:1]) for s in ctx.bundle.inputs)
+    return ctx.bundle.example_inputs(1, STATIC_SEQUENCE)
 
 
 @dataclass
@@ -157,7 +168,9 @@ class Target(ABC):
         try:
             return runner.load(artifact.path, threads)
         except Exception as exc:  # runtimes raise their own types; name the op when they say it
-            raise UnsupportedOpError(f"{self.name} cannot load {artifact.path.name}: {_first_line(exc)}") from None
+            raise UnsupportedOpError(
+                f"{self.name} cannot load {artifact.path.name}: {first_line_or_type(exc)}"
+            ) from None
 
     def run(self, session: Any, feeds: dict[str, np.ndarray]) -> np.ndarray:
         return session.run(feeds)
@@ -166,11 +179,6 @@ class Target(ABC):
 def ids_as_int32(inputs: tuple[TensorSpec, ...]) -> tuple[TensorSpec, ...]:
     """The IO spec of runtimes without int64 tensors (LiteRT, Core ML): int64 ids are declared int32."""
     return tuple(TensorSpec(s.name, s.shape, "int32" if s.dtype == "int64" else s.dtype) for s in inputs)
-
-
-def _first_line(exc: Exception) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 TARGETS: Registry[Target] = Registry("target")

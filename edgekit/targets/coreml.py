@@ -34,10 +34,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..errors import CalibrationError, RecipeError, UnsupportedOpError
+from ..errors import CalibrationError, RecipeError, UnsupportedOpError, first_line_or_type
 from ..quant.fakequant import decomposed
 from ..recipe import Precision, Quantizer, QuantSpec, TensorSpec
-from .base import TARGETS, Artifact, CompileContext, Target, _first_line, ids_as_int32
+from .base import STATIC_SEQUENCE, TARGETS, Artifact, CompileContext, Target, ids_as_int32
 from .binary_lowering import lower_binary_weights
 from .coreml_export import export_program
 from .coreml_shapes import FlexibleShapes, coreml_inputs, dynamic_shapes
@@ -47,7 +47,6 @@ from .pt2e_lowering import source as quant_source
 
 ON_MACOS = sys.platform == "darwin"
 REFERENCE_SAMPLES = 1000
-STATIC_SEQUENCE = 64  # sequence length of a fixed-shape program when no calibration data sets one
 
 
 class CoreMLTarget(Target):
@@ -159,7 +158,7 @@ class CoreMLTarget(Target):
         except RecipeError:
             raise
         except Exception as exc:
-            reason = _first_line(exc)
+            reason = first_line_or_type(exc)
         if flex is not None:
             raise UnsupportedOpError(f"coreml: torch.export conversion failed (flexible shapes need it): {reason}")
         if w8a8 and is_program(ctx.sim):  # a PT2E program has no module form to trace

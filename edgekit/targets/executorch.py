@@ -33,11 +33,10 @@ from typing import Any
 
 import torch
 
-from ..errors import CalibrationError, RecipeError, UnsupportedOpError
+from ..errors import CalibrationError, RecipeError, UnsupportedOpError, first_line_or_type
 from ..recipe import Precision
-from .base import TARGETS, Artifact, CompileContext, Target, _first_line
+from .base import TARGETS, Artifact, CompileContext, Target, static_sample
 from .pt2e_lowering import pt2e_form, source
-from .tflite import _sample
 
 DELEGATES = ("xnnpack", "coreml")
 
@@ -72,7 +71,7 @@ class ExecuTorchTarget(Target):
         self.require()
         delegate = options.get("delegate", "xnnpack")
         art = Artifact(self.name, precision, out, self.runtime, "model.pte", options={"delegate": delegate})
-        sample = tuple(t.clone(memory_format=torch.contiguous_format) for t in _sample(ctx))
+        sample = tuple(t.clone(memory_format=torch.contiguous_format) for t in static_sample(ctx))
         if precision is Precision.INT8:
             if ctx.sim is None:
                 raise CalibrationError("executorch int8 needs calibration: set quantization.calibration")
@@ -241,7 +240,7 @@ def _lower(
     try:
         return _quietly(run)
     except Exception as exc:
-        reason = _first_line(exc)
+        reason = first_line_or_type(exc)
         reason += next((f" ({hint})" for known, hint in _HINTS.items() if known in reason), "")
         raise UnsupportedOpError(f"executorch: lowering failed: {reason}") from None
 

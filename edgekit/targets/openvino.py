@@ -10,9 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..errors import CalibrationError, UnsupportedOpError
+from ..errors import CalibrationError, UnsupportedOpError, first_line_or_type
 from ..recipe import Precision, Quantizer
-from .base import TARGETS, Artifact, CompileContext, Target, _first_line
+from .base import TARGETS, Artifact, CompileContext, Target
 from .binary_lowering import lower_binary_weights
 from .onnx_common import fp32_onnx, qdq_onnx
 from .pt2e_lowering import source
@@ -25,7 +25,7 @@ def conversion_reason(exc: Exception) -> str:
     lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
     first = next((i for i, ln in enumerate(lines) if ln.startswith("-- ")), None)
     if first is None:
-        return _first_line(exc)
+        return first_line_or_type(exc)
     op = lines[first].removeprefix("-- ").removesuffix(" with a message:")
     detail = [ln for ln in lines[first + 1 :] if not ln.startswith("--")]
     detail = detail[: detail.index("Summary:")] if "Summary:" in detail else detail

@@ -30,21 +30,11 @@ from typing import Any
 
 import torch
 
-from ..errors import CalibrationError, UnsupportedOpError
+from ..errors import CalibrationError, UnsupportedOpError, first_line_or_type
 from ..recipe import Precision, Quantizer, QuantSpec, TensorSpec
-from .base import TARGETS, Artifact, CompileContext, Target, _first_line, ids_as_int32
+from .base import TARGETS, Artifact, CompileContext, Target, ids_as_int32, static_sample
 from .pt2e_lowering import pt2e_form, source
 from .tflite_kernels import kernel_note
-
-STATIC_SEQUENCE = 64  # sequence length of the static-shape program when no calibration data fixes it
-
-
-def _sample(ctx: CompileContext) -> tuple[torch.Tensor, ...]:
-    """Batch-1 example inputs: the first calibration sample when there is calibration data (its sequence length
-    becomes the program's static shape), else synthetic ones."""
-    if ctx.calib is not None:
-        return tuple(torch.from_numpy(ctx.calib.inputs[s.name][:1]) for s in ctx.bundle.inputs)
-    return ctx.bundle.example_inputs(1, STATIC_SEQUENCE)
 
 
 class _Named(torch.nn.Module):
@@ -89,7 +79,7 @@ class TFLiteTarget(Target):
     def compile(self, ctx: CompileContext, precision: Precision, options: dict[str, Any], out: Path) -> Artifact:
         self.require()
         art = Artifact(self.name, precision, out, self.runtime, "model.tflite")
-        sample = _sample(ctx)
+        sample = static_sample(ctx)
         named = lambda model: _named(ctx, model, sample)  # noqa: E731
         if precision is Precision.INT8 and options.get("dynamic"):
             if any(isinstance(m, torch.nn.Embedding) for m in ctx.model.modules()):
@@ -167,7 +157,7 @@ def converter_reason(exc: BaseException) -> str:
     own first line is often just "Unable to parse type:" or a file path), the model source line the error
     points at, and the graph node being lowered."""
     text = "\n".join([str(exc), *getattr(exc, "__notes__", [])])
-    head = _first_line(exc)
+    head = first_line_or_type(exc)
     where = []
     found = _MLIR_ERROR.search(text)
     if found:

@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from ..errors import EdgekitError
+from ..errors import EdgekitError, first_line_or_type
 from ..recipe import Recipe
 
 WEIGHTS = "weights.pt"
@@ -109,9 +109,9 @@ def ddp_train(
         try:
             result = trainer.fit()
         except TrainingFailedError as exc:
-            raise EdgekitError(f"data-parallel training failed: {_first_line(exc)}") from None
+            raise EdgekitError(f"data-parallel training failed: {first_line_or_type(exc)}") from None
         if result.error is not None:
-            raise EdgekitError(f"data-parallel training failed: {_first_line(result.error)}")
+            raise EdgekitError(f"data-parallel training failed: {first_line_or_type(result.error)}")
         model_dir.mkdir(parents=True, exist_ok=True)
         with result.checkpoint.as_directory() as ckpt:
             shutil.copy(Path(ckpt) / WEIGHTS, model_dir / WEIGHTS)
@@ -121,7 +121,3 @@ def ddp_train(
         distributed={"workers": workers, "backend": "nccl" if use_gpu else "gloo", "resources_per_worker": per_worker},
     )
     return info
-
-
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
