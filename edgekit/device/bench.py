@@ -15,9 +15,8 @@ from typing import Any
 from ..artifacts import RunDir
 from ..errors import DeviceError, OutputExistsError
 from ..validate import device_report
+from ..validate.device_results import RESULTS_SCHEMA, is_results_folder, load_saved
 from .transports import ArtifactRef, BenchOptions, Transport, open_device
-
-RESULTS_SCHEMA = "edgekit-device-results/1"
 
 
 def find_artifacts(root: Path) -> list[ArtifactRef]:
@@ -69,28 +68,6 @@ def save(out: Path, transport: Transport, entries: list[dict[str, Any]]) -> Path
     tmp.write_text(json.dumps({"schema": RESULTS_SCHEMA, "device": transport.name, "entries": entries}, indent=1))
     tmp.replace(path)
     return path
-
-
-def _results_files(folder: Path) -> list[dict[str, Any]]:
-    out = []
-    for path in sorted(Path(folder).glob("*.json")):
-        try:
-            data = json.loads(path.read_text())
-        except (ValueError, OSError):
-            continue
-        if isinstance(data, dict) and data.get("schema") == RESULTS_SCHEMA:
-            out.append(data)
-    return out
-
-
-def load_saved(folder: Path) -> list[dict[str, Any]]:
-    """Entries of every device results file in ``folder`` (what earlier bench runs saved)."""
-    return [e for data in _results_files(folder) for e in data["entries"]]
-
-
-def is_results_folder(folder: Path) -> bool:
-    """A folder earlier ``edgekit bench --device`` runs wrote (new devices are merged into it)."""
-    return folder.is_dir() and bool(_results_files(folder))
 
 
 def bench_devices(

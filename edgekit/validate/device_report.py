@@ -65,7 +65,7 @@ def ingested_entry(record: dict[str, Any], device: str) -> dict[str, Any]:
 def run_entries(run: Path, prefix: str = "") -> list[dict[str, Any]]:
     """A run directory's device results, plus its own local latency (unless a device run replaced it).
     ``prefix`` names the artifacts when several runs are merged ("vit/onnx/fp32")."""
-    from ..device.bench import load_saved
+    from .device_results import load_saved
 
     entries = [{**e, "artifact": prefix + e["artifact"]} for e in load_saved(run / "devices")]
     if not any(e["device"] == "local" for e in entries) and (run / "report.json").is_file():
