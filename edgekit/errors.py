@@ -98,6 +98,6 @@ def first_line(exc: BaseException, limit: int | None = None) -> str:
     return line[:limit] if limit is not None else line
 
 
-def first_line_or_type(exc: BaseException) -> str:
+def first_line_or_type(exc: BaseException, limit: int | None = None) -> str:
     """:func:`first_line`, or the exception's type name when its message is empty."""
-    return first_line(exc) or type(exc).__name__
+    return first_line(exc, limit) or type(exc).__name__

@@ -20,9 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import UnsupportedOpError, first_line
+from .errors import UnsupportedOpError, first_line, first_line_or_type
 
 _RERAISE: ContextVar[bool] = ContextVar("edgekit_isolate_reraise", default=False)
+NOTE_CHARS = 300  # a row's note keeps at most this much of an error's first line
 NOT_ISOLATED = (MemoryError,)  # Exception subclasses that end the run anyway (BaseException-only ones do too)
 
 
@@ -51,7 +52,7 @@ class Outcome:
 
 def failure_note(stage: str, exc: BaseException) -> str:
     """``validate failed: RuntimeError: CoreML reference interpreter cannot execute op 'silu'``."""
-    line = first_line(exc, 300)
+    line = first_line(exc, NOTE_CHARS)
     return f"{stage} failed: {type(exc).__name__}" + (f": {line}" if line else "")
 
 
@@ -68,7 +69,7 @@ def isolated(
     except NOT_ISOLATED:
         raise
     except UnsupportedOpError as exc:  # the converter's own reason: the model is not representable there
-        outcome.status, outcome.note = "unsupported", first_line(exc, 300) or type(exc).__name__
+        outcome.status, outcome.note = "unsupported", first_line_or_type(exc, NOTE_CHARS)
     except Exception as exc:
         if _RERAISE.get():
             raise
