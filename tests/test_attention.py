@@ -11,10 +11,10 @@ import torch
 from edgekit.archs import load_model
 from edgekit.data import DataSet
 from edgekit.errors import RecipeError, TrainingInterrupted, UnsupportedOpError
+from edgekit.nn.sites import transformer_sites
 from edgekit.recipe import DataSpec, DistillSpec, ModelSpec, TrainSpec, recipe_from_dict
 from edgekit.train.objectives import DistillObjective
 from edgekit.train.outliers import outlier_metrics
-from edgekit.train.sites import transformer_sites
 from edgekit.train.trainer import train
 from edgekit.transforms import get_transform
 from edgekit.transforms.attention import ClippedSoftmax, GatedAttention

@@ -14,11 +14,11 @@ from torch import nn
 from edgekit.archs.fmvit import MultiGroupRepConv
 from edgekit.archs.tnt import words_of_patches
 from edgekit.errors import ModelError, UnsupportedOpError
+from edgekit.nn.attention import native_attention_modules
+from edgekit.nn.fold import regroup
+from edgekit.nn.sites import transformer_sites
 from edgekit.targets.onnx_export import export_onnx, op_counts
-from edgekit.train.sites import transformer_sites
 from edgekit.transforms import get_transform
-from edgekit.transforms.attention import native_attention_modules
-from edgekit.transforms.fold import regroup
 
 from .conftest import bundle
 

@@ -13,10 +13,10 @@ from torch import nn
 
 from edgekit.data import DataSet
 from edgekit.errors import RecipeError
+from edgekit.nn.sites import transformer_sites
 from edgekit.pipeline import run_recipe
 from edgekit.recipe import DataSpec, TrainSpec, recipe_from_dict
 from edgekit.train.entropy import attention_entropy, row_entropy
-from edgekit.train.sites import transformer_sites
 from edgekit.train.trainer import train
 from edgekit.transforms import get_transform
 from edgekit.transforms.sigma_reparam import SigmaReparamLinear, select_linears

@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from ..errors import ModelError
-from ..transforms.fold import conv_from, fuse_bn, identity_kernel, pad_to, regroup
+from ..nn.fold import conv_from, fuse_bn, identity_kernel, pad_to, regroup
 from .base import ARCHS, ArchFamily, ModelBundle
 from .rep_blocks import ConvBN, RepConv
 from .vit_blocks import Attention, check_config, image_bundle

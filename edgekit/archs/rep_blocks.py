@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..transforms.fold import conv_from, fuse_bn, identity_kernel, pad_to
+from ..nn.fold import conv_from, fuse_bn, identity_kernel, pad_to
 
 
 class ConvBN(nn.Sequential):

@@ -20,8 +20,8 @@ import torch
 from torch import nn
 
 from ..errors import ModelError
+from ..nn.attention import AttentionVariant
 from ..recipe import TensorSpec
-from ..transforms.attention import AttentionVariant
 from .base import ModelBundle, count_params
 
 _PLAIN = AttentionVariant().eval()  # never mutated here: no dropout, nothing exported in training mode

@@ -22,8 +22,8 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from ..data import DataSet
+from ..nn.sites import transformer_sites
 from .outliers import run_batches
-from .sites import transformer_sites
 
 
 def row_entropy(p: torch.Tensor) -> torch.Tensor:

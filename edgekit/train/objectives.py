@@ -14,8 +14,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..errors import CalibrationError
+from ..nn.sites import first_tensor, transformer_sites
 from ..recipe import DistillSpec
-from .sites import first_tensor, transformer_sites
 
 
 def auxiliary_loss(model: nn.Module) -> torch.Tensor | None:

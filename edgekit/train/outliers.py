@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from ..data import DataSet
-from .sites import first_tensor, transformer_sites
+from ..nn.sites import first_tensor, transformer_sites
 
 
 def _stats(x: torch.Tensor) -> tuple[float, float]:

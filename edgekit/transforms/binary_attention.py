@@ -34,8 +34,9 @@ import torch
 from torch import nn
 
 from ..errors import RecipeError, UnsupportedOpError
+from ..nn.attention import AttentionVariant, hf_attention_modules, native_attention_modules
 from . import check_options, register
-from .attention import AttentionVariant, hf_attention_modules, native_attention_modules, swap_attention
+from .attention import swap_attention
 from .binary_hash import KernelHash, l2_normalize
 
 

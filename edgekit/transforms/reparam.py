@@ -7,8 +7,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..nn.fold import fuse_bn
 from . import register
-from .fold import fuse_bn
 
 
 @register(

@@ -85,7 +85,7 @@ def _scopes(model: nn.Module, layers: str) -> list[str] | None:
     """Module-name prefixes a Linear must be inside (None: anywhere), and the ones it must not be inside."""
     if layers == "all":
         return None
-    from ..train.sites import transformer_sites
+    from ..nn.sites import transformer_sites
 
     names = {id(m): n for n, m in model.named_modules()}
     sites = transformer_sites(model)

@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 
 from torch import nn
 
-from ..transforms.attention import attention_shape
+from .attention import attention_shape
 
 _LAYER_SUFFIXES = ("Layer", "Block")  # BertLayer, OPTDecoderLayer, SwinBlock ...
 
