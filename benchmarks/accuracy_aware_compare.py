@@ -46,11 +46,12 @@ from edgekit import run_recipe
 from edgekit.archs import load_model
 from edgekit.artifacts import package_versions
 from edgekit.data import load_data
-from edgekit.evaluate import predict_artifact, predict_torch
+from edgekit.data.predict import predict_torch
+from edgekit.evaluate import predict_artifact
+from edgekit.metrics import cosine
 from edgekit.recipe import BenchSpec, DataSpec, IncSpec, ModelSpec, Precision, Quantizer, QuantSpec, recipe_from_dict
 from edgekit.targets.base import Artifact, CompileContext, get_target
 from edgekit.validate.latency import bench_local
-from edgekit.validate.metrics import cosine
 
 ROOT = Path(__file__).resolve().parent.parent
 TEXT = {"source": "text", "max_length": 64}

@@ -27,11 +27,11 @@ import numpy as np
 from edgekit.archs import load_model
 from edgekit.artifacts import package_versions
 from edgekit.data import load_data
-from edgekit.evaluate import predict_torch
+from edgekit.data.predict import predict_torch
+from edgekit.metrics import agreement, sqnr_db, top1
 from edgekit.pipeline import load_weights
 from edgekit.quant import calibrate
 from edgekit.recipe import DataSpec, Estimator, load_recipe
-from edgekit.validate.metrics import agreement, sqnr_db, top1
 
 ROOT = Path(__file__).resolve().parent.parent
 SIZES = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024]

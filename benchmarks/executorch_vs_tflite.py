@@ -34,12 +34,13 @@ import torch
 from edgekit.archs import load_model
 from edgekit.artifacts import package_versions
 from edgekit.data import load_data
-from edgekit.evaluate import predict_artifact, predict_torch
+from edgekit.data.predict import predict_torch
+from edgekit.evaluate import predict_artifact
+from edgekit.metrics import agreement, compare
 from edgekit.quant import calibrate
 from edgekit.recipe import BenchSpec, DataSpec, ModelSpec, Precision, QuantSpec
 from edgekit.targets.base import CompileContext, get_target
 from edgekit.validate.latency import bench_local
-from edgekit.validate.metrics import agreement, compare
 
 VIT = {"hidden_size": 192, "num_attention_heads": 4, "intermediate_size": 384}
 MODELS = {

@@ -34,8 +34,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from edgekit import run_recipe
 from edgekit.artifacts import package_versions
+from edgekit.metrics import cosine
 from edgekit.recipe import recipe_from_dict
-from edgekit.validate.metrics import cosine
 from edgekit.validate.render import md_table
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -160,7 +160,7 @@ class Probe:
 
         from edgekit.archs import load_model
         from edgekit.data import load_data
-        from edgekit.evaluate import predict_torch
+        from edgekit.data.predict import predict_torch
         from edgekit.recipe import DataSpec, ModelSpec
 
         bundle = load_model(ModelSpec(recipe["model"]["source"]))

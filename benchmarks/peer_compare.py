@@ -48,7 +48,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from edgekit.archs import load_model
 from edgekit.artifacts import package_versions
 from edgekit.data import load_data
-from edgekit.evaluate import predict_artifact, predict_torch
+from edgekit.data.predict import predict_torch
+from edgekit.evaluate import predict_artifact
+from edgekit.metrics import compare, top1
 from edgekit.quant import calibrate
 from edgekit.quant.graph import graph_quantize_profiles
 from edgekit.quant.inc import inc_quantize
@@ -64,7 +66,6 @@ from edgekit.recipe import (
 )
 from edgekit.targets.base import CompileContext, get_target
 from edgekit.validate.latency import bench_local
-from edgekit.validate.metrics import compare, top1
 
 DEIT_S = {
     "image_size": 224,

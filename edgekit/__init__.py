@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
-__version__ = "0.1.0"
+from .version import __version__ as __version__
+
 __all__ = ["benchmark", "export", "load_recipe", "quantize", "run_recipe", "validate"]
 
 

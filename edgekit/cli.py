@@ -146,8 +146,8 @@ def cmd_run(a: argparse.Namespace) -> int:
 
 
 def cmd_retrain(a: argparse.Namespace) -> int:
+    from .pipeline.retrain import retrain
     from .recipe import load_recipe, recipe_from_dict
-    from .train.retrain import retrain
 
     recipe = load_recipe(a.recipe)
     if a.steps is not None:
@@ -184,7 +184,7 @@ def cmd_bench(a: argparse.Namespace) -> int:
         from .rerun import rebench
 
         return _finish(rebench(Path(a.dir), a.iterations, a.warmup, a.threads, progress=not a.quiet))
-    from .device.bench import bench_devices
+    from .bench import bench_devices
     from .device.transports import BenchOptions
 
     given = {k: getattr(a, k) for k in ("iterations", "warmup", "threads") if getattr(a, k) is not None}

@@ -17,38 +17,31 @@ from typing import Any
 
 import torch
 
-from .archs import ModelBundle, load_model
+from .archs import ModelBundle
 from .artifacts import write_file
 from .data import DataSet, load_data
 from .errors import ModelError, OutputExistsError, RecipeError
+from .pipeline import RunContext, run_stages, stages
+from .pipeline.stages import first_samples
 from .recipe import load_recipe
 from .validate.divergence import PROBES, THRESHOLD_DB, divergence
 from .validate.report_quant import divergence_markdown
 
-DIAGNOSE_SAMPLES = 8
-
 
 def rebuild(root: Path) -> tuple[ModelBundle, torch.nn.Module, DataSet]:
     """(bundle with the FP32 model, simulated INT8 model, validation data) of a run directory."""
-    from .pipeline import load_weights
     from .quant.encodings import EncodingSet
     from .quant.fakequant import apply_encodings, wrap_layers
-    from .transforms.apply import apply_transforms, transform_probe
 
     if not (root / "recipe.yaml").is_file() or not (root / "encodings.json").is_file():
         raise ModelError(f"'{root}' is not an edgekit run directory with int8 encodings (recipe.yaml, encodings.json)")
     recipe = load_recipe(root / "recipe.yaml")
-    bundle = load_model(replace(recipe.model, weights=None), recipe.inputs)
-    val = load_data(recipe.validation_data(), bundle, "validation")
-    probe = transform_probe(val)
-    quiet = lambda *_: None  # noqa: E731
-    apply_transforms(recipe, bundle, "train", probe, quiet)
     trained = root / "model" / "weights.pt"
-    if trained.is_file():
-        load_weights(bundle, str(trained))
-    elif recipe.model.weights:
-        load_weights(bundle, recipe.model.weights)
-    apply_transforms(recipe, bundle, "deploy", probe, quiet)
+    weights = str(trained) if trained.is_file() else recipe.model.weights
+    # the run's own load and transform stages, with the weights the run ended with and no training
+    ctx = RunContext(recipe.with_(model=replace(recipe.model, weights=weights), train=None), root, log=lambda *_: None)
+    run_stages(ctx, stages("load", "train-transforms", "deploy-transforms"))
+    bundle, val = ctx.model(), ctx.val
     model = bundle.module
     q = recipe.quantization
     if q.scale_reparam:  # exact in FP32; recomputed on the same calibration data, as calibration did
@@ -94,45 +87,9 @@ def diagnose(
             f"diagnose a target run by {' or '.join(PROBES.names())} (e.g. --target onnx)"
         )
     bundle, sim, val = rebuild(root)
-    data = DataSet(
-        {k: v[:samples] for k, v in val.inputs.items()},
-        None if val.labels is None else val.labels[:samples],
-        val.description,
-    )
+    data = first_samples(val, samples)
     names = [s.name for s in bundle.inputs]
     result = divergence(art, meta, sim, bundle.module, names, data, threshold_db)
     write_file(written[0], json.dumps(result, indent=1), force=True)
     write_file(written[1], "\n".join(divergence_markdown(result)) + "\n", force=True)
     return result
-
-
-def diagnose_failures(
-    root: Path, rows: list[dict[str, Any]], sim: torch.nn.Module, bundle: ModelBundle, val: DataSet, log: Any = print
-) -> list[dict[str, Any]]:
-    """For each int8 row over budget whose runtime exposes layer outputs, the per-layer divergence (first
-    ``DIAGNOSE_SAMPLES`` validation samples); a failing row whose runtime cannot gets a note naming one that can."""
-    out = []
-    for r in rows:
-        if r.get("status") != "fail" or r.get("precision") != "int8" or r.get("quantizer") in (None, "native"):
-            continue
-        if r["quantizer"] != "edgekit":
-            r["notes"].append(f"per-layer divergence needs edgekit's own encodings ({r['quantizer']} program)")
-            continue
-        art = root / r["artifact"]
-        meta = json.loads((art / "artifact.json").read_text())
-        if meta["runtime"] not in PROBES:
-            r["notes"].append(
-                f"per-layer divergence needs a runtime that exposes layer outputs ({', '.join(PROBES.names())}); "
-                "see the onnx/openvino rows' diagnosis, or `edgekit diagnose RUN --target onnx`"
-            )
-            continue
-        n = min(len(val), DIAGNOSE_SAMPLES)
-        data = DataSet(
-            {k: v[:n] for k, v in val.inputs.items()}, None if val.labels is None else val.labels[:n], val.description
-        )
-        names = [s.name for s in bundle.inputs]
-        result = divergence(art, meta, sim, bundle.module, names, data)
-        log(f"diagnose {r['target']} int8: {result['verdict']}")
-        r["notes"].append(f"per-layer divergence: {result['verdict']}")
-        out.append(result)
-    return out

@@ -6,18 +6,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from tqdm.auto import tqdm
 
 from .data import DataSet
 from .errors import DeviceError, ModelError
 from .isolate import Outcome, isolated
+from .metrics import compare, task_metric
 from .recipe import BenchSpec, Metric, Precision
 from .targets.base import Artifact, Target
 from .validate.latency import bench_local
-from .validate.metrics import compare, task_metric
 
-DEFAULT_BUDGET = {"top1": 1.0, "cosine": 0.02}
 CLASSIFYING_TASKS = ("classification", "next-token")  # outputs are class logits: top-1 when labelled
 
 
@@ -27,32 +25,6 @@ def resolve_metric(metric: Metric, task: str, data: DataSet) -> str:
     if metric is Metric.TOP1 and data.labels is None:
         raise ModelError(f"metric top1 needs labelled validation data; '{data.description}' has no labels")
     return metric.value
-
-
-def predict_torch(
-    model: torch.nn.Module,
-    names: list[str],
-    data: DataSet,
-    batch_size: int,
-    desc: str = "fp32 reference",
-    progress: bool = True,
-) -> np.ndarray:
-    outs = []
-    n = -(-len(data) // batch_size)
-    with torch.inference_mode():
-        for feeds, _ in tqdm(
-            data.batches(batch_size), total=n, desc=desc, leave=False, disable=None if progress else True
-        ):
-            try:
-                y = model(*[torch.from_numpy(feeds[k]) for k in names])
-            except (RuntimeError, ValueError, TypeError, IndexError) as exc:
-                shapes = {k: list(v.shape) for k, v in feeds.items()}
-                raise ModelError(
-                    f"the model failed on inputs {shapes}: {str(exc).splitlines()[0]}; check the "
-                    "recipe's inputs (shape/dtype) against the model"
-                ) from None
-            outs.append(y.float().numpy())
-    return np.concatenate(outs)
 
 
 def predict_artifact(

@@ -18,6 +18,7 @@ import yaml
 from .checks import require_counts, require_finite_numbers
 from .config import from_dict, to_dict
 from .errors import RecipeError
+from .presets import expand_preset
 
 
 class Precision(str, enum.Enum):
@@ -317,7 +318,7 @@ class QuantSpec:
     # also fake-quantize every layer's output in the simulated model (and the Q/DQ export): "everything
     # quantized", as in the outlier papers' W8A8 setting, where residual-stream outliers hit the grid
     quantize_outputs: bool = False
-    preset: str | None = None  # a named setting filled in at load (see edgekit.quant.presets); explicit keys win
+    preset: str | None = None  # a named setting filled in at load (see edgekit.presets); explicit keys win
     accuracy_aware: AccuracyAwareSpec | None = None  # keep the most sensitive layers in FP32 until the budget holds
     inc: IncSpec | None = None  # options of quantizer: neural-compressor
     # graph quantizer only: SmoothQuant before calibration ({alpha: 0.5} or a number), bias correction after convert,
@@ -471,9 +472,8 @@ class Recipe:
 
 def recipe_from_dict(data: Any, where: str = "recipe") -> Recipe:
     if isinstance(data, dict) and isinstance(data.get("quantization"), dict):
-        from .quant.presets import expand_preset
-
-        data = {**data, "quantization": expand_preset(data["quantization"], f"{where}.quantization.preset")}
+        where_preset = f"{where}.quantization.preset"
+        data = {**data, "quantization": expand_preset(data["quantization"], where_preset, DataSpec.batch_size)}
     return from_dict(Recipe, data, where)
 
 

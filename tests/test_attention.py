@@ -196,9 +196,9 @@ def variant_ctx(request, tmp_path_factory):
 @pytest.mark.parametrize("target", EXPORT_TARGETS)
 def test_variants_export_with_parity(variant_ctx, target, tmp_path):
     """FP32 matches PyTorch and the paper-setting W8A8 artifact agrees with the simulated model, per target."""
+    from edgekit.metrics import agreement, cosine
     from edgekit.recipe import Precision
     from edgekit.targets.base import Artifact, get_target
-    from edgekit.validate.metrics import agreement, cosine
 
     ctx, val = variant_ctx
     t = get_target(target)

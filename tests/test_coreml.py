@@ -9,10 +9,10 @@ import torch
 
 from edgekit.archs import load_model
 from edgekit.data import load_data
+from edgekit.metrics import cosine
 from edgekit.quant import calibrate
 from edgekit.recipe import DataSpec, ModelSpec, Precision, QuantSpec
 from edgekit.targets.base import Artifact, CompileContext, get_target
-from edgekit.validate.metrics import cosine
 
 from .conftest import TINY_VIT
 

@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from edgekit.bench import find_artifacts
 from edgekit.device import runner
 from edgekit.device.accuracy import write_set
-from edgekit.device.bench import find_artifacts
 from edgekit.device.transports import BenchOptions, open_device
 from edgekit.errors import DeviceError
 

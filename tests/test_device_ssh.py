@@ -122,7 +122,7 @@ def test_missing_python_on_device(ssh, tmp_path, artifacts, run_cli):
 
 
 def test_artifact_tree_fixture_is_two_artifacts(tmp_path):
-    from edgekit.device.bench import find_artifacts
+    from edgekit.bench import find_artifacts
 
     refs = find_artifacts(artifact_tree(tmp_path / "t"))
     assert [(r.rel, r.runtime) for r in refs] == [("onnx/fp32", "onnxruntime"), ("openvino/fp32", "openvino")]

@@ -81,9 +81,9 @@ def test_wrapper_exposes_wrapped_weight():
 def test_scale_reparam_is_exact_in_fp32_and_helps_int8_with_outlier_channels():
     from edgekit.archs import load_model
     from edgekit.data import load_data
+    from edgekit.metrics import sqnr_db
     from edgekit.quant.scale_reparam import equalize_norm_scales
     from edgekit.recipe import DataSpec, ModelSpec
-    from edgekit.validate.metrics import sqnr_db
 
     from .conftest import TINY_VIT
 

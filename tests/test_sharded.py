@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 import edgekit
+from edgekit.metrics import compare
 from edgekit.recipe import recipe_from_dict
-from edgekit.validate.metrics import compare
-from edgekit.validate.sharded import validate_sharded
+from edgekit.sweep.sharded import validate_sharded
 from edgekit.validate.shards import ShardStats, merge_all, shard_stats
 
 from .conftest import TINY_VIT

@@ -161,7 +161,8 @@ def test_unknown_executor_and_missing_ray(monkeypatch):
     import sys
 
     from edgekit.errors import MissingBackendError
-    from edgekit.sweep.executors import get_executor, import_ray
+    from edgekit.raylib import import_ray
+    from edgekit.sweep.executors import get_executor
 
     with pytest.raises(RecipeError, match="did you mean 'ray'"):
         get_executor("rayy")

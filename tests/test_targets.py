@@ -9,11 +9,11 @@ import torch
 
 from edgekit.archs import load_model
 from edgekit.data import load_data
+from edgekit.metrics import agreement, cosine
 from edgekit.quant import calibrate
 from edgekit.recipe import DataSpec, ModelSpec, Precision, QuantSpec
 from edgekit.targets.base import Artifact, CompileContext, all_targets, get_target
 from edgekit.targets.onnx_export import op_counts
-from edgekit.validate.metrics import agreement, cosine
 
 from .conftest import TINY_VIT
 

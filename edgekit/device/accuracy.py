@@ -5,14 +5,12 @@ so a device that computes wrong numbers (a delegate bug, a bad fp16 kernel) show
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import DeviceError
 from . import runner
-from .transports.base import ArtifactRef
 
 
 def write_set(
@@ -32,26 +30,3 @@ def write_set(
     np.savez(tmp, reference=np.asarray(reference, dtype=np.float32), **arrays)
     tmp.replace(path)
     return path
-
-
-def write_run_sets(root: Path, refs: list[ArtifactRef], samples: int) -> int:
-    """Give every artifact of a run directory the first ``samples`` validation samples and their FP32 outputs."""
-    from ..rerun import validation_set
-
-    if not (root / "report.json").is_file() or not (root / "reference.npz").is_file():
-        raise DeviceError(
-            f"--accuracy-samples needs a run directory (report.json + reference.npz); {root} is not one: "
-            f"write ARTIFACT/{runner.ACCURACY_FILE} yourself (inputs, 'reference', optional 'labels')"
-        )
-    report = json.loads((root / "report.json").read_text())
-    val = validation_set(report)
-    with np.load(root / "reference.npz") as z:
-        fp32 = z["fp32"]
-    n = min(samples, len(val), len(fp32))
-    inputs = {k: v[:n] for k, v in val.inputs.items()}
-    labels = None if val.labels is None else val.labels[:n]
-    written = [write_set(ref.path, inputs, fp32[:n], labels) for ref in refs]
-    from ..artifacts import add_to_manifest
-
-    add_to_manifest(root, written)
-    return n

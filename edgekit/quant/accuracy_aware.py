@@ -23,10 +23,10 @@ import numpy as np
 import torch
 
 from ..data import DataSet
-from ..evaluate import DEFAULT_BUDGET, predict_torch
+from ..data.predict import predict_torch
+from ..metrics import DEFAULT_BUDGET, sqnr_db, task_metric
 from ..recipe import AccuracyAwareSpec, RevertMethod
 from ..registry import Registry
-from ..validate.metrics import sqnr_db, task_metric
 from .encodings import EncodingSet
 from .fakequant import apply_encodings, wrappers
 

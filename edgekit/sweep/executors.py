@@ -14,7 +14,8 @@ from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any, Protocol
 
-from ..errors import EdgekitError, MissingBackendError, RecipeError
+from ..errors import EdgekitError, RecipeError
+from ..raylib import import_ray
 from ..registry import Registry
 from .jobs import ERROR, Job
 from .worker import execute
@@ -137,26 +138,6 @@ EXECUTORS.add("local", LocalExecutor)
 
 # ----------------------------------------------------------------------------------------------------------------
 # ray: one task per job
-
-
-class MissingRayError(MissingBackendError):
-    """Ray (or one of its libraries) is needed by a feature, not a target: the message names the feature."""
-
-    def __init__(self, feature: str, module: str, extra: str):
-        EdgekitError.__init__(
-            self,
-            f"{feature} needs the Python package '{module}', which is not installed; "
-            f"install it with: pip install 'edgekit[{extra}]'",
-        )
-        self.target, self.module, self.extra = feature, module, extra
-
-
-def import_ray(feature: str = "the ray executor") -> Any:
-    try:
-        import ray
-    except ImportError:
-        raise MissingRayError(feature, "ray", "ray") from None
-    return ray
 
 
 def _ray_job(payload: dict[str, Any], driver_node: str | None) -> dict[str, Any]:

@@ -116,7 +116,7 @@ def _keep_weights(
 
 def _bench_on_device(run: Path, device: dict[str, str], recipe: Recipe, rows: list[dict[str, Any]]) -> None:
     """Benchmark the run's artifacts on the job's device; its p50/p99 replace the rows' (none were measured)."""
-    from ..device.bench import bench_devices
+    from ..bench import bench_devices
     from ..device.transports import BenchOptions
 
     b = recipe.benchmark

@@ -199,7 +199,7 @@ class CoreMLTarget(Target):
 
     @staticmethod
     def _metadata(ml: Any, ctx: CompileContext, precision: Precision, flex: FlexibleShapes | None) -> None:
-        from .. import __version__
+        from ..version import __version__
 
         ml.author = "edgekit"
         ml.version = __version__

@@ -84,7 +84,7 @@ def ddp_train(
 ) -> dict[str, Any]:
     """Train ``recipe``'s model over ``workers`` Ray Train workers; write ``model_dir/weights.pt`` and return the
     training record (the keys of the single-process stage's, plus ``distributed``)."""
-    from ..sweep.executors import MissingRayError, import_ray
+    from ..raylib import MissingRayError, import_ray
 
     ray = import_ray("data-parallel training")
     try:

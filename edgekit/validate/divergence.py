@@ -23,8 +23,8 @@ import numpy as np
 import torch
 
 from ..data import DataSet
+from ..metrics import sqnr_db
 from ..registry import Registry
-from .metrics import sqnr_db
 
 THRESHOLD_DB = 30.0
 

@@ -1,5 +1,5 @@
 """Mergeable validation statistics: a validation set split into shards, each scored where it runs, the scores
-merged into exactly the numbers :func:`edgekit.validate.metrics.compare` gives on the whole set.
+merged into exactly the numbers :func:`edgekit.metrics.compare` gives on the whole set.
 
 Every metric of a report row is a sum or a maximum over samples, so a shard keeps sums, not means: top-1 correct
 and agreement counts, cosine sums, signal and noise energy (SQNR), the max |diff|. Merging is addition (max for

@@ -47,7 +47,7 @@ def keep_sensitive_float(
 ) -> tuple[frozenset[str], dict[str, Any]]:
     """The nodes to leave in float (empty when the fully quantized program is within ``goal.max_drop``) and the
     report's record."""
-    from ...evaluate import predict_torch
+    from ...data.predict import predict_torch
     from .annotate import EdgekitQuantizer, annotated_nodes
     from .quantize import _quantize_captured, profile_symmetric
 

@@ -12,11 +12,15 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ..artifacts import RunDir
-from ..errors import DeviceError, OutputExistsError
-from ..validate import device_report
-from ..validate.device_results import RESULTS_SCHEMA, is_results_folder, load_saved
-from .transports import ArtifactRef, BenchOptions, Transport, open_device
+import numpy as np
+
+from .artifacts import RunDir, add_to_manifest
+from .device import runner
+from .device.accuracy import write_set
+from .device.transports import ArtifactRef, BenchOptions, Transport, open_device
+from .errors import DeviceError, OutputExistsError
+from .validate import device_report
+from .validate.device_results import RESULTS_SCHEMA, is_results_folder, load_saved
 
 
 def find_artifacts(root: Path) -> list[ArtifactRef]:
@@ -93,8 +97,6 @@ def bench_devices(
         )
     staged = RunDir(out, force=True, update=merging)  # checks the path before any benchmark runs
     if accuracy_samples:
-        from .accuracy import write_run_sets
-
         n = write_run_sets(root, refs, accuracy_samples)
         log(f"accuracy set: {n} validation samples + FP32 reference outputs shipped with each artifact")
     with staged as tmp:
@@ -104,3 +106,24 @@ def bench_devices(
         report = device_report.merge(load_saved(tmp), sources=[str(root)])
         device_report.write(report, tmp)
     return report
+
+
+def write_run_sets(root: Path, refs: list[ArtifactRef], samples: int) -> int:
+    """Give every artifact of a run directory the first ``samples`` validation samples and their FP32 outputs."""
+    from .rerun import validation_set  # the run's data set: imports torch, so only when asked
+
+    if not (root / "report.json").is_file() or not (root / "reference.npz").is_file():
+        raise DeviceError(
+            f"--accuracy-samples needs a run directory (report.json + reference.npz); {root} is not one: "
+            f"write ARTIFACT/{runner.ACCURACY_FILE} yourself (inputs, 'reference', optional 'labels')"
+        )
+    report = json.loads((root / "report.json").read_text())
+    val = validation_set(report)
+    with np.load(root / "reference.npz") as z:
+        fp32 = z["fp32"]
+    n = min(samples, len(val), len(fp32))
+    inputs = {k: v[:n] for k, v in val.inputs.items()}
+    labels = None if val.labels is None else val.labels[:n]
+    written = [write_set(ref.path, inputs, fp32[:n], labels) for ref in refs]
+    add_to_manifest(root, written)
+    return n

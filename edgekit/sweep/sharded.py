@@ -20,10 +20,10 @@ import numpy as np
 
 from ..data import DataSet
 from ..errors import ModelError
+from ..metrics import task_metric
 from ..recipe import Precision
 from ..registry import Registry
-from .metrics import task_metric
-from .shards import ShardStats, merge_all, shard_stats
+from ..validate.shards import ShardStats, merge_all, shard_stats
 
 Shard = dict[str, Any]  # inputs, labels, fp32, sim: arrays of one shard
 ShardRunner = Callable[[Path, list[Shard], int, int], list[ShardStats]]
@@ -57,8 +57,8 @@ def _ray_shard(archive: bytes | None, path: str, shard: Shard, batch_size: int, 
 
 
 def _ray(artifact: Path, shards: list[Shard], batch_size: int, threads: int) -> list[ShardStats]:
-    from ..sweep.executors import import_ray
-    from ..sweep.worker import archive_dir
+    from ..raylib import import_ray
+    from .worker import archive_dir
 
     ray = import_ray("sharded validation on ray")
     if not ray.is_initialized():

@@ -2,14 +2,15 @@
 
 A recipe writes ``quantization: {preset: NAME, calibration: ...}``; the preset's keys are filled in at load
 time and any key the recipe states itself wins. The recipe saved with a run holds the expanded values.
+
+This module sits below :mod:`edgekit.recipe`, which expands presets while it parses.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from ..errors import RecipeError, did_you_mean
-from ..recipe import DataSpec
+from .errors import RecipeError, did_you_mean
 
 # Bondarenko et al. 2023 ("Quantizable Transformers"): symmetric per-tensor weights, asymmetric per-tensor
 # activations, static min-max ranges over 16 calibration batches, every layer's input and output quantized.
@@ -24,8 +25,9 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-def expand_preset(quant: dict[str, Any], where: str) -> dict[str, Any]:
-    """``quant`` with its preset's settings filled in under the explicitly given keys."""
+def expand_preset(quant: dict[str, Any], where: str, default_batch_size: int) -> dict[str, Any]:
+    """``quant`` with its preset's settings filled in under the explicitly given keys; a preset's batch count
+    becomes a sample count at the calibration batch size (``default_batch_size`` when the recipe gives none)."""
     name = quant.get("preset")
     if name is None:
         return quant
@@ -36,5 +38,5 @@ def expand_preset(quant: dict[str, Any], where: str) -> dict[str, Any]:
     out = {**preset, **quant}
     calib = out.get("calibration")
     if batches and isinstance(calib, dict) and "samples" not in calib:
-        out["calibration"] = {**calib, "samples": batches * int(calib.get("batch_size", DataSpec.batch_size))}
+        out["calibration"] = {**calib, "samples": batches * int(calib.get("batch_size", default_batch_size))}
     return out

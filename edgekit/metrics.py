@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
+# The default validation budget per metric: top-1 points lost, or 1 - cosine.
+DEFAULT_BUDGET = {"top1": 1.0, "cosine": 0.02}
+
 
 def top1(outputs: np.ndarray, labels: np.ndarray) -> float:
     """Top-1 accuracy in percent."""

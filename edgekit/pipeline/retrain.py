@@ -1,6 +1,9 @@
 """``edgekit retrain RECIPE``: only the model stages of a recipe (train-phase transforms + training), with the
 FP32 metric and outlier metrics before and after. The output is a model directory that ``edgekit run`` takes as
-``model.weights`` (its ``recipe.yaml`` already points there)."""
+``model.weights`` (its ``recipe.yaml`` already points there).
+
+It runs the run's own opening stages (:data:`edgekit.pipeline.stages.STAGES`: load, train-phase transforms,
+train), so it validates on the same data and trains the same way as ``edgekit run``."""
 
 from __future__ import annotations
 
@@ -9,16 +12,14 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from ..archs import load_model
 from ..artifacts import RunDir, write_manifest
-from ..data import load_data
+from ..data.predict import predict_torch
 from ..errors import RecipeError
-from ..evaluate import predict_torch, resolve_metric
+from ..metrics import task_metric
 from ..recipe import Recipe
-from ..transforms.apply import apply_transforms, transform_probe
-from ..validate.metrics import task_metric
 from ..validate.report_outliers import markdown_training, training_summary
-from .stage import checkpoint_dir, outlier_sample, run_training, teacher_copy
+from .context import RunContext
+from .stages import run_stages, stages
 
 
 def retrain(
@@ -28,16 +29,13 @@ def retrain(
     if recipe.train is None:
         raise RecipeError(f"recipe '{recipe.name}' has no train: section; add one (data, epochs or steps, distill)")
     with RunDir(out, force) as tmp:
-        bundle = load_model(recipe.model, recipe.inputs)
-        names = [s.name for s in bundle.inputs]
-        val = load_data(recipe.validation.data or recipe.train.data, bundle, "validation")
-        metric = resolve_metric(recipe.validation.metric, bundle.task, val)
-        teacher = teacher_copy(recipe, bundle)
-        applied = apply_transforms(recipe, bundle, "train", transform_probe(val), log)
-        ref = predict_torch(teacher or bundle.module, names, val, recipe.validation.batch_size, progress=False)
-        sample, ckpt = outlier_sample(val), checkpoint_dir(out)
-        info = run_training(recipe, bundle, names, teacher, tmp / "model", ckpt, resume, sample, progress, log)
-        after = predict_torch(bundle.module, names, val, recipe.validation.batch_size, progress=progress)
+        ctx = RunContext(recipe, out, tmp, progress=progress, resume=resume, log=log)
+        run_stages(ctx, stages("load", "train-transforms"))
+        bundle, names, val, metric, teacher = ctx.model(), ctx.names, ctx.val, ctx.metric, ctx.teacher
+        ref = predict_torch(teacher or bundle.module, names, val, ctx.batch_size, progress=False)
+        run_stages(ctx, stages("train"))
+        info, applied = ctx.train_info, ctx.applied
+        after = predict_torch(bundle.module, names, val, ctx.batch_size, progress=progress)
         scores = {
             "metric": metric,
             "before": task_metric(metric, ref, ref, val.labels),

@@ -1,0 +1,93 @@
+"""What a run will build, decided before any work: each target's precisions, the rows of the ones it will not
+build (unavailable, unsupported, cannot express the quantizer's program) and the activation symmetry the
+planned targets need."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+from ..errors import RecipeError
+from ..evaluate import status_row
+from ..recipe import Precision, Quantizer, Recipe, TargetSpec
+from ..targets.base import Target, all_targets, get_target
+
+
+@dataclass(frozen=True)
+class PlanItem:
+    target: Target
+    spec: TargetSpec
+    implied: bool = False  # expanded from `all`; a named target the model cannot be represented on fails the run
+
+
+def plan_targets(recipe: Recipe) -> tuple[list[PlanItem], list[dict[str, Any]]]:
+    """Resolve target specs; ``all`` expands to every target that can run here (the rest become skipped rows)."""
+    plan: list[PlanItem] = []
+    skipped: list[dict[str, Any]] = []
+    for spec in recipe.targets:
+        if spec.name == "all":
+            for t in all_targets():
+                ok, why = t.available()
+                if not ok:
+                    skipped += [status_row(t.name, p, "skipped", why) for p in spec.precisions]
+                    continue
+                precisions = [p for p in spec.precisions if p in t.precisions]
+                problem = t.quant_problem(recipe.quantization) if Precision.INT8 in precisions else None
+                if problem:
+                    skipped.append(status_row(t.name, Precision.INT8, "skipped", problem))
+                    precisions.remove(Precision.INT8)
+                precisions = _expressible(t, recipe, precisions, skipped, implied=True)
+                if precisions:
+                    plan.append(PlanItem(t, TargetSpec(t.name, tuple(precisions)), implied=True))
+            continue
+        target = get_target(spec.name)
+        target.check_spec(spec)
+        target.require()
+        problem = target.quant_problem(recipe.quantization) if Precision.INT8 in spec.precisions else None
+        if problem:
+            raise RecipeError(problem)
+        precisions = _expressible(target, recipe, list(spec.precisions), skipped)
+        if precisions:
+            plan.append(PlanItem(target, replace(spec, precisions=tuple(precisions))))
+    return plan, skipped
+
+
+def _expressible(
+    target: Target, recipe: Recipe, precisions: list[Precision], rows: list[dict[str, Any]], implied: bool = False
+):
+    """Drop int8 when the target cannot lower the quantizer's program; the run keeps an ``unsupported`` row."""
+    why = _cannot_express(target, recipe.quantization) if Precision.INT8 in precisions else None
+    if why:
+        rows.append(requested(status_row(target.name, Precision.INT8, "unsupported", why), not implied))
+        return [p for p in precisions if p is not Precision.INT8]
+    return precisions
+
+
+def _cannot_express(target: Target, quant) -> str | None:
+    from ..targets.pt2e_lowering import program_refusal
+
+    return target.cannot_express(quant) or program_refusal(target.name, quant)
+
+
+def resolve_symmetry(recipe: Recipe, plan: list[PlanItem]) -> Recipe:
+    """One set of encodings serves every target: unset activation symmetry becomes symmetric exactly when a
+    planned int8 target requires it (TensorRT), asymmetric (a finer grid for one-sided ranges) otherwise."""
+    q = recipe.quantization
+    if q.activation_symmetric is not None or q.quantizer is Quantizer.GRAPH:  # graph: each profile decides
+        return recipe
+    needed = any(i.target.requires_symmetric_activations and Precision.INT8 in i.spec.precisions for i in plan)
+    return recipe.with_(quantization=replace(q, activation_symmetric=needed))
+
+
+def requested(row: dict[str, Any], named: bool) -> dict[str, Any]:
+    """Mark the row of a target the recipe names (not one ``all`` implied): ``unsupported`` there fails the run,
+    since what was asked for was not built (evaluate.passed)."""
+    if named and row["status"] == "unsupported":
+        row["requested"] = True
+    return row
+
+
+def graph_profiles(plan: list[PlanItem]) -> tuple[str, ...]:
+    """The graph quantizer's profiles the planned INT8 targets lower, in plan order, each once."""
+    names = [i.target.quant_profile for i in plan if Precision.INT8 in i.spec.precisions]
+    return tuple(dict.fromkeys(names))
