@@ -19,6 +19,7 @@ from .device import runner
 from .device.accuracy import write_set
 from .device.transports import ArtifactRef, BenchOptions, Transport, open_device
 from .errors import DeviceError, OutputExistsError
+from .status import DeviceStatus, validated
 from .validate import device_report
 from .validate.device_results import RESULTS_SCHEMA, is_results_folder, load_saved
 
@@ -30,7 +31,7 @@ def find_artifacts(root: Path) -> list[ArtifactRef]:
         return [ArtifactRef.read(root, root.name)]
     if (root / "report.json").is_file():
         rows = json.loads((root / "report.json").read_text()).get("rows", [])
-        rels = [r["artifact"] for r in rows if r.get("artifact") and r.get("status") in ("ok", "fail")]
+        rels = [r["artifact"] for r in rows if r.get("artifact") and validated(r)]
     else:
         rels = [p.parent.relative_to(root).as_posix() for p in sorted(root.rglob("artifact.json"))]
     refs = [ArtifactRef.read(root / rel, rel) for rel in rels if (root / rel / "artifact.json").is_file()]
@@ -44,7 +45,11 @@ def entry(device: str, ref: ArtifactRef, outcome: dict[str, Any]) -> dict[str, A
     result = outcome.get("result")
     if result is not None:
         result = {**result, "artifact": ref.rel}
-    status = "measured" if result is not None else ("skipped" if "skipped" in outcome else "error")
+    status = (
+        DeviceStatus.MEASURED
+        if result is not None
+        else (DeviceStatus.SKIPPED if "skipped" in outcome else DeviceStatus.ERROR)
+    )
     return {
         "device": device,
         "artifact": ref.rel,
@@ -59,9 +64,11 @@ def entry(device: str, ref: ArtifactRef, outcome: dict[str, Any]) -> dict[str, A
 
 def bench_on(transport: Transport, refs: list[ArtifactRef], opts: BenchOptions) -> list[dict[str, Any]]:
     entries = [entry(transport.name, ref, o) for ref, o in zip(refs, transport.bench(refs, opts))]
-    if not any(e["status"] == "measured" for e in entries):
-        first = next((e for e in entries if e["status"] == "error"), entries[0])
-        raise DeviceError(first["note"] if first["status"] == "error" else f"{transport.name}: {first['note']}")
+    if not any(e["status"] == DeviceStatus.MEASURED for e in entries):
+        first = next((e for e in entries if e["status"] == DeviceStatus.ERROR), entries[0])
+        raise DeviceError(
+            first["note"] if first["status"] == DeviceStatus.ERROR else f"{transport.name}: {first['note']}"
+        )
     return entries
 
 

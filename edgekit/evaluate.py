@@ -13,6 +13,7 @@ from .errors import DeviceError, ModelError
 from .isolate import Outcome, isolated
 from .metrics import compare, task_metric
 from .recipe import BenchSpec, Metric, Precision
+from .status import Status, validated
 from .targets.base import Artifact, Target
 from .validate.latency import bench_local
 
@@ -67,7 +68,7 @@ def accuracy_row(
         "accuracy": acc,
         "delta": value - fp32_metric,
         "within_budget": within,
-        "status": "ok" if within else "fail",
+        "status": Status.OK if within else Status.FAIL,
         "notes": list(art.notes),
         "binary_weights": art.options.get("binary_weights"),  # 1-bit weights: lowered or simulated here
         "latency": None,
@@ -81,7 +82,7 @@ def bench_rows(root: Path, rows: list[dict[str, Any]], spec: BenchSpec, sequence
 
     todo = []
     for r in rows:
-        if r["status"] not in ("ok", "fail"):
+        if not validated(r):
             continue
         if not get_target(r["target"]).measures_latency:
             r["latency"], r["latency_note"] = None, "not measured here"
@@ -103,7 +104,7 @@ def bench_rows(root: Path, rows: list[dict[str, Any]], spec: BenchSpec, sequence
         r["speedup"] = b / r["latency"]["p50_ms"] if b and r.get("latency") else None
 
 
-def status_row(target: str, precision: Precision, status: str, note: str) -> dict[str, Any]:
+def status_row(target: str, precision: Precision, status: Status, note: str) -> dict[str, Any]:
     """A report row for an artifact that was not built (skipped, unsupported): why, and no numbers."""
     return {
         "target": target,
@@ -116,18 +117,20 @@ def status_row(target: str, precision: Precision, status: str, note: str) -> dic
 
 def failed_row(target: str, precision: Precision, outcome: Outcome) -> dict[str, Any]:
     """The row of an artifact whose compile or validate stage raised (edgekit.isolate): status and one line."""
-    return {**status_row(target, precision, outcome.status or "error", outcome.note), "stage": outcome.stage}
+    return {**status_row(target, precision, outcome.status or Status.ERROR, outcome.note), "stage": outcome.stage}
 
 
 def row_failed(row: dict[str, Any]) -> bool:
     """Over budget ("fail"), a stage that raised ("error", see edgekit.isolate), or ``unsupported`` on a target the
     recipe named. ``unsupported`` where ``all`` implied the target (the converter's own reason) is reported only."""
     status = row["status"]
-    return status not in ("ok", "skipped", "unsupported") or (status == "unsupported" and bool(row.get("requested")))
+    if status == Status.UNSUPPORTED:
+        return bool(row.get("requested"))
+    return status not in (Status.OK, Status.SKIPPED)
 
 
 def passed(rows: list[dict[str, Any]]) -> bool:
-    return not any(row_failed(r) for r in rows) and any(r["status"] == "ok" for r in rows)
+    return not any(row_failed(r) for r in rows) and any(r["status"] == Status.OK for r in rows)
 
 
 def validate_artifact(

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import UnsupportedOpError, first_line, first_line_or_type
+from .status import Status
 
 _RERAISE: ContextVar[bool] = ContextVar("edgekit_isolate_reraise", default=False)
 NOTE_CHARS = 300  # a row's note keeps at most this much of an error's first line
@@ -42,7 +43,7 @@ class Outcome:
     """What :func:`isolated` yields; after the block, ``status`` is None when the stage succeeded."""
 
     stage: str
-    status: str | None = None  # "error" | "unsupported"
+    status: Status | None = None  # ERROR | UNSUPPORTED
     note: str = ""
 
     @property
@@ -69,11 +70,11 @@ def isolated(
     except NOT_ISOLATED:
         raise
     except UnsupportedOpError as exc:  # the converter's own reason: the model is not representable there
-        outcome.status, outcome.note = "unsupported", first_line_or_type(exc, NOTE_CHARS)
+        outcome.status, outcome.note = Status.UNSUPPORTED, first_line_or_type(exc, NOTE_CHARS)
     except Exception as exc:
         if _RERAISE.get():
             raise
-        outcome.status, outcome.note = "error", failure_note(stage, exc)
+        outcome.status, outcome.note = Status.ERROR, failure_note(stage, exc)
     if outcome.failed:
         if remove is not None:
             _remove(remove)

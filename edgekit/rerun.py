@@ -23,6 +23,7 @@ from .evaluate import bench_rows, failed_row, passed, validate_artifact
 from .isolate import isolated
 from .pipeline import RunResult, update_run
 from .recipe import BenchSpec, TensorSpec, load_recipe
+from .status import Status
 from .targets.base import Artifact, get_target
 
 
@@ -85,7 +86,7 @@ def revalidate(root: Path, progress: bool = True) -> RunResult:
     metric, budget = report["metric"], report["budget"]
     rows = []
     for old in report["rows"]:
-        if old["status"] == "skipped" or not old.get("artifact"):  # nothing was built (or it cannot run here)
+        if old["status"] == Status.SKIPPED or not old.get("artifact"):  # nothing was built (or it cannot run here)
             rows.append(old)
             continue
         art = Artifact.read(root / old["artifact"])

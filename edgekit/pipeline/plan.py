@@ -10,6 +10,7 @@ from typing import Any
 from ..errors import RecipeError
 from ..evaluate import status_row
 from ..recipe import Precision, Quantizer, Recipe, TargetSpec
+from ..status import Status
 from ..targets.base import Target, all_targets, get_target
 
 
@@ -29,12 +30,12 @@ def plan_targets(recipe: Recipe) -> tuple[list[PlanItem], list[dict[str, Any]]]:
             for t in all_targets():
                 ok, why = t.available()
                 if not ok:
-                    skipped += [status_row(t.name, p, "skipped", why) for p in spec.precisions]
+                    skipped += [status_row(t.name, p, Status.SKIPPED, why) for p in spec.precisions]
                     continue
                 precisions = [p for p in spec.precisions if p in t.precisions]
                 problem = t.quant_problem(recipe.quantization) if Precision.INT8 in precisions else None
                 if problem:
-                    skipped.append(status_row(t.name, Precision.INT8, "skipped", problem))
+                    skipped.append(status_row(t.name, Precision.INT8, Status.SKIPPED, problem))
                     precisions.remove(Precision.INT8)
                 precisions = _expressible(t, recipe, precisions, skipped, implied=True)
                 if precisions:
@@ -58,7 +59,7 @@ def _expressible(
     """Drop int8 when the target cannot lower the quantizer's program; the run keeps an ``unsupported`` row."""
     why = _cannot_express(target, recipe.quantization) if Precision.INT8 in precisions else None
     if why:
-        rows.append(requested(status_row(target.name, Precision.INT8, "unsupported", why), not implied))
+        rows.append(requested(status_row(target.name, Precision.INT8, Status.UNSUPPORTED, why), not implied))
         return [p for p in precisions if p is not Precision.INT8]
     return precisions
 
@@ -82,7 +83,7 @@ def resolve_symmetry(recipe: Recipe, plan: list[PlanItem]) -> Recipe:
 def requested(row: dict[str, Any], named: bool) -> dict[str, Any]:
     """Mark the row of a target the recipe names (not one ``all`` implied): ``unsupported`` there fails the run,
     since what was asked for was not built (evaluate.passed)."""
-    if named and row["status"] == "unsupported":
+    if named and row["status"] == Status.UNSUPPORTED:
         row["requested"] = True
     return row
 

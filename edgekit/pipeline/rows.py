@@ -12,6 +12,7 @@ from ..evaluate import failed_row, status_row, validate_artifact
 from ..isolate import isolated
 from ..quant.simulated import Quantized, Simulation
 from ..recipe import Precision
+from ..status import Status
 from ..targets.base import CompileContext
 from .context import Built, RunContext
 from .plan import PlanItem, requested
@@ -51,7 +52,7 @@ def compile_one(
         return requested(failed_row(target.name, precision, stage), not item.implied)
     if why:
         run.log(f"  {why}")
-        return {**status_row(target.name, precision, "skipped", why), "artifact": _where(art.path, tmp)}
+        return {**status_row(target.name, precision, Status.SKIPPED, why), "artifact": _where(art.path, tmp)}
     return Built(item, precision, art, sim)
 
 

@@ -21,6 +21,7 @@ from ..data import DataSet, load_data
 from ..data.predict import predict_torch
 from ..evaluate import bench_rows, resolve_metric
 from ..metrics import DEFAULT_BUDGET, task_metric
+from ..status import Status
 from ..targets.base import CompileContext
 from ..train.stage import checkpoint_dir, outlier_sample, run_training, teacher_copy
 from ..transforms import get_transform
@@ -205,7 +206,7 @@ class Diagnose:
             return
         bundle, val, tmp = ctx.model(), ctx.val, ctx.workdir()
         for r in ctx.rows:
-            if r.get("status") != "fail" or r.get("precision") != "int8" or r.get("quantizer") in (None, "native"):
+            if r.get("status") != Status.FAIL or r.get("precision") != "int8" or r.get("quantizer") in (None, "native"):
                 continue
             if r["quantizer"] != "edgekit":
                 r["notes"].append(f"per-layer divergence needs edgekit's own encodings ({r['quantizer']} program)")

@@ -16,6 +16,7 @@ from typing import Any
 
 from ..config import to_dict
 from ..errors import OutputExistsError
+from ..status import Status
 from .jobs import DONE, ERROR, Job, expand
 from .spec import SweepSpec, load_sweep, sweep_from_dict
 from .worker import unpack
@@ -35,7 +36,7 @@ class SweepResult:
     @property
     def ok(self) -> bool:
         """Every job finished and every row is within its budget."""
-        return all(r["status"] in ("ok", "skipped", "unsupported") for r in self.report["rows"])
+        return all(r["status"] in (Status.OK, Status.SKIPPED, Status.UNSUPPORTED) for r in self.report["rows"])
 
 
 def load_result(out: Path, job: Job) -> dict[str, Any] | None:

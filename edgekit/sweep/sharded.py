@@ -23,6 +23,7 @@ from ..errors import ModelError
 from ..metrics import task_metric
 from ..recipe import Precision
 from ..registry import Registry
+from ..status import validated
 from ..validate.shards import ShardStats, merge_all, shard_stats
 
 Shard = dict[str, Any]  # inputs, labels, fp32, sim: arrays of one shard
@@ -107,7 +108,7 @@ def validate_sharded(root: Path, shards: int, executor: str = "ray") -> list[dic
     metric = report["metric"]
     out = []
     for row in report["rows"]:
-        if row["status"] not in ("ok", "fail"):
+        if not validated(row):
             continue
         art = Artifact.read(root / row["artifact"])
         n = min(len(val), get_target(art.target).validation_limit or len(val))  # as the run validated it

@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from ..status import DeviceStatus
 from .render import html_figures, html_table, md_table
 from .report import STYLE, _fmt
 
@@ -56,7 +57,7 @@ def ingested_entry(record: dict[str, Any], device: str) -> dict[str, Any]:
         "target": record["target"],
         "precision": record["precision"],
         "quantizer": None,
-        "status": "measured",
+        "status": DeviceStatus.MEASURED,
         "note": f"ingested from {record['tool']} output",
         "result": record,
     }
@@ -78,7 +79,7 @@ def run_entries(run: Path, prefix: str = "") -> list[dict[str, Any]]:
                         "target": row["target"],
                         "precision": row["precision"],
                         "quantizer": row.get("quantizer"),
-                        "status": "measured",
+                        "status": DeviceStatus.MEASURED,
                         "note": "the run's own latency measurement",
                         "result": {**row["latency"], "artifact": prefix + row["artifact"]},
                     }
@@ -155,7 +156,7 @@ def notes(report: dict[str, Any]) -> list[str]:
     return [
         f"{e['device']} {e['artifact']}: {e['status']}: {e['note']}"
         for e in report["entries"]
-        if e["status"] != "measured"
+        if e["status"] != DeviceStatus.MEASURED
     ]
 
 

@@ -8,6 +8,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from ..status import Status
 from .render import html_figures, html_table, md_table
 from .report_ops import html_ops, markdown_ops
 from .report_outliers import html_training, markdown_training, training_summary
@@ -134,9 +135,9 @@ def _counts(report: dict[str, Any]) -> str:
     """`` (1 error, 2 unsupported)``: the rows that are not an artifact within budget, by status."""
     counts: dict[str, int] = {}
     for r in report["rows"]:
-        if r["status"] in ("fail", "error", "unsupported"):
+        if r["status"] in (Status.FAIL, Status.ERROR, Status.UNSUPPORTED):
             counts[r["status"]] = counts.get(r["status"], 0) + 1
-    words = [f"{n} {'over budget' if s == 'fail' else s}" for s, n in counts.items()]
+    words = [f"{n} {'over budget' if s == Status.FAIL else s}" for s, n in counts.items()]
     return f" ({', '.join(words)})" if words else ""
 
 
@@ -146,7 +147,7 @@ def problem_lines(report: dict[str, Any]) -> list[str]:
     return [
         f"{r['target']} {r['precision']}: {r['status']}: {(r.get('notes') or ['no reason recorded'])[-1]}"
         for r in report["rows"]
-        if r["status"] in ("error", "unsupported")
+        if r["status"] in (Status.ERROR, Status.UNSUPPORTED)
     ]
 
 

@@ -20,6 +20,7 @@ from typing import Any
 
 from ..artifacts import write_file
 from ..errors import OutputExistsError, RecipeError
+from ..status import Status
 from .render import md_table
 from .report import METRIC_LABEL as METRIC
 from .report import _delta, _fmt
@@ -161,10 +162,10 @@ def failure_lines(runs: list[tuple[Path, dict[str, Any], dict[str, Any]]]) -> li
     out = []
     for _, r, _ in runs:
         for row in r["rows"]:
-            if row["status"] == "ok":
+            if row["status"] == Status.OK:
                 continue
             why = "; ".join(row.get("notes") or []) or row.get("error") or "no reason recorded"
-            if row["status"] == "fail":
+            if row["status"] == Status.FAIL:
                 why = f"{_delta(row.get('delta'), r['metric'])} vs FP32 exceeds the budget {r['budget']}; {why}"
             out.append(f"- `{r['recipe']}` {row['target']} {row['precision']}: **{row['status']}**: {why}")
     return out
