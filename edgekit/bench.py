@@ -22,6 +22,7 @@ from .errors import DeviceError, OutputExistsError
 from .status import DeviceStatus, validated
 from .validate import device_report
 from .validate.device_results import RESULTS_SCHEMA, is_results_folder, load_saved
+from .validate.run_report import read_report
 
 
 def find_artifacts(root: Path) -> list[ArtifactRef]:
@@ -30,7 +31,7 @@ def find_artifacts(root: Path) -> list[ArtifactRef]:
     if (root / "artifact.json").is_file():
         return [ArtifactRef.read(root, root.name)]
     if (root / "report.json").is_file():
-        rows = json.loads((root / "report.json").read_text()).get("rows", [])
+        rows = read_report(root, error=DeviceError)["rows"]
         rels = [r["artifact"] for r in rows if r.get("artifact") and validated(r)]
     else:
         rels = [p.parent.relative_to(root).as_posix() for p in sorted(root.rglob("artifact.json"))]
@@ -124,7 +125,7 @@ def write_run_sets(root: Path, refs: list[ArtifactRef], samples: int) -> int:
             f"--accuracy-samples needs a run directory (report.json + reference.npz); {root} is not one: "
             f"write ARTIFACT/{runner.ACCURACY_FILE} yourself (inputs, 'reference', optional 'labels')"
         )
-    report = json.loads((root / "report.json").read_text())
+    report = read_report(root, error=DeviceError)
     val = validation_set(report)
     with np.load(root / "reference.npz") as z:
         fp32 = z["fp32"]

@@ -16,6 +16,7 @@ from .recipe import BenchSpec, Metric, Precision
 from .status import Status, validated
 from .targets.base import Artifact, Target
 from .validate.latency import bench_local
+from .validate.run_report import Row
 
 CLASSIFYING_TASKS = ("classification", "next-token")  # outputs are class logits: top-1 when labelled
 
@@ -54,7 +55,7 @@ def accuracy_row(
     metric: str,
     budget: float,
     sim_out: np.ndarray | None,
-) -> dict[str, Any]:
+) -> Row:
     use_sim = sim_out if art.precision is Precision.INT8 and art.quantizer not in (None, "native") else None
     acc = compare(outputs, fp32_out, labels, metric, use_sim)
     value = float(acc["metric"])  # type: ignore[arg-type]
@@ -104,7 +105,7 @@ def bench_rows(root: Path, rows: list[dict[str, Any]], spec: BenchSpec, sequence
         r["speedup"] = b / r["latency"]["p50_ms"] if b and r.get("latency") else None
 
 
-def status_row(target: str, precision: Precision, status: Status, note: str) -> dict[str, Any]:
+def status_row(target: str, precision: Precision, status: Status, note: str) -> Row:
     """A report row for an artifact that was not built (skipped, unsupported): why, and no numbers."""
     return {
         "target": target,
@@ -115,12 +116,12 @@ def status_row(target: str, precision: Precision, status: Status, note: str) -> 
     }
 
 
-def failed_row(target: str, precision: Precision, outcome: Outcome) -> dict[str, Any]:
+def failed_row(target: str, precision: Precision, outcome: Outcome) -> Row:
     """The row of an artifact whose compile or validate stage raised (edgekit.isolate): status and one line."""
     return {**status_row(target, precision, outcome.status or Status.ERROR, outcome.note), "stage": outcome.stage}
 
 
-def row_failed(row: dict[str, Any]) -> bool:
+def row_failed(row: Row) -> bool:
     """Over budget ("fail"), a stage that raised ("error", see edgekit.isolate), or ``unsupported`` on a target the
     recipe named. ``unsupported`` where ``all`` implied the target (the converter's own reason) is reported only."""
     status = row["status"]
@@ -129,7 +130,7 @@ def row_failed(row: dict[str, Any]) -> bool:
     return status not in (Status.OK, Status.SKIPPED)
 
 
-def passed(rows: list[dict[str, Any]]) -> bool:
+def passed(rows: list[Row]) -> bool:
     return not any(row_failed(r) for r in rows) and any(r["status"] == Status.OK for r in rows)
 
 
@@ -144,7 +145,7 @@ def validate_artifact(
     batch_size: int,
     threads: int,
     progress: bool = True,
-) -> dict:
+) -> Row:
     """Run ``art`` on the validation set (capped at ``target.validation_limit`` samples) and build its row.
 
     When capped, FP32 and the simulated model are compared on the same first samples, so deltas stay fair.

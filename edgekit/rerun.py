@@ -6,7 +6,6 @@ simulated INT8) reference outputs in reference.npz, so no PyTorch model needs to
 
 from __future__ import annotations
 
-import json
 import zipfile
 from dataclasses import replace
 from pathlib import Path
@@ -25,6 +24,7 @@ from .pipeline import RunResult, update_run
 from .recipe import BenchSpec, TensorSpec, load_recipe
 from .status import Status
 from .targets.base import Artifact, get_target
+from .validate.run_report import read_report
 
 
 def _load(root: Path) -> tuple[dict[str, Any], Any]:
@@ -34,13 +34,7 @@ def _load(root: Path) -> tuple[dict[str, Any], Any]:
     for name in ("report.json", "recipe.yaml", "reference.npz"):
         if not (root / name).is_file():
             raise ModelError(f"'{root}' is not a complete edgekit run directory (no {name}); rebuild the run")
-    try:
-        report = json.loads((root / "report.json").read_text())
-        missing = [k for k in ("io", "rows", "metric", "budget", "validation", "model") if k not in report]
-        if missing:
-            raise KeyError(missing[0])
-    except (ValueError, KeyError, TypeError) as exc:
-        raise ModelError(f"{root}/report.json is damaged ({type(exc).__name__}: {exc}); rebuild the run") from None
+    report = read_report(root, ("io", "rows", "metric", "budget", "validation", "model"))
     return report, load_recipe(root / "recipe.yaml")
 
 

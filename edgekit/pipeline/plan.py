@@ -12,6 +12,7 @@ from ..evaluate import status_row
 from ..recipe import Precision, Quantizer, Recipe, TargetSpec
 from ..status import Status
 from ..targets.base import Target, all_targets, get_target
+from ..validate.run_report import Row
 
 
 @dataclass(frozen=True)
@@ -80,7 +81,7 @@ def resolve_symmetry(recipe: Recipe, plan: list[PlanItem]) -> Recipe:
     return recipe.with_(quantization=replace(q, activation_symmetric=needed))
 
 
-def requested(row: dict[str, Any], named: bool) -> dict[str, Any]:
+def requested(row: Row, named: bool) -> Row:
     """Mark the row of a target the recipe names (not one ``all`` implied): ``unsupported`` there fails the run,
     since what was asked for was not built (evaluate.passed)."""
     if named and row["status"] == Status.UNSUPPORTED:

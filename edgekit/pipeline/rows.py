@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 from ..evaluate import failed_row, status_row, validate_artifact
 from ..isolate import isolated
@@ -14,6 +13,7 @@ from ..quant.simulated import Quantized, Simulation
 from ..recipe import Precision
 from ..status import Status
 from ..targets.base import CompileContext
+from ..validate.run_report import Row
 from .context import Built, RunContext
 from .plan import PlanItem, requested
 
@@ -27,7 +27,7 @@ def profile_contexts(ctx: CompileContext, quantized: Quantized) -> dict[str, Com
     return out
 
 
-def with_profile(row: dict[str, Any], sim: Simulation | None, precision: Precision) -> dict[str, Any]:
+def with_profile(row: Row, sim: Simulation | None, precision: Precision) -> Row:
     if precision is Precision.INT8 and sim is not None and sim.profile is not None:
         row["profile"] = sim.profile
         row.setdefault("notes", []).append(f"graph quantizer profile {sim.profile}; compared with its program")
@@ -36,7 +36,7 @@ def with_profile(row: dict[str, Any], sim: Simulation | None, precision: Precisi
 
 def compile_one(
     run: RunContext, item: PlanItem, precision: Precision, ctx: CompileContext, sim: Simulation | None
-) -> Built | dict[str, Any]:
+) -> Built | Row:
     """Compile one artifact into ``TMP/TARGET/PRECISION``: what validation needs next, or the row of a compile
     that failed or of an artifact that cannot run here. An INT8 artifact keeps ``sim``, the simulated program of
     its target's profile, to be compared with."""
@@ -56,7 +56,7 @@ def compile_one(
     return Built(item, precision, art, sim)
 
 
-def validate_one(run: RunContext, built: Built) -> dict[str, Any]:
+def validate_one(run: RunContext, built: Built) -> Row:
     """Validate one compiled artifact against the FP32 reference (and its simulated program)."""
     target, precision, art, sim = built.item.target, built.precision, built.artifact, built.sim
     what = f"{target.name} {precision.value}"

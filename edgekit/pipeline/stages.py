@@ -28,6 +28,7 @@ from ..transforms import get_transform
 from ..transforms.apply import apply_transforms, transform_probe
 from ..validate.divergence import PROBES, divergence
 from ..validate.ops_proxy import ops_summary
+from ..validate.run_report import REPORT_SCHEMA
 from .context import Built, RunContext
 from .plan import graph_profiles
 from .quantize import calibration_data, quantize
@@ -257,6 +258,7 @@ class Report:
         )
         (tmp / "recipe.yaml").write_text(recipe.to_yaml())
         ctx.report = {
+            "schema": REPORT_SCHEMA,
             "recipe": recipe.name,
             "metric": ctx.metric,
             "budget": ctx.budget,

@@ -15,6 +15,7 @@ from typing import Any
 from ..status import DeviceStatus
 from .render import html_figures, html_table, md_table
 from .report import STYLE, _fmt
+from .run_report import read_report
 
 SCHEMA = "edgekit-device-report/1"
 HEADERS = [
@@ -70,7 +71,7 @@ def run_entries(run: Path, prefix: str = "") -> list[dict[str, Any]]:
 
     entries = [{**e, "artifact": prefix + e["artifact"]} for e in load_saved(run / "devices")]
     if not any(e["device"] == "local" for e in entries) and (run / "report.json").is_file():
-        for row in json.loads((run / "report.json").read_text()).get("rows", []):
+        for row in read_report(run).get("rows", []):
             if row.get("latency") and row.get("artifact"):
                 entries.append(
                     {

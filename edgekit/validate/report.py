@@ -13,6 +13,7 @@ from .render import html_figures, html_table, md_table
 from .report_ops import html_ops, markdown_ops
 from .report_outliers import html_training, markdown_training, training_summary
 from .report_quant import html_quant, markdown_quant, quant_summary
+from .run_report import REPORT_SCHEMA
 
 METRIC_LABEL = {"top1": "top-1 %", "cosine": "cosine"}
 STYLE = (  # shared with the device report (device_report.py)
@@ -167,6 +168,7 @@ def notes_lines(report: dict[str, Any]) -> list[str]:
 
 
 def write_reports(report: dict[str, Any], out: Path) -> None:
+    report.setdefault("schema", REPORT_SCHEMA)
     (out / "report.json").write_text(json.dumps(report, indent=1, default=str))
     md = [
         f"# edgekit report: {report['recipe']}",

@@ -24,6 +24,7 @@ from ..status import Status
 from .render import md_table
 from .report import METRIC_LABEL as METRIC
 from .report import _delta, _fmt
+from .run_report import read_report
 
 
 def load_runs(dirs: list[Path]) -> list[tuple[Path, dict[str, Any], dict[str, Any]]]:
@@ -32,14 +33,7 @@ def load_runs(dirs: list[Path]) -> list[tuple[Path, dict[str, Any], dict[str, An
     for d in dirs:
         if not (d / "report.json").is_file():
             continue
-        try:
-            report = json.loads((d / "report.json").read_text())
-            if not isinstance(report, dict) or "recipe" not in report or "rows" not in report:
-                raise KeyError("recipe")
-        except (ValueError, KeyError, TypeError) as exc:
-            raise RecipeError(
-                f"{d}/report.json is damaged ({type(exc).__name__}); rebuild that run or leave it out"
-            ) from None
+        report = read_report(d, ("recipe", "rows"), RecipeError)
         if str(report.get("recipe", "")).endswith("-reduced"):
             continue
         manifest = json.loads((d / "manifest.json").read_text()) if (d / "manifest.json").is_file() else {}
