@@ -179,6 +179,11 @@ def finalize_qdq(model: onnx.ModelProto) -> onnx.ModelProto:
         new_inits.append(numpy_helper.from_array(qw, q_name))
         for d in dqs:
             d.input[0] = q_name
+            if zp.dtype == np.int8 and not zp.any():
+                # a symmetric weight: no zero-point input (ONNX's default is 0 of the int8 type). OpenVINO turns
+                # an explicit per-channel zero point into a Subtract on the weights, and its CPU plugin then runs
+                # the FullyConnected in bf16/f32 instead of int8
+                del d.input[2:]
             if scale.size > 1:
                 kept = [a for a in d.attribute if a.name != "axis"]
                 del d.attribute[:]

@@ -36,6 +36,8 @@ def check_tensorrt_qdq(model: onnx.ModelProto) -> list[str]:
             continue
         scale = vals.get(n.input[1])
         zp = vals.get(n.input[2]) if len(n.input) > 2 else None
+        if len(n.input) < 3 and n.op_type == "DequantizeLinear" and n.input[0] in vals:
+            zp = np.zeros(1, vals[n.input[0]].dtype)  # no zero-point input: 0 of the int8 weight's own type
         if zp is None or zp.dtype != np.int8 or np.any(zp != 0):
             problems.append(
                 f"{n.name}: zero point must be int8 and 0 (symmetric), got "
