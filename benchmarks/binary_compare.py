@@ -101,7 +101,7 @@ def hash_fit(run_dir: Path) -> dict:
     val = load_data(DataSpec("fashion-mnist", "test", samples=256), bundle)
     x = (torch.from_numpy(val.inputs["pixel_values"]),)
     with example_inputs(tuple(t[:8] for t in x)):
-        model = get_transform("ecoformer").fn(bundle.module, {})
+        model = get_transform("ecoformer").apply(bundle.module).model
     init = hash_fit_losses(model, x)
     model.load_state_dict(torch.load(run_dir / "model" / "weights.pt", weights_only=True))
     trained = hash_fit_losses(model, x)
@@ -116,7 +116,7 @@ def attention_curves() -> dict[str, dict]:
         model = bundle.module
         with example_inputs(bundle.example_inputs(8, 1)):
             for t in transforms:
-                model = get_transform(t["name"]).fn(model, dict(t.get("options", {})))
+                model = get_transform(t["name"]).apply(model, t.get("options", {})).model
         out[name] = attention_cost_curve(model.eval(), CURVE_LENGTHS)
     return out
 
@@ -133,7 +133,7 @@ def sweep(iterations: int) -> list[dict]:
                 model = copy.deepcopy(base.module).eval()
                 if variant == "ecoformer":
                     with example_inputs(base.example_inputs(2, 1)):
-                        model = get_transform("ecoformer").fn(model, {}).eval()
+                        model = get_transform("ecoformer").apply(model).model.eval()
                 bundle = copy.copy(base)
                 bundle.module = model
                 ctx = CompileContext(bundle, model, None, None, QuantSpec(), None, work / f"{size}-{variant}")

@@ -284,12 +284,12 @@ def cmd_recipes(a: argparse.Namespace) -> int:
 def cmd_recipe_check(a: argparse.Namespace) -> int:
     from .pipeline import plan_targets
     from .recipe import load_recipe
-    from .transforms import get_transform
+    from .transforms import check_transform
 
     r = load_recipe(a.file)
     plan_targets(r)
     for t in r.transforms:
-        get_transform(t.name)
+        check_transform(t.name, t.options)  # unknown, mistyped or out-of-range options fail here
     print(
         f"{a.file}: ok ({r.name}: model {r.model.source}, targets "
         f"{', '.join(t.name for t in r.targets)}, precisions {', '.join(sorted(p.value for p in r.precisions()))})"

@@ -36,10 +36,12 @@ def test_variants_swap_every_attention_module(source, config):
     b = bundle(source, config)
     xs = b.example_inputs(2, 12)
     ref = run(b.module.eval(), xs)
-    neutral = get_transform("clipped_softmax").fn(copy.deepcopy(b.module), {"gamma": 0.0, "zeta": 1.0})
-    assert neutral.edgekit_transform_info["attention_modules"] == len(transformer_sites(b.module)) > 0
+    result = get_transform("clipped_softmax").apply(copy.deepcopy(b.module), {"gamma": 0.0, "zeta": 1.0})
+    neutral = result.model
+    assert result.info["attention_modules"] == len(transformer_sites(b.module)) > 0
+    assert not hasattr(neutral, "edgekit_transform_info")  # the info is returned, not set on the model
     torch.testing.assert_close(run(neutral.eval(), xs), ref, rtol=1e-5, atol=1e-5)  # gamma=0, zeta=1: softmax
-    gated = get_transform("gated_attention").fn(copy.deepcopy(b.module), {"pi_init": 0.5}).eval()
+    gated = get_transform("gated_attention").apply(copy.deepcopy(b.module), {"pi_init": 0.5}).model.eval()
     assert (run(gated, xs) - ref).abs().max() > 1e-4  # a gate of ~0.5 halves every head's context
 
 
@@ -74,13 +76,13 @@ def test_gate_starts_at_pi_init_and_has_paper_parameter_count():
 def test_bad_clipped_softmax_options_are_named(options):
     b = bundle("vit", TINY_VIT)
     with pytest.raises(RecipeError, match="clipped_softmax"):
-        get_transform("clipped_softmax").fn(b.module, options)
+        get_transform("clipped_softmax").apply(b.module, options)
 
 
 def test_models_without_attention_are_refused_clearly():
     b = load_model(ModelSpec("mobileone", {}), None)
     with pytest.raises(UnsupportedOpError, match="no attention module found in Classifier"):
-        get_transform("gated_attention").fn(b.module, {})
+        get_transform("gated_attention").apply(b.module, {})
 
 
 def test_outlier_metrics_see_a_planted_outlier():
@@ -100,7 +102,7 @@ def test_outlier_metrics_see_a_planted_outlier():
 def test_distillation_moves_student_to_teacher_and_resumes_exactly(tmp_path):
     b = bundle("vit", TINY_VIT)
     teacher = copy.deepcopy(b.module).eval()
-    student = get_transform("gated_attention").fn(b.module, {"pi_init": 0.5})
+    student = get_transform("gated_attention").apply(b.module, {"pi_init": 0.5}).model
     rng = np.random.default_rng(0)
     data = DataSet({"pixel_values": rng.normal(size=(64, 1, 8, 8)).astype(np.float32)}, None, "noise")
     xs = [torch.from_numpy(data.inputs["pixel_values"])]
@@ -159,9 +161,9 @@ def test_paper_preset_expands_and_explicit_keys_win():
 
 def test_two_attention_variants_in_one_recipe_are_refused():
     b = bundle("vit", TINY_VIT)
-    model = get_transform("clipped_softmax").fn(b.module, {})
+    model = get_transform("clipped_softmax").apply(b.module, {}).model
     with pytest.raises(RecipeError, match="replace each other"):
-        get_transform("gated_attention").fn(model, {})
+        get_transform("gated_attention").apply(model, {})
 
 
 VARIANTS = {
@@ -180,7 +182,7 @@ def variant_ctx(request, tmp_path_factory):
 
     name, options = VARIANTS[request.param]
     b = bundle("vit", TINY_VIT)
-    b.module = get_transform(name).fn(b.module, options).eval()
+    b.module = get_transform(name).apply(b.module, options).model.eval()
     with torch.no_grad():  # a gate that differs per head and token, as after training
         for name, p in b.module.named_parameters():
             if "edgekit_attention" in name:

@@ -41,7 +41,7 @@ def transformed(source: str, config: dict, names: list[str], options: dict | Non
     b = bundle(source, config)
     with example_inputs(b.example_inputs(4, 8)):
         for name in names:
-            b.module = get_transform(name).fn(b.module, dict(options or {})).eval()
+            b.module = get_transform(name).apply(b.module, options).model.eval()
     return b
 
 
@@ -155,9 +155,12 @@ def test_ecoformer_variant_shapes_and_quadratic_parity():
 @pytest.mark.parametrize("source,config", [("vit", TINY_VIT), ("deit", TINY_VIT), ("pvt_v2", SMALL_PVT)], ids=str)
 def test_ecoformer_transform_swaps_every_attention_and_trains(source, config):
     plain = bundle(source, config)
-    b = transformed(source, config, ["ecoformer"])
+    b = bundle(source, config)
+    with example_inputs(b.example_inputs(4, 8)):
+        result = get_transform("ecoformer").apply(b.module)
+    b.module = result.model.eval()
     variants = ecoformer_modules(b.module)
-    assert len(variants) == b.module.edgekit_transform_info["attention_modules"] > 0
+    assert len(variants) == result.info["attention_modules"] > 0
     assert all(bool(v.hash.initialized) for v in variants)  # anchors sampled from the example inputs
     if source == "pvt_v2":
         assert all(
@@ -186,12 +189,12 @@ def test_ecoformer_transform_swaps_every_attention_and_trains(source, config):
 
 def test_ecoformer_rejects_bad_options_and_models_without_attention():
     b = bundle("vit", TINY_VIT)
-    with pytest.raises(RecipeError, match="unknown option 'nbit'"):
-        get_transform("ecoformer").fn(b.module, {"nbit": 8})
+    with pytest.raises(RecipeError, match="transform ecoformer: options: unknown key 'nbit'"):
+        get_transform("ecoformer").apply(b.module, {"nbit": 8})
     with pytest.raises(RecipeError, match="nbits >= 1"):
-        get_transform("ecoformer").fn(b.module, {"nbits": 0})
+        get_transform("ecoformer").apply(b.module, {"nbits": 0})
     with pytest.raises(UnsupportedOpError, match="no attention module"):
-        get_transform("ecoformer").fn(nn.Sequential(nn.Linear(4, 4)), {})
+        get_transform("ecoformer").apply(nn.Sequential(nn.Linear(4, 4)), {})
 
 
 def test_ecoformer_unshared_keeps_key_projection():
@@ -249,7 +252,7 @@ def test_binary_weights_select_block_linears_and_stay_out_of_int8_wrapping():
     sim = wrap_layers(b.module, QuantSpec())
     assert len(binary_layers(sim)) == len(names)  # not re-quantized as int8 layers
     with pytest.raises(UnsupportedOpError, match=r"no nn\.Linear"):
-        get_transform("binary_weights").fn(bundle("vit", TINY_VIT).module, {"include": ["nothing*"]})
+        get_transform("binary_weights").apply(bundle("vit", TINY_VIT).module, {"include": ["nothing*"]})
 
 
 # --- export parity per target -----------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from .conftest import write_yaml
 
@@ -125,3 +126,27 @@ def test_unknown_target_and_bad_precision(run_cli, tmp_path):
     _assert_clean_failure(code, err, out, "did you mean 'openvino'")
     code, _, err = run_cli("export", "vit", "--precision", "int3", "--out", out)
     _assert_clean_failure(code, err, out, "'int3' is not valid")
+
+
+@pytest.mark.parametrize(
+    ("transform", "options", "pattern"),
+    [
+        ("ecoformer", {"nbit": 8}, "transform ecoformer: options: unknown key 'nbit' (did you mean 'nbits'?)"),
+        ("ecoformer", {"nbits": "eight"}, "transform ecoformer: options.nbits: expected int, got 'eight'"),
+        ("unified_norm", {"outlier_filter": "no"}, "transform unified_norm: options.outlier_filter: expected bool"),
+        ("fuse_norm", {"window": 2}, "transform fuse_norm: options: unknown key 'window'"),
+        ("sigma_reparam", {"layers": "convs"}, "transform sigma_reparam: options: layers must be one of"),
+    ],
+)
+def test_recipe_check_rejects_bad_transform_options(run_cli, tmp_path, tiny_vit_recipe, transform, options, pattern):
+    tiny_vit_recipe["transforms"] = [{"name": transform, "options": options}]
+    path = write_yaml(tmp_path / "r.yaml", tiny_vit_recipe)
+    code, out, err = run_cli("recipe", "check", path)
+    _assert_clean_failure(code, err, tmp_path / "out", pattern)
+    assert "ok" not in out
+
+
+def test_recipe_check_takes_good_transform_options(run_cli, tmp_path, tiny_vit_recipe):
+    tiny_vit_recipe["transforms"] = [{"name": "unified_norm", "options": {"window": 2}}, {"name": "fuse_norm"}]
+    code, out, err = run_cli("recipe", "check", write_yaml(tmp_path / "r.yaml", tiny_vit_recipe))
+    assert code == 0 and ": ok (" in out, err

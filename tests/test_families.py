@@ -77,31 +77,32 @@ def test_softmax_variants_find_every_attention_module(family):
     b = bundle(family, TINY[family])
     x = _x()
     ref = _run(b.module, x)
-    neutral = get_transform("clipped_softmax").fn(copy.deepcopy(b.module), {"gamma": 0.0, "zeta": 1.0})
-    assert neutral.edgekit_transform_info["attention_modules"] == ATTENTION_COUNT[family]
+    result = get_transform("clipped_softmax").apply(copy.deepcopy(b.module), {"gamma": 0.0, "zeta": 1.0})
+    neutral = result.model
+    assert result.info["attention_modules"] == ATTENTION_COUNT[family]
     torch.testing.assert_close(_run(neutral, x), ref, rtol=1e-5, atol=1e-5)  # gamma=0, zeta=1: plain softmax
-    clipped = get_transform("clipped_softmax").fn(copy.deepcopy(b.module), {"gamma": -0.2})
+    clipped = get_transform("clipped_softmax").apply(copy.deepcopy(b.module), {"gamma": -0.2}).model
     assert (_run(clipped, x) - ref).abs().max() > 1e-5
-    gated = get_transform("gated_attention").fn(copy.deepcopy(b.module), {"pi_init": 0.5})
+    gated = get_transform("gated_attention").apply(copy.deepcopy(b.module), {"pi_init": 0.5}).model
     assert all(m.edgekit_attention.kind == "gated_attention" for _, m, _, _ in native_attention_modules(gated))
     assert (_run(gated, x) - ref).abs().max() > 1e-5  # a gate of ~0.5 halves every head's context
 
 
 def test_ecoformer_applies_to_self_attention_and_says_where_not():
-    tnt = get_transform("ecoformer").fn(bundle("tnt", TINY["tnt"]).module, {"nbits": 8, "anchors": 4})
-    assert tnt.edgekit_transform_info["attention_modules"] == 4 and "not_applied" not in tnt.edgekit_transform_info
-    assert _run(tnt, _x()).isfinite().all()
+    tnt = get_transform("ecoformer").apply(bundle("tnt", TINY["tnt"]).module, {"nbits": 8, "anchors": 4})
+    assert tnt.info["attention_modules"] == 4 and "not_applied" not in tnt.info
+    assert _run(tnt.model, _x()).isfinite().all()
 
-    cv = get_transform("ecoformer").fn(bundle("crossvit", TINY["crossvit"]).module, {"nbits": 8, "anchors": 4})
-    info = cv.edgekit_transform_info
+    cv = get_transform("ecoformer").apply(bundle("crossvit", TINY["crossvit"]).module, {"nbits": 8, "anchors": 4})
+    info = cv.info
     assert info["attention_modules"] == 2 and len(info["not_applied"]) == 2
     assert all("cross-attention" in why for why in info["not_applied"].values())
-    assert _run(cv, _x()).isfinite().all()
+    assert _run(cv.model, _x()).isfinite().all()
 
     with pytest.raises(UnsupportedOpError, match=r"spatially reduced.*sr_ratio: 1"):
-        get_transform("ecoformer").fn(bundle("fmvit", TINY["fmvit"]).module, {})
-    fm = get_transform("ecoformer").fn(bundle("fmvit", {**TINY["fmvit"], "sr_ratio": 1}).module, {"anchors": 4})
-    assert fm.edgekit_transform_info["attention_modules"] == 1
+        get_transform("ecoformer").apply(bundle("fmvit", TINY["fmvit"]).module, {})
+    fm = get_transform("ecoformer").apply(bundle("fmvit", {**TINY["fmvit"], "sr_ratio": 1}).module, {"anchors": 4})
+    assert fm.info["attention_modules"] == 1
 
 
 @pytest.mark.parametrize("groups,target", [(4, 1), (4, 2), (8, 8)])
@@ -127,7 +128,7 @@ def test_fmvit_reparameterize_is_exact_and_leaves_one_conv_per_block(tmp_path):
     before = _run(b.module, x)
     ops_before = op_counts(export_onnx(b.module, b, tmp_path / "a.onnx"))
     blocks = [m for m in b.module.modules() if isinstance(m, MultiGroupRepConv)]
-    get_transform("reparameterize").fn(b.module, {})
+    get_transform("reparameterize").apply(b.module)
     after = _run(b.module, x)
     assert float((after - before).abs().max() / before.abs().max()) < 1e-5
     assert all(m.fused is not None and len(m.branches) == 0 and m.skip is None for m in blocks)

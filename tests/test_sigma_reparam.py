@@ -18,7 +18,7 @@ from edgekit.pipeline import run_recipe
 from edgekit.recipe import DataSpec, TrainSpec, recipe_from_dict
 from edgekit.train.entropy import attention_entropy, row_entropy
 from edgekit.train.trainer import train
-from edgekit.transforms import get_transform
+from edgekit.transforms import TransformResult, get_transform
 from edgekit.transforms.sigma_reparam import SigmaReparamLinear, select_linears
 
 from .conftest import TINY_VIT, bundle
@@ -26,8 +26,8 @@ from .conftest import TINY_VIT, bundle
 TINY_TNT = {"inner_dim": 8, "dim": 16, "heads": 2, "depth": 1}
 
 
-def _apply(model: nn.Module, options: dict | None = None) -> nn.Module:
-    return get_transform("sigma_reparam").fn(model, options or {})
+def _apply(model: nn.Module, options: dict | None = None) -> TransformResult:
+    return get_transform("sigma_reparam").apply(model, options)
 
 
 def _images(n: int = 8, side: int = 28) -> torch.Tensor:
@@ -40,14 +40,11 @@ def test_gamma_init_keeps_the_function(source, config, side):
     x = _images(4, side)
     with torch.no_grad():
         ref = b.module.eval()(x)
-        model = _apply(copy.deepcopy(b.module)).eval()
+        result = _apply(copy.deepcopy(b.module))
+        model = result.model.eval()
         out = model(x)
     n = sum(isinstance(m, SigmaReparamLinear) for m in model.modules())
-    assert (
-        n
-        == model.edgekit_transform_info["linears_reparameterized"]
-        == sum(isinstance(m, nn.Linear) for m in b.module.modules())
-    )
+    assert n == result.info["linears_reparameterized"] == sum(isinstance(m, nn.Linear) for m in b.module.modules())
     assert not any(isinstance(m, nn.Linear) for m in model.modules())
     torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5)
 
@@ -82,7 +79,7 @@ def test_sigma_reparam_learns_gamma_and_normalizes_by_sigma():
 
 def test_fold_is_exact_and_leaves_plain_linears():
     b = bundle("tnt", TINY_TNT)
-    model = _apply(b.module)
+    model = _apply(b.module).model
     model.train()
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
     for _ in range(3):  # train so gamma, W and the buffers move away from their initial values
@@ -93,11 +90,12 @@ def test_fold_is_exact_and_leaves_plain_linears():
     x = _images(4)
     with torch.no_grad():
         before = model(x)
-        folded = get_transform("sigma_reparam_fold").fn(model, {})
+        result = get_transform("sigma_reparam_fold").apply(model)
+        folded = result.model
         after = folded(x)
     assert not any(isinstance(m, SigmaReparamLinear) for m in folded.modules())
     assert not any("gamma" in n or n.endswith((".u", ".v")) for n, _ in folded.named_parameters())
-    assert folded.edgekit_transform_info["linears_folded"] > 0
+    assert result.info["linears_folded"] > 0
     torch.testing.assert_close(after, before, rtol=1e-5, atol=1e-6)
 
 
@@ -111,12 +109,12 @@ def test_layer_selection_and_option_errors():
     assert select_linears(model, "all", "*query") == [n for n in every if n.endswith("query")]
     with pytest.raises(RecipeError, match="layers must be one of"):
         _apply(copy.deepcopy(model), {"layers": "convs"})
-    with pytest.raises(RecipeError, match="unknown option 'layer'"):
+    with pytest.raises(RecipeError, match="transform sigma_reparam: options: unknown key 'layer'"):
         _apply(copy.deepcopy(model), {"layer": "all"})
     with pytest.raises(RecipeError, match="no Linear layer"):
         _apply(copy.deepcopy(model), {"pattern": "*nothing*"})
     with pytest.raises(RecipeError, match="list sigma_reparam"):
-        get_transform("sigma_reparam_fold").fn(copy.deepcopy(model), {})
+        get_transform("sigma_reparam_fold").apply(copy.deepcopy(model))
 
 
 def test_unknown_option_fails_before_training(tmp_path):
@@ -176,7 +174,7 @@ def test_entropy_found_in_hf_and_edgekit_attention(source, config):
 
 def test_entropy_tracked_during_training():
     b = bundle("tnt", TINY_TNT)
-    model = _apply(b.module)
+    model = _apply(b.module).model
     spec = TrainSpec(DataSpec("random"), steps=4, batch_size=4, lr=1e-3, checkpoint_every=0)
     res = train(model, ["pixel_values"], _data(16, 28), spec, progress=False)
     assert [s for s, _ in res.entropy_curve] == [s for s, _ in res.loss_curve] == [0, 1, 2, 3]

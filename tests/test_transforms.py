@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 
@@ -16,7 +17,7 @@ from edgekit.data import load_data
 from edgekit.errors import RecipeError
 from edgekit.recipe import DataSpec, ModelSpec, recipe_from_dict
 from edgekit.targets.onnx_export import export_onnx, op_counts
-from edgekit.transforms import get_transform
+from edgekit.transforms import TRANSFORMS, check_transform, get_transform
 from edgekit.transforms.consumers import example_inputs
 from edgekit.transforms.unified_norm import ChannelAffine, UnifiedNorm, padding_mask
 
@@ -59,7 +60,7 @@ def test_reparameterize_is_exact_and_leaves_single_convs(family, tmp_path):
     with torch.no_grad():
         before = [bundle.module(real), bundle.module(rand)]
     ops_before = _onnx_ops(bundle, tmp_path)
-    get_transform("reparameterize").fn(bundle.module, {})
+    get_transform("reparameterize").apply(bundle.module)
     with torch.no_grad():
         after = [bundle.module(real), bundle.module(rand)]
     for b, a in zip(before, after):
@@ -101,7 +102,7 @@ def test_fold_batchnorm_any_model(make, tmp_path):
     x = torch.randn(4, 1, 8, 8)
     with torch.no_grad():
         before = model(x)
-        get_transform("fold_batchnorm").fn(model, {})
+        get_transform("fold_batchnorm").apply(model)
         after = model(x)
     _assert_exact(before, after)
     buf = io.BytesIO()
@@ -137,7 +138,7 @@ def test_un_padding_mask_excludes_padding():
 @pytest.mark.parametrize("family", ["vit", "deit", "swin", "convnext"])
 def test_unified_norm_then_fuse_is_exact_and_removes_norm_ops(family, tmp_path):
     bundle = load_model(ModelSpec(family))
-    get_transform("unified_norm").fn(bundle.module, {})
+    get_transform("unified_norm").apply(bundle.module)
     x = torch.from_numpy(load_data(DataSpec("fashion-mnist", "train", samples=64), bundle).inputs["pixel_values"])
     bundle.module.train()
     with torch.no_grad():
@@ -147,7 +148,7 @@ def test_unified_norm_then_fuse_is_exact_and_removes_norm_ops(family, tmp_path):
     with torch.no_grad():
         before = bundle.module(x)
         with example_inputs((x[:4],)):
-            get_transform("fuse_norm").fn(bundle.module, {})
+            get_transform("fuse_norm").apply(bundle.module)
         after = bundle.module(x)
     _assert_exact(before, after)
     assert not any(isinstance(m, (UnifiedNorm, nn.LayerNorm)) for m in bundle.module.modules())
@@ -161,13 +162,14 @@ def test_unified_norm_then_fuse_is_exact_and_removes_norm_ops(family, tmp_path):
 
 def test_fuse_norm_keeps_post_ln_bert_as_affine():
     bundle = load_model(ModelSpec("bert", {"num_hidden_layers": 1}))
-    get_transform("unified_norm").fn(bundle.module, {"outlier_filter": False})
+    get_transform("unified_norm").apply(bundle.module, {"outlier_filter": False})
     ids = torch.randint(0, 1000, (2, 8))
     args = (ids, torch.ones_like(ids))
     with torch.no_grad(), example_inputs(args):
         before = bundle.module(*args)
-        model = get_transform("fuse_norm").fn(bundle.module, {})
-        assert model.edgekit_transform_info["kept_as_affine"] == 3  # each output also feeds a residual add
+        result = get_transform("fuse_norm").apply(bundle.module)
+        model = result.model
+        assert result.info["kept_as_affine"] == 3  # each output also feeds a residual add
         _assert_exact(before, model(*args))
 
 
@@ -242,3 +244,30 @@ def test_recipe_with_un_training_and_reparam_reports_each_transform(tmp_path):
     assert t["changed"]["blocks_fused"] == 11 and t["parameters_after"] < t["parameters_before"]
     report = json.loads((tmp_path / "mo" / "report.json").read_text())
     assert all(r["status"] == "ok" for r in report["rows"])
+
+
+def test_every_transform_has_frozen_typed_options_with_defaults():
+    get_transform("fuse_norm")  # imports every transform module
+    for name in TRANSFORMS:
+        t = get_transform(name)
+        assert dataclasses.is_dataclass(t.options) and t.options.__dataclass_params__.frozen, name
+        assert t.parse({}) == t.options() == t.parse(None)  # every option has a default
+        assert t.parse(t.options()) == t.options()  # a typed object passes through
+
+
+def test_check_transform_names_transform_and_key():
+    assert check_transform("unified_norm", {"window": 2}).name == "unified_norm"
+    assert get_transform("unified_norm").parse({"window": 2}).window == 2
+    with pytest.raises(RecipeError, match=r"^transform unified_norm: options: unknown key 'windw' \(did you mean"):
+        check_transform("unified_norm", {"windw": 2})
+    with pytest.raises(RecipeError, match=r"^transform unified_norm: options.window: expected int, got '2'$"):
+        check_transform("unified_norm", {"window": "2"})
+    with pytest.raises(RecipeError, match=r"^transform reparameterize: options: unknown key 'x'"):
+        check_transform("reparameterize", {"x": 1})
+
+
+def test_unknown_option_fails_at_prepare_before_any_work(tiny_vit_recipe, tmp_path):
+    tiny_vit_recipe["transforms"] = [{"name": "gated_attention", "options": {"pi_init": 1.5}}]
+    with pytest.raises(RecipeError, match="transform gated_attention: options: pi_init must be in"):
+        edgekit.run_recipe(recipe_from_dict(tiny_vit_recipe), tmp_path / "o", progress=False, log=lambda *_: None)
+    assert not (tmp_path / "o").exists()

@@ -37,10 +37,8 @@ def apply_transforms(recipe: Any, bundle: ModelBundle, phase: str, probe: DataSe
         before = _run(model, bundle, probe) if t.exact else None
         params_before = count_params(model)
         with example_inputs(tuple(torch.from_numpy(probe.inputs[s.name][:8]) for s in bundle.inputs)):
-            model = t.fn(model, dict(spec.options)).eval()
-        info = dict(getattr(model, "edgekit_transform_info", {}))
-        if hasattr(model, "edgekit_transform_info"):
-            del model.edgekit_transform_info
+            result = t.apply(model, spec.options)
+        model, info = result.model.eval(), dict(result.info)
         bundle.module = model
         rec: dict[str, Any] = {
             "name": spec.name,

@@ -21,6 +21,7 @@ op is a plain softmax / clip / sigmoid / multiply, so the variants export to eve
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -28,7 +29,7 @@ from torch import nn
 
 from ..errors import RecipeError, UnsupportedOpError
 from ..nn.attention import AttentionVariant, attention_modules, is_native_attention
-from . import check_options, register
+from . import TransformResult, register
 
 IMPLEMENTATION = "edgekit"
 
@@ -152,10 +153,10 @@ def _register_implementation() -> None:
 
 def swap_attention(
     model: nn.Module, make: Any, transform: str, found: list[tuple[str, nn.Module, int, int]] | None = None
-) -> nn.Module:
+) -> dict[str, Any]:
     """Attach ``make(heads, head_dim)`` to every attention module (or to ``found``); HF modules also switch their
     config to edgekit's kernel and get the input-capturing hook the gate reads. edgekit's own modules pass their
-    input to the variant themselves."""
+    input to the variant themselves. Returns what changed (module count and the variant's description)."""
     found = list(attention_modules(model)) if found is None else found
     if not found:
         raise UnsupportedOpError(
@@ -179,25 +180,70 @@ def swap_attention(
             module.register_forward_pre_hook(_capture_input, with_kwargs=True)
             module._edgekit_hooked = True
     variant = found[0][1].edgekit_attention
-    model.edgekit_transform_info = {"attention_modules": len(found), **variant.describe()}
-    return model
+    return {"attention_modules": len(found), **variant.describe()}
 
 
-@register("clipped_softmax", "train", exact=False, description="clipped softmax in every attention head")
-def clipped_softmax(model: nn.Module, options: dict[str, Any]) -> nn.Module:
-    check_options(options, {"gamma", "zeta", "alpha"}, "clipped_softmax")
-    gamma = float(options.get("gamma", -0.03 if "alpha" not in options else 0.0))
-    zeta = float(options.get("zeta", 1.0))
-    alpha = None if options.get("alpha") is None else float(options["alpha"])
-    return swap_attention(model, lambda h, d: ClippedSoftmax(gamma, zeta, alpha), "clipped_softmax")
+@dataclass(frozen=True)
+class ClippedSoftmaxOptions:
+    """``gamma`` (<= 0; default -0.03, or 0 when ``alpha`` is set), ``zeta`` (>= 1) and ``alpha`` (> 0:
+    ``gamma = -alpha / T`` per call, T the sequence length)."""
+
+    gamma: float | None = None
+    zeta: float = 1.0
+    alpha: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.alpha is None and self.gamma is not None and self.gamma > 0:
+            raise ValueError(f"gamma must be <= 0 (only gamma < 0 clips), got {self.gamma}")
+        if self.zeta < 1:
+            raise ValueError(f"zeta must be >= 1, got {self.zeta}")
+        if self.alpha is not None and self.alpha <= 0:
+            raise ValueError(f"alpha must be > 0 (gamma = -alpha / T), got {self.alpha}")
+
+    def resolved_gamma(self) -> float:
+        if self.gamma is not None:
+            return self.gamma
+        return 0.0 if self.alpha is not None else -0.03
 
 
-@register("gated_attention", "train", exact=False, description="per-head sigmoid gate on the attention output")
-def gated_attention(model: nn.Module, options: dict[str, Any]) -> nn.Module:
-    check_options(options, {"pi_init", "gate", "hidden"}, "gated_attention")
-    gate = options.get("gate", "linear")
-    if gate not in ("linear", "mlp"):
-        raise RecipeError(f"gated_attention: gate must be 'linear' or 'mlp', got '{gate}'")
-    hidden = int(options.get("hidden", 8)) if gate == "mlp" else 0
-    pi_init = float(options.get("pi_init", 0.5))
-    return swap_attention(model, lambda h, d: GatedAttention(h, d, pi_init, hidden), "gated_attention")
+@dataclass(frozen=True)
+class GatedAttentionOptions:
+    """``pi_init`` (the gate's initial value, in (0, 1)), ``gate`` (``linear`` | ``mlp``) and ``hidden`` (the
+    MLP gate's width; ignored for a linear gate)."""
+
+    pi_init: float = 0.5
+    gate: str = "linear"
+    hidden: int = 8
+
+    def __post_init__(self) -> None:
+        if self.gate not in ("linear", "mlp"):
+            raise ValueError(f"gate must be 'linear' or 'mlp', got '{self.gate}'")
+        if not 0.0 < self.pi_init < 1.0:
+            raise ValueError(f"pi_init must be in (0, 1), got {self.pi_init}")
+
+
+@register(
+    "clipped_softmax",
+    "train",
+    exact=False,
+    description="clipped softmax in every attention head",
+    options=ClippedSoftmaxOptions,
+)
+def clipped_softmax(model: nn.Module, options: ClippedSoftmaxOptions) -> TransformResult:
+    gamma, zeta, alpha = options.resolved_gamma(), options.zeta, options.alpha
+    info = swap_attention(model, lambda h, d: ClippedSoftmax(gamma, zeta, alpha), "clipped_softmax")
+    return TransformResult(model, info)
+
+
+@register(
+    "gated_attention",
+    "train",
+    exact=False,
+    description="per-head sigmoid gate on the attention output",
+    options=GatedAttentionOptions,
+)
+def gated_attention(model: nn.Module, options: GatedAttentionOptions) -> TransformResult:
+    hidden = options.hidden if options.gate == "mlp" else 0
+    pi_init = options.pi_init
+    info = swap_attention(model, lambda h, d: GatedAttention(h, d, pi_init, hidden), "gated_attention")
+    return TransformResult(model, info)

@@ -28,14 +28,15 @@ Causal attention cannot use this non-causal linear form and is rejected. The tra
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
 
-from ..errors import RecipeError, UnsupportedOpError
+from ..errors import UnsupportedOpError
 from ..nn.attention import AttentionVariant, hf_attention_modules, native_attention_modules
-from . import check_options, register
+from . import TransformResult, register
 from .attention import swap_attention
 from .binary_hash import KernelHash, l2_normalize
 
@@ -187,15 +188,18 @@ def _pvt_attention_modules(model: nn.Module) -> Iterator[tuple[nn.Module, str, n
                 yield parent, name, child
 
 
-def _swap_pvt(model: nn.Module, make: Callable[[int, int], EcoFormerAttention]) -> int:
+Swapped = tuple[int, dict[str, str]]  # (modules swapped, {module name: why not applied})
+
+
+def _swap_pvt(model: nn.Module, make: Callable[[int, int], EcoFormerAttention]) -> Swapped:
     found = list(_pvt_attention_modules(model))
     for parent, name, child in found:
         variant = make(child.num_attention_heads, child.attention_head_size)
         setattr(parent, name, PvtV2EcoFormerAttention(child, variant))
-    return len(found)
+    return len(found), {}
 
 
-def _swap_interface(model: nn.Module, make: Callable[[int, int], EcoFormerAttention], shared: bool) -> int:
+def _swap_interface(model: nn.Module, make: Callable[[int, int], EcoFormerAttention], shared: bool) -> Swapped:
     found = list(hf_attention_modules(model))
     for name, module, _, _ in found:
         if getattr(module, "is_causal", False):
@@ -203,12 +207,12 @@ def _swap_interface(model: nn.Module, make: Callable[[int, int], EcoFormerAttent
                 f"ecoformer: attention '{name}' is causal; EcoFormer's linear form is non-causal (encoders only)"
             )
     if not found:
-        return 0
+        return 0, {}
     swap_attention(model, make, "ecoformer", found)
     if shared:
         for _, module, _, head_dim in found:
             _share_projection(module, head_dim)
-    return len(found)
+    return len(found), {}
 
 
 def native_ecoformer_reason(module: nn.Module) -> str | None:
@@ -225,7 +229,7 @@ def native_ecoformer_reason(module: nn.Module) -> str | None:
     return None
 
 
-def _swap_native(model: nn.Module, make: Callable[[int, int], EcoFormerAttention], shared: bool) -> int:
+def _swap_native(model: nn.Module, make: Callable[[int, int], EcoFormerAttention], shared: bool) -> Swapped:
     """edgekit's own attention modules where the math applies; the others are listed (with why) in the
     transform's record, and the transform fails when none applies."""
     found = list(native_attention_modules(model))
@@ -238,18 +242,16 @@ def _swap_native(model: nn.Module, make: Callable[[int, int], EcoFormerAttention
             f"over one token set ('{first[0]}': {first[1]}); use clipped_softmax or gated_attention instead"
         )
     if not usable:
-        return 0
+        return 0, {}
     swap_attention(model, make, "ecoformer", usable)
     if shared:
         for _, module, _, head_dim in usable:
             _share_projection(module, head_dim)
-    if skipped:
-        model.__dict__["_edgekit_ecoformer_skipped"] = skipped
-    return len(usable)
+    return len(usable), skipped
 
 
 # How each attention family is swapped; every one is tried (a model holds one family or none).
-SWAPPERS: dict[str, Callable[[nn.Module, Callable[[int, int], EcoFormerAttention], bool], int]] = {
+SWAPPERS: dict[str, Callable[[nn.Module, Callable[[int, int], EcoFormerAttention], bool], Swapped]] = {
     "hf_attention_interface": _swap_interface,
     "hf_pvt_v2": lambda model, make, shared: _swap_pvt(model, make),
     "edgekit": _swap_native,
@@ -260,37 +262,57 @@ def ecoformer_modules(model: nn.Module) -> list[EcoFormerAttention]:
     return [m for m in model.modules() if isinstance(m, EcoFormerAttention)]
 
 
-@register("ecoformer", "train", exact=False, description="EcoFormer: kernelized-hash binary attention, linear time")
-def ecoformer(model: nn.Module, options: dict[str, Any]) -> nn.Module:
-    check_options(options, {"nbits", "anchors", "topk", "hash_weight", "shared_qk", "seed"}, "ecoformer")
-    nbits, anchors, topk = int(options.get("nbits", 16)), int(options.get("anchors", 25)), int(options.get("topk", 10))
-    hash_weight, shared = float(options.get("hash_weight", 1.0)), bool(options.get("shared_qk", True))
-    if nbits < 1 or anchors < 2 or topk < 1 or hash_weight < 0:
-        raise RecipeError(
-            f"ecoformer: need nbits >= 1, anchors >= 2, topk >= 1 and hash_weight >= 0 "
-            f"(got nbits={nbits}, anchors={anchors}, topk={topk}, hash_weight={hash_weight})"
-        )
-    seed = int(options.get("seed", 0))
+@dataclass(frozen=True)
+class EcoFormerOptions:
+    """``nbits`` (hash bits), ``anchors`` (kernel anchors per head), ``topk`` (most/least similar keys the hash
+    fit reproduces), ``hash_weight`` (the fit's weight in the training loss), ``shared_qk`` (one projection for
+    queries and keys) and ``seed`` (the anchors' draw; each layer adds its index)."""
+
+    nbits: int = 16
+    anchors: int = 25
+    topk: int = 10
+    hash_weight: float = 1.0
+    shared_qk: bool = True
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.nbits < 1 or self.anchors < 2 or self.topk < 1 or self.hash_weight < 0:
+            raise ValueError(
+                f"need nbits >= 1, anchors >= 2, topk >= 1 and hash_weight >= 0 (got nbits={self.nbits}, "
+                f"anchors={self.anchors}, topk={self.topk}, hash_weight={self.hash_weight})"
+            )
+
+
+@register(
+    "ecoformer",
+    "train",
+    exact=False,
+    description="EcoFormer: kernelized-hash binary attention, linear time",
+    options=EcoFormerOptions,
+)
+def ecoformer(model: nn.Module, options: EcoFormerOptions) -> TransformResult:
+    nbits, anchors, topk = options.nbits, options.anchors, options.topk
+    hash_weight, shared, seed = options.hash_weight, options.shared_qk, options.seed
     counter = iter(range(1 << 30))
 
     def make(heads: int, head_dim: int) -> EcoFormerAttention:  # a different anchor draw per layer
         return EcoFormerAttention(heads, head_dim, nbits, anchors, topk, hash_weight, shared, seed + next(counter))
 
     swapped = {kind: fn(model, make, shared) for kind, fn in SWAPPERS.items()}
-    total = sum(swapped.values())
+    total = sum(count for count, _ in swapped.values())
+    skipped = {name: why for _, not_applied in swapped.values() for name, why in not_applied.items()}
     if not total:
         raise UnsupportedOpError(
             f"ecoformer: no attention module found in {type(model).__name__} (supported: HF models whose attention "
             "uses AttentionInterface, e.g. ViT, DeiT, BERT; HF PVTv2; edgekit's TNT, CrossViT and FMViT)"
         )
     _initialize_from_examples(model)
-    skipped = model.__dict__.pop("_edgekit_ecoformer_skipped", None)
-    model.edgekit_transform_info = {
+    info = {
         "attention_modules": total,
         **ecoformer_modules(model)[0].describe(),
         **({"not_applied": skipped} if skipped else {}),
     }
-    return model
+    return TransformResult(model, info)
 
 
 def _initialize_from_examples(model: nn.Module) -> None:

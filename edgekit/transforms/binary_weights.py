@@ -15,14 +15,14 @@ embedding, convolutions and the classifier stay float, as is usual for binary ne
 from __future__ import annotations
 
 import fnmatch
-from typing import Any
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..errors import RecipeError, UnsupportedOpError
-from . import check_options, register
+from ..errors import UnsupportedOpError
+from . import TransformResult, register
 from .binary_hash import binarize
 
 DEFAULT_EXCLUDE = ("*classifier*", "*embeddings*", "*patch_embed*", "*head")
@@ -89,13 +89,27 @@ def _selected(name: str, include: tuple[str, ...], exclude: tuple[str, ...]) -> 
     return any(fnmatch.fnmatchcase(name, p) for p in include) and not any(fnmatch.fnmatchcase(name, p) for p in exclude)
 
 
-@register("binary_weights", "train", exact=False, description="1-bit weights (per-channel scale x sign, STE)")
-def binary_weights(model: nn.Module, options: dict[str, Any]) -> nn.Module:
-    check_options(options, {"include", "exclude"}, "binary_weights")
-    include = tuple(options.get("include", ("*",)))
-    exclude = tuple(options.get("exclude", DEFAULT_EXCLUDE))
-    if not include:
-        raise RecipeError("binary_weights: include must name at least one module glob (default ['*'])")
+@dataclass(frozen=True)
+class BinaryWeightsOptions:
+    """Module-name globs: the ``nn.Linear`` layers matching ``include`` and none of ``exclude`` are binarized."""
+
+    include: tuple[str, ...] = ("*",)
+    exclude: tuple[str, ...] = DEFAULT_EXCLUDE
+
+    def __post_init__(self) -> None:
+        if not self.include:
+            raise ValueError("include must name at least one module glob (default ['*'])")
+
+
+@register(
+    "binary_weights",
+    "train",
+    exact=False,
+    description="1-bit weights (per-channel scale x sign, STE)",
+    options=BinaryWeightsOptions,
+)
+def binary_weights(model: nn.Module, options: BinaryWeightsOptions) -> TransformResult:
+    include, exclude = options.include, options.exclude
     swapped: list[str] = []
     for parent_name, parent in list(model.named_modules()):
         for child_name, child in list(parent.named_children()):
@@ -109,5 +123,4 @@ def binary_weights(model: nn.Module, options: dict[str, Any]) -> nn.Module:
             f"minus exclude {list(exclude)}; adjust the globs"
         )
     weights = sum(model.get_submodule(n).weight.numel() for n in swapped)
-    model.edgekit_transform_info = {"binary_layers": len(swapped), "binary_weights": weights}
-    return model
+    return TransformResult(model, {"binary_layers": len(swapped), "binary_weights": weights})

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from ..nn.fold import fuse_bn
-from . import register
+from . import NoOptions, TransformResult, register
 
 
 @register(
@@ -17,7 +17,7 @@ from . import register
     exact=True,
     description="multi-branch train-time blocks (RepVGG, MobileOne, RepMixer) -> one convolution each",
 )
-def reparameterize(model: nn.Module, options: dict[str, Any]) -> nn.Module:
+def reparameterize(model: nn.Module, options: NoOptions) -> TransformResult:
     fused = 0
 
     def visit(module: nn.Module) -> None:
@@ -30,8 +30,7 @@ def reparameterize(model: nn.Module, options: dict[str, Any]) -> nn.Module:
             visit(child)
 
     visit(model)
-    model.edgekit_transform_info = {"blocks_fused": fused}  # type: ignore[assignment]
-    return model
+    return TransformResult(model, {"blocks_fused": fused})
 
 
 def _fold_pair(layer: nn.Module, bn: nn.BatchNorm2d | nn.BatchNorm1d) -> None:
@@ -54,7 +53,7 @@ _BN = (nn.BatchNorm1d, nn.BatchNorm2d)
     exact=True,
     description="Conv/Linear followed by BatchNorm -> the Conv/Linear alone (any model torch.fx can trace)",
 )
-def fold_batchnorm(model: nn.Module, options: dict[str, Any]) -> nn.Module:
+def fold_batchnorm(model: nn.Module, options: NoOptions) -> TransformResult:
     """Fold every BN whose only input is a Conv/Linear output used by nothing else.
 
     The graph comes from ``torch.fx``; models fx cannot trace fall back to adjacent pairs in nn.Sequential.
@@ -74,8 +73,7 @@ def fold_batchnorm(model: nn.Module, options: dict[str, Any]) -> nn.Module:
             parent[key] = nn.Identity()
         else:
             setattr(parent, key, nn.Identity())
-    model.edgekit_transform_info = {"batchnorms_folded": len(pairs)}  # type: ignore[assignment]
-    return model
+    return TransformResult(model, {"batchnorms_folded": len(pairs)})
 
 
 def _fx_pairs(model: nn.Module) -> list[tuple[nn.Module, nn.Module, nn.Module, Any]] | None:

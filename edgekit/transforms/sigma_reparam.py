@@ -18,17 +18,16 @@ ANDed with ``layers``) and ``init_iterations`` (power-iteration steps at apply t
 from __future__ import annotations
 
 import fnmatch
-from typing import Any
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 from ..errors import RecipeError
-from . import register
+from . import NoOptions, TransformResult, register
 
 LAYER_SETS = ("all", "attention", "mlp")
-OPTIONS = frozenset({"layers", "pattern", "init_iterations"})
 
 
 def _normalize(x: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
@@ -126,19 +125,20 @@ def _replace(model: nn.Module, name: str, new: nn.Module) -> None:
     setattr(model.get_submodule(parent_name) if parent_name else model, attr, new)
 
 
-def check_sigma_options(options: dict[str, Any]) -> tuple[str, str | None, int]:
-    from . import check_options
+@dataclass(frozen=True)
+class SigmaReparamOptions:
+    """``layers`` (one of :data:`LAYER_SETS`), ``pattern`` (a glob over module names, ANDed with ``layers``) and
+    ``init_iterations`` (power-iteration steps at apply time, >= 1)."""
 
-    check_options(options, set(OPTIONS), "sigma_reparam")
-    layers, pattern = str(options.get("layers", "all")), options.get("pattern")
-    iterations = options.get("init_iterations", 50)
-    if layers not in LAYER_SETS:
-        raise RecipeError(f"sigma_reparam: layers must be one of {LAYER_SETS}, got '{layers}'")
-    if not isinstance(iterations, int) or iterations < 1:
-        raise RecipeError(f"sigma_reparam: init_iterations must be an integer >= 1, got {iterations!r}")
-    if pattern is not None and not isinstance(pattern, str):
-        raise RecipeError(f"sigma_reparam: pattern must be a glob string over module names, got {pattern!r}")
-    return layers, pattern, iterations
+    layers: str = "all"
+    pattern: str | None = None
+    init_iterations: int = 50
+
+    def __post_init__(self) -> None:
+        if self.layers not in LAYER_SETS:
+            raise ValueError(f"layers must be one of {LAYER_SETS}, got '{self.layers}'")
+        if self.init_iterations < 1:
+            raise ValueError(f"init_iterations must be an integer >= 1, got {self.init_iterations!r}")
 
 
 @register(
@@ -146,10 +146,10 @@ def check_sigma_options(options: dict[str, Any]) -> tuple[str, str | None, int]:
     phase="train",
     exact=True,  # γ starts at σ: the function is unchanged until training moves it (checked by the pipeline)
     description="σReparam: every chosen Linear as (γ / σ(W)) W, σ by one power-iteration step per training step",
-    options=OPTIONS,
+    options=SigmaReparamOptions,
 )
-def sigma_reparam(model: nn.Module, options: dict[str, Any]) -> nn.Module:
-    layers, pattern, iterations = check_sigma_options(options)
+def sigma_reparam(model: nn.Module, options: SigmaReparamOptions) -> TransformResult:
+    layers, pattern, iterations = options.layers, options.pattern, options.init_iterations
     names = select_linears(model, layers, pattern)
     if not names:
         raise RecipeError(
@@ -161,8 +161,7 @@ def sigma_reparam(model: nn.Module, options: dict[str, Any]) -> nn.Module:
         new = SigmaReparamLinear(model.get_submodule(name), iterations)
         new.train(model.training)
         _replace(model, name, new)
-    model.edgekit_transform_info = {"linears_reparameterized": len(names), "layers": layers}  # type: ignore[assignment]
-    return model
+    return TransformResult(model, {"linears_reparameterized": len(names), "layers": layers})
 
 
 @register(
@@ -170,12 +169,8 @@ def sigma_reparam(model: nn.Module, options: dict[str, Any]) -> nn.Module:
     phase="deploy",
     exact=True,
     description="σReparam layers folded into plain Linear layers: W = (γ / σ) W with the stored σ",
-    options=frozenset(),
 )
-def sigma_reparam_fold(model: nn.Module, options: dict[str, Any]) -> nn.Module:
-    from . import check_options
-
-    check_options(options, set(), "sigma_reparam_fold")
+def sigma_reparam_fold(model: nn.Module, options: NoOptions) -> TransformResult:
     names = [n for n, m in model.named_modules() if isinstance(m, SigmaReparamLinear)]
     if not names:
         raise RecipeError(
@@ -184,5 +179,4 @@ def sigma_reparam_fold(model: nn.Module, options: dict[str, Any]) -> nn.Module:
         )
     for name in names:
         _replace(model, name, model.get_submodule(name).folded())
-    model.edgekit_transform_info = {"linears_folded": len(names)}  # type: ignore[assignment]
-    return model
+    return TransformResult(model, {"linears_folded": len(names)})

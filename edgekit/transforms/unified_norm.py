@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from typing import Any
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from . import register
+from . import NoOptions, TransformResult, register
 from .consumers import current_example_inputs, foldable_into_linears
 
 
@@ -120,24 +120,38 @@ def _replace(model: nn.Module, name: str, new: nn.Module) -> None:
     setattr(parent, attr, new)
 
 
+@dataclass(frozen=True)
+class UnifiedNormOptions:
+    """:class:`UnifiedNorm`'s settings; ``eps`` defaults to each replaced LayerNorm's own."""
+
+    window: int = 4
+    momentum: float = 0.1
+    outlier_filter: bool = True
+    outlier_bound: float = 0.5
+    eps: float | None = None
+
+
 @register(
     "unified_norm",
     phase="train",
     exact=False,
     description="LayerNorm -> Unified Normalization (train-time statistics; needs the training stage)",
+    options=UnifiedNormOptions,
 )
-def swap_unified_norm(model: nn.Module, options: dict[str, Any]) -> nn.Module:
-    allowed = {"window", "momentum", "outlier_filter", "outlier_bound", "eps"}
-    unknown = set(options) - allowed
-    if unknown:
-        from ..errors import RecipeError
-
-        raise RecipeError(f"unified_norm: unknown option(s) {sorted(unknown)}; valid: {sorted(allowed)}")
+def swap_unified_norm(model: nn.Module, options: UnifiedNormOptions) -> TransformResult:
     swapped = 0
     for name, m in list(model.named_modules()):
         if isinstance(m, nn.LayerNorm) and len(m.normalized_shape) == 1 and m.elementwise_affine:
             channels_first = getattr(m, "data_format", "channels_last") == "channels_first"
-            un = UnifiedNorm(m.normalized_shape[0], **{"eps": m.eps, "channels_first": channels_first, **options})
+            un = UnifiedNorm(
+                m.normalized_shape[0],
+                eps=m.eps if options.eps is None else options.eps,
+                window=options.window,
+                momentum=options.momentum,
+                outlier_filter=options.outlier_filter,
+                outlier_bound=options.outlier_bound,
+                channels_first=channels_first,
+            )
             un.train(m.training)  # a fresh module is in training mode; keep the model's mode
             with torch.no_grad():
                 un.weight.copy_(m.weight)
@@ -145,8 +159,7 @@ def swap_unified_norm(model: nn.Module, options: dict[str, Any]) -> nn.Module:
                     un.bias.copy_(m.bias)
             _replace(model, name, un)
             swapped += 1
-    model.edgekit_transform_info = {"layernorms_replaced": swapped}  # type: ignore[assignment]
-    return model
+    return TransformResult(model, {"layernorms_replaced": swapped})
 
 
 @register(
@@ -155,7 +168,7 @@ def swap_unified_norm(model: nn.Module, options: dict[str, Any]) -> nn.Module:
     exact=True,
     description="inference-time UN (a per-channel affine) folded into the following Linear layers",
 )
-def fuse_norm(model: nn.Module, options: dict[str, Any]) -> nn.Module:
+def fuse_norm(model: nn.Module, options: NoOptions) -> TransformResult:
     inputs = current_example_inputs("fuse_norm")
     names = [n for n, m in model.named_modules() if isinstance(m, UnifiedNorm)]
     plan = foldable_into_linears(model.eval(), inputs, names)
@@ -180,9 +193,5 @@ def fuse_norm(model: nn.Module, options: dict[str, Any]) -> nn.Module:
                     lin.bias.add_(extra)
             _replace(model, name, nn.Identity())
             folded += 1
-    model.edgekit_transform_info = {
-        "norms_folded": folded,
-        "kept_as_affine": len(kept),  # type: ignore[assignment]
-        **({"not_folded": kept} if kept else {}),
-    }
-    return model
+    info = {"norms_folded": folded, "kept_as_affine": len(kept), **({"not_folded": kept} if kept else {})}
+    return TransformResult(model, info)
