@@ -31,9 +31,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
+from ..device import runner
 from ..errors import CalibrationError, RecipeError, UnsupportedOpError, first_line_or_type
 from ..quant.fakequant import decomposed
 from ..recipe import Precision, Quantizer, QuantSpec, TensorSpec
@@ -214,42 +214,17 @@ class CoreMLTarget(Target):
             ml.user_defined_metadata["edgekit.recipe"] = ctx.recipe_yaml
 
     def load(self, artifact: Artifact, threads: int = 2) -> Any:
+        """The device runner's Core ML session with the program's allowed batch sizes; off macOS it predicts with
+        the reference interpreter. Errors are the runtime's own (not wrapped as the other targets' are)."""
         self.require()
         flex = FlexibleShapes.parse(artifact.options.get("flexible_shapes"))
-        return CoreMLSession(artifact.path / artifact.file, flex)
-
-
-class CoreMLSession:
-    """``MLModel.predict`` on macOS; the reference interpreter elsewhere. Batches larger than the program takes
-    run in chunks (batch 1 for a fixed program; the largest allowed batch for a flexible one)."""
-
-    def __init__(self, path: Path, flex: FlexibleShapes | None = None):
-        self.batches = _batch_sizes(flex)
-        if ON_MACOS:  # pragma: no cover - needs macOS
-            import coremltools as ct
-
-            self._model = ct.models.MLModel(str(path))
-            self._one = lambda feeds: next(iter(self._model.predict(feeds).values()))
-        else:
+        predict = None
+        if not ON_MACOS:
             from .coreml_reference import ReferenceProgram
 
-            self._program = ReferenceProgram(path)
-            self._one = self._program.run_one
-
-    def run(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
-        total = len(next(iter(feeds.values())))
-        casted = {k: v.astype(np.int32) if v.dtype == np.int64 else v for k, v in feeds.items()}
-        outs, start = [], 0
-        while start < total:
-            left = total - start
-            fits = [b for b in self.batches if b <= left]
-            size = max(fits) if fits else min(self.batches)  # pad the last chunk up to an allowed batch
-            chunk = {k: v[start : start + size] for k, v in casted.items()}
-            if size > left:
-                chunk = {k: np.concatenate([v, np.repeat(v[-1:], size - left, axis=0)]) for k, v in chunk.items()}
-            outs.append(np.asarray(self._one(chunk), np.float32)[: min(size, left)])
-            start += size
-        return np.concatenate(outs)
+            predict = ReferenceProgram(artifact.path / artifact.file).run_one
+        meta = runner.read_meta(artifact.path)
+        return runner.CoreMLSession(artifact.path, meta, threads, {}, batches=_batch_sizes(flex), predict=predict)
 
 
 def _w8a8_form(sim: torch.nn.Module) -> torch.nn.Module:
