@@ -326,7 +326,10 @@ class TensorRTSession:
         self.trt = trt
         logger = trt.Logger(trt.Logger.WARNING)
         plan = path / "model.plan"
-        data = plan.read_bytes() if plan.is_file() else _build_engine(trt, logger, path / meta["file"], meta, shapes)
+        if plan.is_file():
+            data = plan.read_bytes()
+        else:
+            data = build_engine(trt, logger, path / meta["file"], meta["precision"], _device_profile(shapes))
         self.engine = trt.Runtime(logger).deserialize_cuda_engine(data)
         if self.engine is None:
             raise RuntimeError(
@@ -388,30 +391,62 @@ class TensorRTSession:
         return results[self.output]
 
 
-def _build_engine(trt, logger, onnx_path: Path, meta: dict, shapes: dict) -> bytes:
-    """Build a serialized engine from the TensorRT-ready ONNX (explicit Q/DQ carries the int8 scales)."""
+class EngineBuildError(RuntimeError):
+    """TensorRT could not build an engine. ``parse_error``: the ONNX parser's first error when parsing failed
+    (None when the build itself failed)."""
+
+    def __init__(self, message: str, parse_error=None):
+        super().__init__(message)
+        self.parse_error = parse_error
+
+
+def build_engine(trt, logger, onnx_path: Path, precision: str, profile, workspace_mb=None, timing_cache=None):
+    """A serialized engine (bytes) from the TensorRT-ready ONNX (explicit Q/DQ carries the int8 scales).
+
+    ``precision``: fp32, fp16 or int8 (int8 enables fp16 kernels too). ``profile(dynamic)``: given the names of
+    the network's inputs with a dynamic dimension, ``{input: (min, opt, max) shape}`` of the optimization
+    profile (none is added when it is empty). ``workspace_mb``: the workspace memory pool limit (TensorRT's
+    default when None). ``timing_cache``: a file read before the build when it exists and written after it.
+    edgekit's tensorrt target builds ``model.plan`` with this at compile time, the runner on the device."""
     builder = trt.Builder(logger)
     network = builder.create_network(0)  # TensorRT 10: explicit batch is the only mode
     parser = trt.OnnxParser(network, logger)
     if not parser.parse(onnx_path.read_bytes()):
         errors = "; ".join(str(parser.get_error(i).desc()) for i in range(parser.num_errors))
-        raise RuntimeError(f"TensorRT cannot parse {onnx_path.name}: {errors}")
+        first = str(parser.get_error(0)) if parser.num_errors else "no error reported"
+        raise EngineBuildError(f"TensorRT cannot parse {onnx_path.name}: {errors}", first)
     config = builder.create_builder_config()
-    if meta["precision"] in ("fp16", "int8"):
+    if workspace_mb is not None:
+        config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_mb) << 20)
+    if precision in ("fp16", "int8"):
         config.set_flag(trt.BuilderFlag.FP16)
-    if meta["precision"] == "int8":
+    if precision == "int8":
         config.set_flag(trt.BuilderFlag.INT8)
-    dynamic = [network.get_input(i) for i in range(network.num_inputs) if -1 in tuple(network.get_input(i).shape)]
-    if dynamic:
-        profile = builder.create_optimization_profile()
-        for tensor in dynamic:
-            shape = tuple(shapes[tensor.name])
-            profile.set_shape(tensor.name, (1, *shape[1:]), shape, shape)
-        config.add_optimization_profile(profile)
+    inputs = [network.get_input(i) for i in range(network.num_inputs)]
+    shapes = profile([t.name for t in inputs if -1 in tuple(t.shape)])
+    if shapes:
+        optimization = builder.create_optimization_profile()
+        for name, (lo, opt, hi) in shapes.items():
+            optimization.set_shape(name, lo, opt, hi)
+        config.add_optimization_profile(optimization)
+    if timing_cache is not None:
+        cached = timing_cache.read_bytes() if timing_cache.exists() else b""
+        config.set_timing_cache(config.create_timing_cache(cached), ignore_mismatch=False)
     engine = builder.build_serialized_network(network, config)
     if engine is None:
-        raise RuntimeError(f"TensorRT failed to build an engine from {onnx_path.name} (see its log above)")
+        raise EngineBuildError(f"TensorRT failed to build an engine from {onnx_path.name} (see its log above)")
+    if timing_cache is not None:
+        timing_cache.write_bytes(bytes(config.get_timing_cache().serialize()))
     return bytes(engine)
+
+
+def _device_profile(shapes: dict):
+    """The runner's profile: each dynamic input from batch 1 up to the shape it is fed (also the optimum)."""
+
+    def profile(dynamic: list) -> dict:
+        return {name: ((1, *tuple(shapes[name])[1:]), tuple(shapes[name]), tuple(shapes[name])) for name in dynamic}
+
+    return profile
 
 
 def _looped(one, feeds: dict, fixed: int):
