@@ -187,6 +187,12 @@ class Target(ABC):
         its artifact.json) run by this target's runtime on ``feeds``; a layer its graph does not show is left out."""
         raise NotImplementedError(f"{self.name}: runtime '{self.runtime}' exposes no intermediate outputs here")
 
+    def lower_binary(self, program: Any, expected: int, art: Artifact) -> Any:
+        """``program`` (this target's converted model) with its ``expected`` +-1 weight tensors in the target's 1-bit
+        form, recorded in ``art`` (``binary_lowering.record``). This default has no 1-bit format: the program is
+        unchanged and ``export`` notes the weights as simulated (``binary_lowering.describe``)."""
+        return program
+
 
 def ids_as_int32(inputs: tuple[TensorSpec, ...]) -> tuple[TensorSpec, ...]:
     """The IO spec of runtimes without int64 tensors (LiteRT, Core ML): int64 ids are declared int32."""

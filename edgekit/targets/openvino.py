@@ -15,7 +15,7 @@ import numpy as np
 from ..errors import CalibrationError, UnsupportedOpError, first_line_or_type
 from ..recipe import Precision, Quantizer
 from .base import TARGETS, Artifact, CompileContext, Target
-from .binary_lowering import lower_binary_weights
+from .binary_lowering import is_sign_tensor, lower_binary_weights, record
 from .layer_probe import LayerOutputs, Node, layer_exits
 from .onnx_common import fp32_onnx, qdq_onnx
 from .pt2e_lowering import source
@@ -75,7 +75,7 @@ class OpenVINOTarget(Target):
             raise
         except Exception as exc:
             raise UnsupportedOpError(f"openvino: conversion failed: {conversion_reason(exc)}") from None
-        model = lower_binary_weights(self.name, ctx.model, model, art)  # +-1 weights: u1 + FakeQuantize(levels=2)
+        model = lower_binary_weights(self, ctx.model, model, art)  # +-1 weights: u1 + FakeQuantize(levels=2)
         fp16 = precision is Precision.FP16
         if fp16:
             if "inference_precision" not in options:
@@ -86,6 +86,38 @@ class OpenVINOTarget(Target):
         ov.save_model(model, str(out / art.file), compress_to_fp16=fp16)
         art.notes.append(f"inference precision hint {hint}")
         return art
+
+    def lower_binary(self, program: Any, expected: int, art: Artifact) -> Any:
+        """+-1 weights as ``u1`` constants (bit-packed) -> Convert -> ``FakeQuantize(levels=2)`` mapping {0, 1} to
+        {-1, +1}: OpenVINO's representation of binary weights."""
+        import openvino as ov
+        from openvino import opset13 as ops
+
+        lowered = 0
+        for node in list(program.get_ordered_ops()):
+            if node.get_type_name() != "Constant" or node.get_element_type() != ov.Type.f32:
+                continue
+            value = node.get_data()
+            if not is_sign_tensor(value):
+                continue
+            bits = ov.Tensor(ov.Type.u1, ov.Shape(list(value.shape)))
+            packed = np.packbits(value.reshape(-1) > 0)  # MSB first, as OpenVINO's u1 layout
+            bits.data.view(np.uint8).reshape(-1)[: packed.size] = packed
+            signs = ops.fake_quantize(
+                ops.convert(ops.constant(bits), ov.Type.f32),
+                ops.constant(np.float32(0.0)),
+                ops.constant(np.float32(1.0)),
+                ops.constant(np.float32(-1.0)),
+                ops.constant(np.float32(1.0)),
+                2,
+            )
+            signs.set_friendly_name(f"{node.get_friendly_name()}/binary")
+            for target in list(node.output(0).get_target_inputs()):
+                target.replace_source_output(signs.output(0))
+            lowered += 1
+        program.validate_nodes_and_infer_types()
+        record(art, expected, lowered, "u1 constants read through FakeQuantize(levels=2)")
+        return program
 
     def layer_outputs(
         self, path: Path, meta: dict[str, Any], layers: list[str], feeds: dict[str, np.ndarray]
