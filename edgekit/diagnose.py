@@ -24,7 +24,8 @@ from .errors import ModelError, OutputExistsError, RecipeError
 from .pipeline import RunContext, run_stages, stages
 from .pipeline.stages import first_samples
 from .recipe import load_recipe
-from .validate.divergence import PROBES, THRESHOLD_DB, divergence
+from .targets.base import layer_probes
+from .validate.divergence import THRESHOLD_DB, divergence
 from .validate.report_quant import divergence_markdown
 
 
@@ -81,10 +82,11 @@ def diagnose(
     if not (art / "artifact.json").is_file():
         raise RecipeError(f"'{root}' has no {target} {precision} artifact; `edgekit diagnose` needs one that was built")
     meta = json.loads((art / "artifact.json").read_text())
-    if meta["runtime"] not in PROBES:
+    probes = layer_probes()  # runtime -> the target that exposes its layer outputs
+    if meta["runtime"] not in probes:
         raise RecipeError(
             f"{target}: its runtime '{meta['runtime']}' cannot expose intermediate outputs here; "
-            f"diagnose a target run by {' or '.join(PROBES.names())} (e.g. --target onnx)"
+            f"diagnose a target run by {' or '.join(probes.names())} (e.g. --target onnx)"
         )
     bundle, sim, val = rebuild(root)
     data = first_samples(val, samples)

@@ -193,11 +193,21 @@ class LiteRTSession:
 class CoreMLSession:
     """Core ML prediction (macOS only: coremltools on Linux converts models but cannot execute them).
 
-    edgekit's Core ML programs have a static batch of 1 and declare int64 ids as int32; larger batches loop."""
+    edgekit's Core ML programs declare int64 ids as int32 (feeds are cast); a batch larger than the program takes
+    runs in chunks of an allowed batch size, the last chunk padded up to one and cut back. ``batches``: the allowed
+    sizes (default: the program's declared batch; edgekit passes a flexible program's sizes). ``predict``: one
+    chunk's prediction instead of Core ML's (edgekit passes its reference interpreter off macOS)."""
 
     runtime = "coreml"
 
-    def __init__(self, path: Path, meta: dict, threads: int, shapes: dict):
+    def __init__(self, path: Path, meta: dict, threads: int, shapes: dict, batches=None, predict=None):
+        self.output = meta.get("output")
+        if predict is not None:
+            self._predict = predict
+            self.batches = tuple(batches or (1,))
+            self.version = "edgekit reference interpreter"
+            self.settings = {"output": self.output, "batches": list(self.batches)}
+            return
         if sys.platform != "darwin":
             raise RuntimeError(
                 f"Core ML prediction needs macOS (this is {platform.system()}): run the runner on a Mac; "
@@ -208,17 +218,27 @@ class CoreMLSession:
         self.model = ct.models.MLModel(str(path / meta["file"]), compute_units=ct.ComputeUnit[units])
         description = self.model.get_spec().description
         outputs = [o.name for o in description.output]
-        self.output = meta.get("output") if meta.get("output") in outputs else outputs[0]
+        self.output = self.output if self.output in outputs else outputs[0]
         shape = list(description.input[0].type.multiArrayType.shape)
-        self.fixed = int(shape[0]) if shape else 1
+        self.batches = tuple(batches or (int(shape[0]) if shape else 1,))
+        self._predict = lambda feeds: self.model.predict(feeds)[self.output]
         self.version = ct.__version__
         self.settings = {"compute_units": units, "output": self.output}
 
-    def _one(self, feeds: dict):
-        return np.asarray(self.model.predict(feeds)[self.output])
-
     def run(self, feeds: dict):
-        return _looped(self._one, feeds, self.fixed)
+        total = len(next(iter(feeds.values())))
+        casted = {k: v.astype(np.int32) if v.dtype == np.int64 else v for k, v in feeds.items()}
+        outs, start = [], 0
+        while start < total:
+            left = total - start
+            fits = [b for b in self.batches if b <= left]
+            size = max(fits) if fits else min(self.batches)  # pad the last chunk up to an allowed batch
+            chunk = {k: v[start : start + size] for k, v in casted.items()}
+            if size > left:
+                chunk = {k: np.concatenate([v, np.repeat(v[-1:], size - left, axis=0)]) for k, v in chunk.items()}
+            outs.append(np.asarray(self._predict(chunk), np.float32)[: min(size, left)])
+            start += size
+        return np.concatenate(outs)
 
 
 class _native_stderr_silenced:
@@ -306,7 +326,10 @@ class TensorRTSession:
         self.trt = trt
         logger = trt.Logger(trt.Logger.WARNING)
         plan = path / "model.plan"
-        data = plan.read_bytes() if plan.is_file() else _build_engine(trt, logger, path / meta["file"], meta, shapes)
+        if plan.is_file():
+            data = plan.read_bytes()
+        else:
+            data = build_engine(trt, logger, path / meta["file"], meta["precision"], _device_profile(shapes))
         self.engine = trt.Runtime(logger).deserialize_cuda_engine(data)
         if self.engine is None:
             raise RuntimeError(
@@ -368,30 +391,62 @@ class TensorRTSession:
         return results[self.output]
 
 
-def _build_engine(trt, logger, onnx_path: Path, meta: dict, shapes: dict) -> bytes:
-    """Build a serialized engine from the TensorRT-ready ONNX (explicit Q/DQ carries the int8 scales)."""
+class EngineBuildError(RuntimeError):
+    """TensorRT could not build an engine. ``parse_error``: the ONNX parser's first error when parsing failed
+    (None when the build itself failed)."""
+
+    def __init__(self, message: str, parse_error=None):
+        super().__init__(message)
+        self.parse_error = parse_error
+
+
+def build_engine(trt, logger, onnx_path: Path, precision: str, profile, workspace_mb=None, timing_cache=None):
+    """A serialized engine (bytes) from the TensorRT-ready ONNX (explicit Q/DQ carries the int8 scales).
+
+    ``precision``: fp32, fp16 or int8 (int8 enables fp16 kernels too). ``profile(dynamic)``: given the names of
+    the network's inputs with a dynamic dimension, ``{input: (min, opt, max) shape}`` of the optimization
+    profile (none is added when it is empty). ``workspace_mb``: the workspace memory pool limit (TensorRT's
+    default when None). ``timing_cache``: a file read before the build when it exists and written after it.
+    edgekit's tensorrt target builds ``model.plan`` with this at compile time, the runner on the device."""
     builder = trt.Builder(logger)
     network = builder.create_network(0)  # TensorRT 10: explicit batch is the only mode
     parser = trt.OnnxParser(network, logger)
     if not parser.parse(onnx_path.read_bytes()):
         errors = "; ".join(str(parser.get_error(i).desc()) for i in range(parser.num_errors))
-        raise RuntimeError(f"TensorRT cannot parse {onnx_path.name}: {errors}")
+        first = str(parser.get_error(0)) if parser.num_errors else "no error reported"
+        raise EngineBuildError(f"TensorRT cannot parse {onnx_path.name}: {errors}", first)
     config = builder.create_builder_config()
-    if meta["precision"] in ("fp16", "int8"):
+    if workspace_mb is not None:
+        config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_mb) << 20)
+    if precision in ("fp16", "int8"):
         config.set_flag(trt.BuilderFlag.FP16)
-    if meta["precision"] == "int8":
+    if precision == "int8":
         config.set_flag(trt.BuilderFlag.INT8)
-    dynamic = [network.get_input(i) for i in range(network.num_inputs) if -1 in tuple(network.get_input(i).shape)]
-    if dynamic:
-        profile = builder.create_optimization_profile()
-        for tensor in dynamic:
-            shape = tuple(shapes[tensor.name])
-            profile.set_shape(tensor.name, (1, *shape[1:]), shape, shape)
-        config.add_optimization_profile(profile)
+    inputs = [network.get_input(i) for i in range(network.num_inputs)]
+    shapes = profile([t.name for t in inputs if -1 in tuple(t.shape)])
+    if shapes:
+        optimization = builder.create_optimization_profile()
+        for name, (lo, opt, hi) in shapes.items():
+            optimization.set_shape(name, lo, opt, hi)
+        config.add_optimization_profile(optimization)
+    if timing_cache is not None:
+        cached = timing_cache.read_bytes() if timing_cache.exists() else b""
+        config.set_timing_cache(config.create_timing_cache(cached), ignore_mismatch=False)
     engine = builder.build_serialized_network(network, config)
     if engine is None:
-        raise RuntimeError(f"TensorRT failed to build an engine from {onnx_path.name} (see its log above)")
+        raise EngineBuildError(f"TensorRT failed to build an engine from {onnx_path.name} (see its log above)")
+    if timing_cache is not None:
+        timing_cache.write_bytes(bytes(config.get_timing_cache().serialize()))
     return bytes(engine)
+
+
+def _device_profile(shapes: dict):
+    """The runner's profile: each dynamic input from batch 1 up to the shape it is fed (also the optimum)."""
+
+    def profile(dynamic: list) -> dict:
+        return {name: ((1, *tuple(shapes[name])[1:]), tuple(shapes[name]), tuple(shapes[name])) for name in dynamic}
+
+    return profile
 
 
 def _looped(one, feeds: dict, fixed: int):

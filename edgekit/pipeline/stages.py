@@ -22,11 +22,11 @@ from ..data.predict import predict_torch
 from ..evaluate import bench_rows, resolve_metric
 from ..metrics import DEFAULT_BUDGET, task_metric
 from ..status import Status
-from ..targets.base import CompileContext
+from ..targets.base import CompileContext, layer_probes
 from ..train.stage import checkpoint_dir, outlier_sample, run_training, teacher_copy
 from ..transforms import get_transform
 from ..transforms.apply import apply_transforms, transform_probe
-from ..validate.divergence import PROBES, divergence
+from ..validate.divergence import divergence
 from ..validate.ops_proxy import ops_summary
 from ..validate.run_report import REPORT_SCHEMA
 from .context import Built, RunContext
@@ -214,10 +214,11 @@ class Diagnose:
                 continue
             art = tmp / r["artifact"]
             meta = json.loads((art / "artifact.json").read_text())
-            if meta["runtime"] not in PROBES:
+            probes = layer_probes()  # runtime -> the target that exposes its layer outputs
+            if meta["runtime"] not in probes:
                 r["notes"].append(
                     "per-layer divergence needs a runtime that exposes layer outputs "
-                    f"({', '.join(PROBES.names())}); see the onnx/openvino rows' diagnosis, or "
+                    f"({', '.join(probes.names())}); see the onnx/openvino rows' diagnosis, or "
                     "`edgekit diagnose RUN --target onnx`"
                 )
                 continue

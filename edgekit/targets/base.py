@@ -19,6 +19,7 @@ from ..errors import MissingBackendError, RecipeError, UnsupportedOpError, first
 from ..quant import EncodingSet
 from ..recipe import Precision, QuantSpec, TargetSpec, TensorSpec
 from ..registry import Registry
+from .layer_probe import LayerOutputs
 
 
 @dataclass
@@ -175,6 +176,23 @@ class Target(ABC):
     def run(self, session: Any, feeds: dict[str, np.ndarray]) -> np.ndarray:
         return session.run(feeds)
 
+    # True where layer_outputs() is implemented: the per-layer divergence (``edgekit diagnose``) of artifacts run by
+    # this target's runtime (``layer_probes``)
+    exposes_layer_outputs = False
+
+    def layer_outputs(
+        self, path: Path, meta: dict[str, Any], layers: list[str], feeds: dict[str, np.ndarray]
+    ) -> LayerOutputs:
+        """The outputs of ``layers`` (module names of the simulated model) in the artifact at ``path`` (``meta``:
+        its artifact.json) run by this target's runtime on ``feeds``; a layer its graph does not show is left out."""
+        raise NotImplementedError(f"{self.name}: runtime '{self.runtime}' exposes no intermediate outputs here")
+
+    def lower_binary(self, program: Any, expected: int, art: Artifact) -> Any:
+        """``program`` (this target's converted model) with its ``expected`` +-1 weight tensors in the target's 1-bit
+        form, recorded in ``art`` (``binary_lowering.record``). This default has no 1-bit format: the program is
+        unchanged and ``export`` notes the weights as simulated (``binary_lowering.describe``)."""
+        return program
+
 
 def ids_as_int32(inputs: tuple[TensorSpec, ...]) -> tuple[TensorSpec, ...]:
     """The IO spec of runtimes without int64 tensors (LiteRT, Core ML): int64 ids are declared int32."""
@@ -197,3 +215,13 @@ def get_target(name: str) -> Target:
 def all_targets() -> list[Target]:
     _register_all()
     return [TARGETS.get(n) for n in TARGETS.names()]
+
+
+def layer_probes() -> Registry[Target]:
+    """Runtime name (an artifact's ``runtime``) -> the target whose ``layer_outputs`` probes artifacts run by it: a
+    tensorrt artifact, validated in ONNX Runtime, is probed by the onnx target."""
+    probes: Registry[Target] = Registry("runtime with intermediate outputs")
+    for t in sorted(all_targets(), key=lambda t: t.runtime):
+        if t.exposes_layer_outputs and t.runtime not in probes:
+            probes.add(t.runtime, t)
+    return probes

@@ -34,11 +34,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..device import runner
 from ..errors import CalibrationError, RecipeError, UnsupportedOpError, first_line_or_type
 from ..quant.fakequant import decomposed
 from ..recipe import Precision, Quantizer, QuantSpec, TensorSpec
 from .base import STATIC_SEQUENCE, TARGETS, Artifact, CompileContext, Target, ids_as_int32
-from .binary_lowering import lower_binary_weights
+from .binary_lowering import MIN_ELEMENTS, is_sign_tensor, lower_binary_weights, record
 from .coreml_export import export_program
 from .coreml_shapes import FlexibleShapes, coreml_inputs, dynamic_shapes
 from .coreml_w8a8 import int8_weight_form
@@ -103,7 +104,7 @@ class CoreMLTarget(Target):
         if w8a8 and ctx.sim is None:
             raise CalibrationError("coreml w8a8 needs calibration: set quantization.calibration")
         ml = self._convert(ct, ctx, precision, options, flex, w8a8, art)
-        ml = lower_binary_weights(self.name, ctx.model, ml, art)  # +-1 weights as 1-bit palettes
+        ml = lower_binary_weights(self, ctx.model, ml, art)  # +-1 weights as 1-bit palettes
         if precision is Precision.INT8:
             ml = self._int8(ct, ml, mode, options, art, ctx.quant.quantizer.value, quant_source(ctx.quant))
         self._metadata(ml, ctx, precision, flex)
@@ -213,43 +214,50 @@ class CoreMLTarget(Target):
         if ctx.recipe_yaml:
             ml.user_defined_metadata["edgekit.recipe"] = ctx.recipe_yaml
 
+    def lower_binary(self, program: Any, expected: int, art: Artifact) -> Any:
+        """+-1 weights as 1-bit palettes: ``constexpr_lut_to_dense`` with the lookup table {-1, +1}."""
+        from coremltools.optimize import coreml as opt
+
+        names = _sign_consts(program)
+        if names:
+            palette = opt.OpPalettizerConfig(mode="unique", granularity="per_tensor", weight_threshold=MIN_ELEMENTS)
+            config = opt.OptimizationConfig(op_name_configs=dict.fromkeys(names, palette))
+            program = opt.palettize_weights(program, config=config)
+        record(art, expected, len(names), "1-bit palettes (lookup table {-1, +1}, constexpr_lut_to_dense)")
+        return program
+
     def load(self, artifact: Artifact, threads: int = 2) -> Any:
+        """The device runner's Core ML session with the program's allowed batch sizes; off macOS it predicts with
+        the reference interpreter. Errors are the runtime's own (not wrapped as the other targets' are)."""
         self.require()
         flex = FlexibleShapes.parse(artifact.options.get("flexible_shapes"))
-        return CoreMLSession(artifact.path / artifact.file, flex)
-
-
-class CoreMLSession:
-    """``MLModel.predict`` on macOS; the reference interpreter elsewhere. Batches larger than the program takes
-    run in chunks (batch 1 for a fixed program; the largest allowed batch for a flexible one)."""
-
-    def __init__(self, path: Path, flex: FlexibleShapes | None = None):
-        self.batches = _batch_sizes(flex)
-        if ON_MACOS:  # pragma: no cover - needs macOS
-            import coremltools as ct
-
-            self._model = ct.models.MLModel(str(path))
-            self._one = lambda feeds: next(iter(self._model.predict(feeds).values()))
-        else:
+        predict = None
+        if not ON_MACOS:
             from .coreml_reference import ReferenceProgram
 
-            self._program = ReferenceProgram(path)
-            self._one = self._program.run_one
+            predict = ReferenceProgram(artifact.path / artifact.file).run_one
+        meta = runner.read_meta(artifact.path)
+        return runner.CoreMLSession(artifact.path, meta, threads, {}, batches=_batch_sizes(flex), predict=predict)
 
-    def run(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
-        total = len(next(iter(feeds.values())))
-        casted = {k: v.astype(np.int32) if v.dtype == np.int64 else v for k, v in feeds.items()}
-        outs, start = [], 0
-        while start < total:
-            left = total - start
-            fits = [b for b in self.batches if b <= left]
-            size = max(fits) if fits else min(self.batches)  # pad the last chunk up to an allowed batch
-            chunk = {k: v[start : start + size] for k, v in casted.items()}
-            if size > left:
-                chunk = {k: np.concatenate([v, np.repeat(v[-1:], size - left, axis=0)]) for k, v in chunk.items()}
-            outs.append(np.asarray(self._one(chunk), np.float32)[: min(size, left)])
-            start += size
-        return np.concatenate(outs)
+
+def _sign_consts(ml: Any) -> list[str]:
+    """Names of the program's constants that hold only +-1 (at least MIN_ELEMENTS of them).
+
+    Walks the MIL program itself: coremltools' get_weights_metadata fails on a constant that feeds an op with a
+    tuple input (a ViT's position embedding into concat: "'list' object has no attribute 'val'")."""
+    names: list[str] = []
+
+    def walk(block: Any) -> None:
+        for op in block.operations:
+            for inner in op.blocks:
+                walk(inner)
+            value = op.val.val if op.op_type == "const" and op.val is not None else None
+            if isinstance(value, np.ndarray) and value.size >= MIN_ELEMENTS and is_sign_tensor(value):
+                names.append(op.name)
+
+    for function in ml._mil_program.functions.values():  # the program ct.convert just built
+        walk(function)
+    return names
 
 
 def _w8a8_form(sim: torch.nn.Module) -> torch.nn.Module:

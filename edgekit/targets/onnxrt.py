@@ -6,11 +6,13 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import onnx
 
 from ..errors import CalibrationError, RecipeError
 from ..recipe import Estimator, Precision, Quantizer
 from .base import TARGETS, Artifact, CompileContext, Target
+from .layer_probe import LayerOutputs, Node, layer_exits
 from .onnx_common import fp32_onnx, qdq_onnx
 from .onnx_export import activations_as_uint8, weights_to_fp16
 from .pt2e_lowering import source
@@ -25,6 +27,7 @@ class OnnxRuntimeTarget(Target):
     module = "onnxruntime"
     option_keys = ("op_types",)  # quantizer native: op_types_to_quantize of quantize_static (default: all it knows)
     extra = "onnx"  # core dependency; kept for the message format
+    exposes_layer_outputs = True
 
     def compile(self, ctx: CompileContext, precision: Precision, options: dict[str, Any], out: Path) -> Artifact:
         self.require()
@@ -55,6 +58,29 @@ class OnnxRuntimeTarget(Target):
             art.quantizer = ctx.quant.quantizer.value
             art.notes.append(f"explicit Q/DQ from {source(ctx.quant)}")
         return art
+
+    def layer_outputs(
+        self, path: Path, meta: dict[str, Any], layers: list[str], feeds: dict[str, np.ndarray]
+    ) -> LayerOutputs:
+        """Every layer's output as an extra graph output, from one ONNX Runtime session on the CPU."""
+        import onnxruntime as ort
+
+        model = onnx.load(str(path / meta["file"]))
+        g = model.graph
+        nodes = [Node(n.name, tuple(n.input), tuple(n.output)) for n in g.node]
+        exits = layer_exits(nodes, layers, {o.name for o in g.output})
+        have = {o.name for o in g.output}
+        for t in dict.fromkeys(exits.values()):
+            if t not in have:
+                g.output.append(onnx.helper.make_tensor_value_info(t, onnx.TensorProto.FLOAT, None))
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = 2
+        sess = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+        declared = {i.name: i.type for i in sess.get_inputs()}
+        feed = {k: v.astype(np.int32) if declared.get(k) == "tensor(int32)" else v for k, v in feeds.items()}
+        names = [o.name for o in sess.get_outputs()]
+        values = dict(zip(names, sess.run(names, feed)))
+        return {layer: (np.asarray(values[t], dtype=np.float32), False) for layer, t in exits.items()}
 
     def check_spec(self, spec) -> None:
         super().check_spec(spec)

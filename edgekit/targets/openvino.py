@@ -10,12 +10,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ..errors import CalibrationError, UnsupportedOpError, first_line_or_type
 from ..recipe import Precision, Quantizer
 from .base import TARGETS, Artifact, CompileContext, Target
-from .binary_lowering import lower_binary_weights
+from .binary_lowering import is_sign_tensor, lower_binary_weights, record
+from .layer_probe import LayerOutputs, Node, layer_exits
 from .onnx_common import fp32_onnx, qdq_onnx
 from .pt2e_lowering import source
+
+BIASLESS_OPS = {"MatMul", "Convolution", "GroupConvolution"}  # OpenVINO ops that never carry a bias
 
 
 def conversion_reason(exc: Exception) -> str:
@@ -47,6 +52,7 @@ class OpenVINOTarget(Target):
     module = "openvino"
     extra = "openvino"
     option_keys = ("inference_precision",)
+    exposes_layer_outputs = True
 
     def compile(self, ctx: CompileContext, precision: Precision, options: dict[str, Any], out: Path) -> Artifact:
         self.require()
@@ -69,7 +75,7 @@ class OpenVINOTarget(Target):
             raise
         except Exception as exc:
             raise UnsupportedOpError(f"openvino: conversion failed: {conversion_reason(exc)}") from None
-        model = lower_binary_weights(self.name, ctx.model, model, art)  # +-1 weights: u1 + FakeQuantize(levels=2)
+        model = lower_binary_weights(self, ctx.model, model, art)  # +-1 weights: u1 + FakeQuantize(levels=2)
         fp16 = precision is Precision.FP16
         if fp16:
             if "inference_precision" not in options:
@@ -80,6 +86,94 @@ class OpenVINOTarget(Target):
         ov.save_model(model, str(out / art.file), compress_to_fp16=fp16)
         art.notes.append(f"inference precision hint {hint}")
         return art
+
+    def lower_binary(self, program: Any, expected: int, art: Artifact) -> Any:
+        """+-1 weights as ``u1`` constants (bit-packed) -> Convert -> ``FakeQuantize(levels=2)`` mapping {0, 1} to
+        {-1, +1}: OpenVINO's representation of binary weights."""
+        import openvino as ov
+        from openvino import opset13 as ops
+
+        lowered = 0
+        for node in list(program.get_ordered_ops()):
+            if node.get_type_name() != "Constant" or node.get_element_type() != ov.Type.f32:
+                continue
+            value = node.get_data()
+            if not is_sign_tensor(value):
+                continue
+            bits = ov.Tensor(ov.Type.u1, ov.Shape(list(value.shape)))
+            packed = np.packbits(value.reshape(-1) > 0)  # MSB first, as OpenVINO's u1 layout
+            bits.data.view(np.uint8).reshape(-1)[: packed.size] = packed
+            signs = ops.fake_quantize(
+                ops.convert(ops.constant(bits), ov.Type.f32),
+                ops.constant(np.float32(0.0)),
+                ops.constant(np.float32(1.0)),
+                ops.constant(np.float32(-1.0)),
+                ops.constant(np.float32(1.0)),
+                2,
+            )
+            signs.set_friendly_name(f"{node.get_friendly_name()}/binary")
+            for target in list(node.output(0).get_target_inputs()):
+                target.replace_source_output(signs.output(0))
+            lowered += 1
+        program.validate_nodes_and_infer_types()
+        record(art, expected, lowered, "u1 constants read through FakeQuantize(levels=2)")
+        return program
+
+    def layer_outputs(
+        self, path: Path, meta: dict[str, Any], layers: list[str], feeds: dict[str, np.ndarray]
+    ) -> LayerOutputs:
+        """All layer outputs from one compiled model with extra outputs; if those change the model's own output (the
+        CPU plugin compiles a probed graph differently, e.g. a bias-less int8 conv made a result), one compile per
+        layer instead, each checked the same way."""
+        import openvino as ov
+
+        core = ov.Core()
+        hint = (meta.get("options") or {}).get("inference_precision", "f32")
+        config = {"INFERENCE_PRECISION_HINT": hint, "INFERENCE_NUM_THREADS": 2}
+        model = core.read_model(str(path / meta["file"]))
+        base = np.asarray(core.compile_model(model, "CPU", config)(feeds)[0], dtype=np.float32)
+        ops = list(model.get_ordered_ops())
+        nodes = []
+        for op in ops:
+            sources = [x.get_source_output() for x in op.inputs()]
+            nodes.append(
+                Node(
+                    op.get_friendly_name(),
+                    tuple((src.get_node().get_friendly_name(), src.get_index()) for src in sources),
+                    tuple((op.get_friendly_name(), i) for i in range(op.get_output_size())),
+                )
+            )
+        graph_out = {(r.input(0).get_source_output().get_node().get_friendly_name(), 0) for r in model.get_results()}
+        exits = layer_exits(nodes, layers, graph_out)
+        kinds = {(op.get_friendly_name(), i): op.get_type_name() for op in ops for i in range(op.get_output_size())}
+
+        def probe(wanted: list[Any]) -> dict[Any, np.ndarray] | None:
+            m = core.read_model(str(path / meta["file"]))
+            by_name = {
+                (op.get_friendly_name(), i): op.output(i)
+                for op in m.get_ordered_ops()
+                for i in range(op.get_output_size())
+            }
+            names = []
+            for k, t in enumerate(wanted):  # a unique tensor name per probe, to find it in the compiled model
+                by_name[t].get_tensor().add_names({f"edgekit_probe_{k}"})
+                names.append(f"edgekit_probe_{k}")
+            m.add_outputs(names)
+            compiled = core.compile_model(m, "CPU", config)
+            result = compiled(feeds)
+            if not np.allclose(np.asarray(result[0], dtype=np.float32), base, rtol=1e-4, atol=1e-5):
+                return None
+            return {t: np.asarray(result[compiled.output(n)], dtype=np.float32) for t, n in zip(wanted, names)}
+
+        wanted = list(dict.fromkeys(exits.values()))
+        values = probe(wanted)
+        if values is None:
+            values = {}
+            for t in wanted:
+                one = probe([t])
+                if one is not None:
+                    values.update(one)
+        return {layer: (values[t], kinds[t] in BIASLESS_OPS) for layer, t in exits.items() if t in values}
 
     def _nncf_int8(self, ctx: CompileContext):
         import nncf

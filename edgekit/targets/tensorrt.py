@@ -17,6 +17,7 @@ from typing import Any
 
 import onnx
 
+from ..device import runner
 from ..errors import DeviceError, RecipeError, UnsupportedOpError
 from ..recipe import Precision, Quantizer, QuantSpec
 from .base import TARGETS, Artifact, CompileContext, Target
@@ -144,34 +145,34 @@ def trtexec_command(ctx: CompileContext, precision: Precision, max_batch: int, w
 def build_engine(
     onnx_path: Path, plan_path: Path, precision: Precision, ctx: CompileContext, options: dict[str, Any]
 ) -> None:  # pragma: no cover - needs TensorRT and an NVIDIA GPU
+    """``model.plan`` by the device runner's engine build: a profile over every input from batch 1, sequence 1
+    up to ``max_batch``, sequence 128 (optimum batch 1, sequence 64), the recipe's workspace and the timing cache
+    next to the plan."""
     import tensorrt as trt
 
-    logger = trt.Logger(trt.Logger.WARNING)
-    builder = trt.Builder(logger)
-    network = builder.create_network(0)
-    parser = trt.OnnxParser(network, logger)
-    if not parser.parse(onnx_path.read_bytes()):
-        raise UnsupportedOpError(f"tensorrt: ONNX parse failed: {parser.get_error(0)}")
-    config = builder.create_builder_config()
-    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(options.get("workspace_mb", 1024)) << 20)
-    if precision in (Precision.FP16, Precision.INT8):
-        config.set_flag(trt.BuilderFlag.FP16)
-    if precision is Precision.INT8:
-        config.set_flag(trt.BuilderFlag.INT8)
-    profile = builder.create_optimization_profile()
     max_batch = int(options.get("max_batch", MAX_BATCH))
-    for s in ctx.bundle.inputs:
-        lo, hi = s.concrete_shape(batch=1, sequence=1), s.concrete_shape(batch=max_batch, sequence=128)
-        profile.set_shape(s.name, lo, s.concrete_shape(batch=1, sequence=64), hi)
-    config.add_optimization_profile(profile)
-    cache_file = plan_path.with_name("timing.cache")
-    cache = config.create_timing_cache(cache_file.read_bytes() if cache_file.exists() else b"")
-    config.set_timing_cache(cache, ignore_mismatch=False)
-    engine = builder.build_serialized_network(network, config)
-    if engine is None:
-        raise DeviceError("tensorrt: engine build failed (see the TensorRT log above)")
-    plan_path.write_bytes(bytes(engine))
-    cache_file.write_bytes(bytes(config.get_timing_cache().serialize()))
+
+    def profile(_dynamic: list[str]) -> dict[str, tuple[tuple[int, ...], ...]]:
+        return {
+            s.name: (
+                tuple(s.concrete_shape(batch=1, sequence=1)),
+                tuple(s.concrete_shape(batch=1, sequence=64)),
+                tuple(s.concrete_shape(batch=max_batch, sequence=128)),
+            )
+            for s in ctx.bundle.inputs
+        }
+
+    logger = trt.Logger(trt.Logger.WARNING)
+    workspace = int(options.get("workspace_mb", 1024))
+    try:
+        engine = runner.build_engine(
+            trt, logger, onnx_path, precision.value, profile, workspace, plan_path.with_name("timing.cache")
+        )
+    except runner.EngineBuildError as exc:
+        if exc.parse_error is not None:
+            raise UnsupportedOpError(f"tensorrt: ONNX parse failed: {exc.parse_error}") from None
+        raise DeviceError("tensorrt: engine build failed (see the TensorRT log above)") from None
+    plan_path.write_bytes(engine)
 
 
 TARGETS.add("tensorrt", TensorRTTarget())

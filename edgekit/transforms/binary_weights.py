@@ -3,7 +3,7 @@
 ``alpha_c = mean |W_c|`` is the scale that minimizes ``||W_c - alpha_c sign(W_c)||^2`` (XNOR-Net). The layer
 computes ``(x @ B^T) * alpha + bias`` with ``B`` in {-1, +1}: the matrix product has a +-1 operand, so its
 multiply-accumulates are accumulations, and the exported graph holds a pure +-1 weight tensor that targets with
-a 1-bit format store as one bit per weight (``targets/binary_lowering.py``): CoreML as a 1-bit palette
+a 1-bit format store as one bit per weight (each target's ``Target.lower_binary``): CoreML as a 1-bit palette
 (lookup table {-1, +1}), OpenVINO as a u1 constant read through a FakeQuantize with ``levels=2``. Other targets
 keep the +-1 tensor in float (simulated: the same numbers, no size gain); the report says which per target.
 
