@@ -20,6 +20,7 @@ import torch
 from .archs import ModelBundle
 from .artifacts import write_file
 from .data import DataSet, load_data
+from .device.runner import read_meta
 from .errors import ModelError, OutputExistsError, RecipeError
 from .pipeline import RunContext, run_stages, stages
 from .pipeline.stages import first_samples
@@ -81,7 +82,7 @@ def diagnose(
     art = root / target / precision
     if not (art / "artifact.json").is_file():
         raise RecipeError(f"'{root}' has no {target} {precision} artifact; `edgekit diagnose` needs one that was built")
-    meta = json.loads((art / "artifact.json").read_text())
+    meta = read_meta(art)
     probes = layer_probes()  # runtime -> the target that exposes its layer outputs
     if meta["runtime"] not in probes:
         raise RecipeError(

@@ -8,7 +8,6 @@ same code as the whole.
 
 from __future__ import annotations
 
-import json
 import shutil
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ import numpy as np
 from ..archs import load_model
 from ..data import DataSet, load_data
 from ..data.predict import predict_torch
+from ..device.runner import read_meta
 from ..evaluate import bench_rows, resolve_metric
 from ..metrics import DEFAULT_BUDGET, task_metric
 from ..status import Status
@@ -213,7 +213,7 @@ class Diagnose:
                 r["notes"].append(f"per-layer divergence needs edgekit's own encodings ({r['quantizer']} program)")
                 continue
             art = tmp / r["artifact"]
-            meta = json.loads((art / "artifact.json").read_text())
+            meta = read_meta(art)
             probes = layer_probes()  # runtime -> the target that exposes its layer outputs
             if meta["runtime"] not in probes:
                 r["notes"].append(
