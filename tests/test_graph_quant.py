@@ -118,6 +118,22 @@ def test_conv_subclass_with_its_own_padding_is_quantized(same_net, estimator):
     assert res.encodings[next(k for k in keys if k.endswith(".weight"))].axis == 0
 
 
+def test_openvino_profile_puts_same_padding_inside_the_qdq(same_net):
+    """DQ -> pad -> conv under the openvino profile (OpenVINO folds the pad into its int8 convolution); exact."""
+    model, data = same_net
+    spec = TensorSpec("x", ("batch", 3, 27, 27))
+    ov, ort = (_quantize(model, spec, data, profile=p) for p in ("openvino", "ort_ov"))
+    pads = [n for n in ov.program.graph.nodes if n.target is torch.ops.aten.pad.default]
+    assert pads and all(p.args[0].target in DEQUANTIZE for p in pads)
+    assert all(u.target is torch.ops.aten.conv2d.default for p in pads for u in p.users)
+    ort_pads = [n for n in ort.program.graph.nodes if n.target is torch.ops.aten.pad.default]
+    assert all(u.target is _Q.quantize_per_tensor.default for p in ort_pads for u in p.users)  # ORT: DQ -> Conv
+    x = torch.from_numpy(data[:5])
+    with torch.no_grad():
+        ref, a, b = model(x).numpy(), ov.program(x).numpy(), ort.program(x).numpy()
+    assert _sqnr(ref, a) > 25.0 and abs(_sqnr(ref, a) - _sqnr(ref, b)) < 3.0
+
+
 def test_full_integer_profile_quantizes_adds_keeps_logits_float(same_net):
     model, data = same_net
     res = _quantize(model, TensorSpec("x", ("batch", 3, 27, 27)), data, profile="full_integer")
@@ -183,6 +199,42 @@ def test_x86_profiles_leave_their_slow_ops_float(gpt2, profile, float_kinds):
     quantized = set(res.info["quantized_ops"])
     assert quantized >= {"addmm"} and not quantized & float_kinds
     assert quantized >= {"embedding", "matmul"} - float_kinds
+
+
+def _upstream_dequantize(node: torch.fx.Node) -> torch.fx.Node | None:
+    """The dequantize a matmul operand comes from, through reshapes, transposes and splits, or None (float)."""
+    from edgekit.quant.graph.annotate import _VALUE_PRESERVING
+
+    seen = 0
+    while isinstance(node, torch.fx.Node) and seen < 12:
+        if node.op == "call_function" and node.target in DEQUANTIZE:
+            return node
+        if node.op != "call_function" or not (
+            node.target in _VALUE_PRESERVING or "getitem" in str(node.target) or "split" in str(node.target)
+        ):
+            return None
+        node, seen = node.args[0], seen + 1
+    return None
+
+
+def test_openvino_profile_quantizes_the_scores_product_symmetric_and_keeps_pv_float(gpt2):
+    """OpenVINO runs its fused MHA in int8 when Q and K are symmetric int8 and P·V is float (as NNCF places them)."""
+    from edgekit.quant.graph.annotate import _is_softmax
+
+    model, ids, _ = gpt2
+    res = _quantize(model, TensorSpec("input_ids", ("batch", "sequence"), "int64"), ids, profile="openvino")
+    matmuls = [n for n in res.program.graph.nodes if n.op == "call_function" and "matmul" in str(n.target)]
+    scores = [n for n in matmuls if not any(_is_softmax(a) for a in n.args[:2])]
+    pv = [n for n in matmuls if any(_is_softmax(a) for a in n.args[:2])]
+    assert len(scores) == len(pv) >= 1
+    for n in scores:
+        dqs = [_upstream_dequantize(a) for a in n.args[:2]]
+        assert all(d is not None and int(d.args[2]) == 0 and d.args[5] == torch.int8 for d in dqs), n
+    for n in pv:
+        assert all(_upstream_dequantize(a) is None for a in n.args[:2]), n
+    x = torch.from_numpy(ids[:3])
+    with torch.no_grad():
+        assert _sqnr(model(x).numpy(), res.program(x).numpy()) > 20.0
 
 
 def _probability_scales(program: torch.fx.GraphModule) -> set[float]:

@@ -90,6 +90,19 @@ def _is_softmax(node: torch.fx.Node) -> bool:
     return node.op == "call_function" and node.target in _SOFTMAX
 
 
+_ZERO_PADS = frozenset({aten.pad.default, aten.constant_pad_nd.default})
+
+
+def _zero_padding(pad: torch.fx.Node) -> bool:
+    """``pad`` pads with the constant 0 (``aten.pad(x, pads, "constant", 0)`` or ``constant_pad_nd(x, pads, 0)``)."""
+    if pad.target is aten.pad.default:
+        mode = pad.args[2] if len(pad.args) > 2 else pad.kwargs.get("mode", "constant")
+        value = pad.args[3] if len(pad.args) > 3 else pad.kwargs.get("value", 0.0)
+        return mode == "constant" and (value or 0.0) == 0.0
+    value = pad.args[2] if len(pad.args) > 2 else pad.kwargs.get("value", 0.0)
+    return value == 0.0
+
+
 def _is_model_output(node: torch.fx.Node) -> bool:
     return any(u.op == "output" for u in node.users)
 
@@ -149,6 +162,7 @@ class EdgekitQuantizer(Quantizer):
         super().__init__()
         self.q, self.profile, self.exclude = q, profile, exclude
         self.act = activation_spec(q, symmetric)
+        self.scores = activation_spec(q, True)  # Q and K under ``scores_only``: int8 MHA takes symmetric int8
         self.probabilities = probability_spec(symmetric)
 
     def annotate(self, model: torch.fx.GraphModule) -> torch.fx.GraphModule:
@@ -175,6 +189,8 @@ class EdgekitQuantizer(Quantizer):
     def _annotation(self, node: torch.fx.Node, pattern: OpPattern) -> QuantizationAnnotation | None:
         if self.profile.wants(pattern.kind, CHAINED):
             return self._chained(node, pattern)
+        if self.profile.scores_only and pattern.kind in ("matmul", "attention"):
+            return self._scores(node, pattern)
         qmap = {}
         for pos in pattern.inputs:
             arg = node.args[pos] if pos < len(node.args) else None
@@ -184,12 +200,52 @@ class EdgekitQuantizer(Quantizer):
                 if self.profile.wants(pattern.kind, WEIGHTS):
                     qmap[arg] = weight_spec(self.q, pattern.weight_axis(pos, arg.meta["val"].dim()))
             elif self.profile.wants(pattern.kind, INPUTS):
+                if self.profile.pads_inside and pattern.kind == "conv" and self._pad_inside(arg):
+                    continue
                 qmap[arg] = self.probabilities if self.profile.fixed_probabilities and _is_softmax(arg) else self.act
         wants_out = self.profile.wants(pattern.kind, OUTPUT) and _floating(node) and not _is_model_output(node)
         out = self.act if wants_out else None
         if not qmap and out is None:
             return None
         return QuantizationAnnotation(input_qspec_map=qmap, output_qspec=out, _annotated=True)
+
+    def _pad_inside(self, arg: torch.fx.Node) -> bool:
+        """When ``arg`` is a zero pad, quantize its input instead (Q/DQ -> pad -> conv) and say so."""
+        is_pad = arg.op == "call_function" and arg.target in _ZERO_PADS and len(arg.users) == 1
+        if not is_pad or not _zero_padding(arg) or not isinstance(arg.args[0], torch.fx.Node):
+            return False
+        source = arg.args[0]
+        if not _quantized_output(source):
+            arg.meta["quantization_annotation"] = QuantizationAnnotation(
+                input_qspec_map={source: self.act}, _annotated=True
+            )
+        return True
+
+    def _scores(self, node: torch.fx.Node, pattern: OpPattern) -> None:
+        """Q·Kᵀ only: a matmul of attention probabilities (P·V) and a fused attention's V stay float; Q and K
+        are quantized at their producers' outputs (see :meth:`_hoist`). Returns no annotation for ``node``."""
+        args = [node.args[p] for p in pattern.inputs[:2] if p < len(node.args)]
+        if any(isinstance(a, torch.fx.Node) and _is_softmax(a) for a in args):
+            return None
+        for arg in args:
+            if isinstance(arg, torch.fx.Node) and _floating(arg) and not _is_weight(arg):
+                self._hoist(arg)
+        return None
+
+    def _hoist(self, arg: torch.fx.Node) -> None:
+        """Quantize ``arg`` at its producer's output, before the reshapes and transposes that lead here."""
+        root = arg
+        while (
+            root.op == "call_function" and root.target in _VALUE_PRESERVING and isinstance(root.args[0], torch.fx.Node)
+        ):
+            root = root.args[0]
+        if not _floating(root) or _is_weight(root) or root.op == "placeholder":
+            return
+        ann = root.meta.get("quantization_annotation")
+        if ann is None:
+            root.meta["quantization_annotation"] = QuantizationAnnotation(output_qspec=self.scores, _annotated=True)
+        elif ann.output_qspec is None:
+            ann.output_qspec = self.scores
 
     def _chained(self, node: torch.fx.Node, pattern: OpPattern) -> QuantizationAnnotation | None:
         """Inputs and output quantized only when every floating input is already a quantized output."""

@@ -36,6 +36,12 @@ class Profile:
     # attention probabilities on the fixed 1/256 grid (LiteRT's int8 SOFTMAX takes no other output scale); a
     # calibrated range is finer where probabilities are small (197 tokens: ~1/197 is 1.3 steps of 1/256)
     fixed_probabilities: bool = False
+    # attention's scores product (Q·Kᵀ) quantized at Q's and K's producers (symmetric int8), before their head
+    # reshapes and transposes, and P·V float: the placement OpenVINO's fused MHA kernel runs in int8
+    scores_only: bool = False
+    # a convolution's zero padding (TF-style "same", padded in forward) on the integer side of its Q/DQ, so the
+    # runtime folds the pad into the convolution (OpenVINO); exact, since 0 is on every activation grid
+    pads_inside: bool = False
     description: str = ""
 
     def wants(self, kind: str, role: str) -> bool:
@@ -73,9 +79,13 @@ PROFILES.add(
     "openvino",
     Profile(
         "openvino",
-        {k: v for k, v in _X86.items() if k not in ("matmul", "attention")},
-        description="the ort_ov placement without the attention matmuls (Q·Kᵀ, P·V stay float: OpenVINO's CPU "
-        "plugin runs them faster in float); int8 embedding tables",
+        _X86,
+        scores_only=True,
+        pads_inside=True,
+        description="the ort_ov placement with attention's Q·Kᵀ quantized at Q's and K's producers and P·V float "
+        "(as NNCF places them; OpenVINO's CPU plugin fuses that attention into its int8 MHA kernel); a "
+        "convolution's zero padding between its Q/DQ and the convolution, which OpenVINO folds; int8 embedding "
+        "tables",
     ),
 )
 PROFILES.add(
