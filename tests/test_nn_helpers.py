@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from edgekit.nn.capture import module_stack, on_outputs, removing_hooks
-from edgekit.nn.scopes import child_slots, inside, parent_of, qualified, set_module
+from edgekit.nn.scopes import attribute, child_slots, inside, parent_of, qualified, set_module
 
 
 class _Boom(nn.Module):
@@ -86,6 +86,7 @@ def test_scopes():
     assert parent_of(model, "1.1") == (model[1], "1")
     assert parent_of(model, "0") == (model, "0")
     assert parent_of(model, "1.1.weight") == (model[1][1], "weight")
+    assert attribute(model, "1.1.weight") is model[1][1].weight and attribute(model, "1") is model[1]
     new = nn.Identity()
     set_module(model, "1.0", new)
     assert model[1][0] is new
