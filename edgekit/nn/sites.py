@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 from torch import nn
 
 from .attention import attention_shape
+from .scopes import qualified
 
 _LAYER_SUFFIXES = ("Layer", "Block")  # BertLayer, OPTDecoderLayer, SwinBlock ...
 
@@ -29,7 +30,7 @@ def transformer_sites(model: nn.Module) -> list[Site]:
     modules = dict(model.named_modules())
     for name, m in modules.items():
         for child in dict(m.named_children()):
-            parents[f"{name}.{child}" if name else child] = (name, m)
+            parents[qualified(name, child)] = (name, m)
     sites: list[Site] = []
     for name, m in modules.items():
         if attention_shape(m) is None:

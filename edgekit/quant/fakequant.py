@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..nn.scopes import child_slots
 from ..recipe import QuantSpec
 from .encodings import Encoding, EncodingSet
 from .observers import Observer
@@ -198,11 +199,9 @@ def is_ignored(name: str, module: nn.Module, patterns: tuple[str, ...]) -> bool:
 def wrap_layers(model: nn.Module, spec: QuantSpec) -> nn.Module:
     """A deep copy of ``model`` with every quantizable, non-ignored layer wrapped in a QuantWrapper."""
     sim = copy.deepcopy(model).eval()
-    for name, module in list(sim.named_modules()):
-        for child_name, child in list(module.named_children()):
-            full = f"{name}.{child_name}" if name else child_name
-            if isinstance(child, QUANTIZABLE) and not is_ignored(full, child, spec.ignore):
-                setattr(module, child_name, QuantWrapper(child, full))
+    for module, child_name, full, child in child_slots(sim):
+        if isinstance(child, QUANTIZABLE) and not is_ignored(full, child, spec.ignore):
+            setattr(module, child_name, QuantWrapper(child, full))
     return sim
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 
+from ..nn.scopes import attribute
 from .encodings import Encoding, EncodingSet
 
 _Q = torch.ops.quantized_decomposed
@@ -41,10 +42,7 @@ def _dequantize_ops() -> tuple:
 
 def _value(gm: torch.fx.GraphModule, arg) -> torch.Tensor:
     if isinstance(arg, torch.fx.Node) and arg.op == "get_attr":
-        obj = gm
-        for part in str(arg.target).split("."):
-            obj = getattr(obj, part)
-        return torch.as_tensor(obj)
+        return torch.as_tensor(attribute(gm, str(arg.target)))
     return torch.as_tensor(arg)
 
 

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from ..data import DataSet
+from ..nn.capture import on_outputs
 from ..transforms.consumers import foldable_into_linears
 from ..transforms.unified_norm import UnifiedNorm
 
@@ -42,21 +43,14 @@ def equalize_norm_scales(model: nn.Module, input_names: list[str], data: DataSet
     lo: dict[str, torch.Tensor] = {}
     hi: dict[str, torch.Tensor] = {}
 
-    def hook(name: str):
-        def fn(_m, _i, out):
-            flat = out.detach().reshape(-1, out.shape[-1])
-            lo[name] = torch.minimum(lo.get(name, flat.min(0).values), flat.min(0).values)
-            hi[name] = torch.maximum(hi.get(name, flat.max(0).values), flat.max(0).values)
+    def record(name: str, out: torch.Tensor) -> None:
+        flat = out.detach().reshape(-1, out.shape[-1])
+        lo[name] = torch.minimum(lo.get(name, flat.min(0).values), flat.min(0).values)
+        hi[name] = torch.maximum(hi.get(name, flat.max(0).values), flat.max(0).values)
 
-        return fn
-
-    hooks = [model.get_submodule(n).register_forward_hook(hook(n)) for n in targets]
-    try:
+    with on_outputs([(n, model.get_submodule(n)) for n in targets], record):
         for feeds, _ in data.batches(batch_size):
             model(*[torch.from_numpy(feeds[n]) for n in input_names])
-    finally:
-        for h in hooks:
-            h.remove()
     for name, linears in targets.items():
         span = (hi[name] - lo[name]).clamp(min=1e-8)
         r = span / span.mean()

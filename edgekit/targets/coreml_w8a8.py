@@ -14,6 +14,7 @@ import copy
 import torch
 from torch import nn
 
+from ..nn.scopes import child_slots
 from ..quant.fakequant import QuantWrapper, _qdq_tensor, wrappers
 
 
@@ -69,8 +70,7 @@ def int8_weight_form(sim: nn.Module) -> nn.Module:
     """A copy of the simulated model with every QuantWrapper replaced by an :class:`Int8WeightLayer`."""
     out = copy.deepcopy(sim).eval()
     targets = {id(w) for w in wrappers(out)}
-    for module in list(out.modules()):
-        for name, child in list(module.named_children()):
-            if id(child) in targets:
-                setattr(module, name, Int8WeightLayer(child))
+    for module, name, _, child in child_slots(out):
+        if id(child) in targets:
+            setattr(module, name, Int8WeightLayer(child))
     return out

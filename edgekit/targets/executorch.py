@@ -166,8 +166,7 @@ def float_weights_of_float_layers(gm: torch.fx.GraphModule) -> list[str]:
         with torch.no_grad():
             values = node.target(_value(gm, q), _value(gm, scale), _value(gm, zp), *node.args[3:])
         layer = next(iter(node.users))
-        stack = list((layer.meta.get("nn_module_stack") or {}).values())
-        found.append(str(stack[-1][0]).removeprefix("L['self'].").removeprefix("model.") if stack else layer.name)
+        found.append(_layer_name(layer))
         name = f"_edgekit_float_weight_{len(found)}"
         gm.register_buffer(name, values)
         with gm.graph.inserting_before(node):
@@ -178,6 +177,13 @@ def float_weights_of_float_layers(gm: torch.fx.GraphModule) -> list[str]:
         gm.graph.eliminate_dead_code()
         gm.recompile()
     return found
+
+
+def _layer_name(node: torch.fx.Node) -> str:
+    """The module that ran ``node`` (innermost of its ``nn_module_stack``, without the export's ``L['self'].``
+    and the wrapper's ``model.``), or the node's own name for top-level code."""
+    stack = list((node.meta.get("nn_module_stack") or {}).values())
+    return str(stack[-1][0]).removeprefix("L['self'].").removeprefix("model.") if stack else node.name
 
 
 def _few(names: list[str], shown: int = 3) -> str:
@@ -197,9 +203,7 @@ def computed_weights(gm: torch.fx.GraphModule) -> list[str]:
             continue
         if all(any(k in str(u.target) for k in _WEIGHT_OPS) for u in node.users):
             continue
-        stack = list((node.meta.get("nn_module_stack") or {}).values())
-        name = stack[-1][0] if stack else node.name
-        found.append(str(name).removeprefix("L['self'].").removeprefix("model."))
+        found.append(_layer_name(node))
     return sorted(set(found))
 
 

@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from ..nn.scopes import inside as in_scope
+
 # {layer: (output array, pre_bias)}; pre_bias: the runtime moved the layer's bias addition out of its scope
 # (OpenVINO does), so the tensor lacks the bias
 LayerOutputs = dict[str, tuple[np.ndarray, bool]]
@@ -48,7 +50,7 @@ def layer_exits(nodes: list[Node], layers: Iterable[str], graph_outputs: set[Any
             consumers.setdefault(t, []).append(i)
     exits: dict[str, Any] = {}
     for layer in layers:
-        inside = {i for i, s in enumerate(scopes) if s == layer or s.startswith(layer + ".")}
+        inside = {i for i, s in enumerate(scopes) if in_scope(s, layer)}
         found = None
         for i in sorted(inside):
             if not nodes[i].inputs:

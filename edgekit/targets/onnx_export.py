@@ -22,6 +22,7 @@ from onnx import helper, numpy_helper
 
 from ..archs.base import ModelBundle
 from ..errors import UnsupportedOpError
+from ..nn.capture import module_stack
 
 EXPORT_BATCH, EXPORT_SEQUENCE = 2, 16
 
@@ -84,18 +85,12 @@ def find_op_module(module: torch.nn.Module, args: tuple[torch.Tensor, ...], op: 
                 found.append(stack[-1])
             return func(*a, **(kw or {}))
 
-    hooks = []
-    for name, m in module.named_modules():
-        hooks.append(m.register_forward_pre_hook(lambda _m, _i, n=name: stack.append(n)))
-        hooks.append(m.register_forward_hook(lambda _m, _i, _o: stack.pop()))
-    try:
-        with torch.no_grad(), Spy():
-            module(*args)
-    except Exception:
-        return None
-    finally:
-        for h in hooks:
-            h.remove()
+    with module_stack(module.named_modules(), stack):
+        try:
+            with torch.no_grad(), Spy():
+                module(*args)
+        except Exception:
+            return None
     if not found:
         return None
     return found[0] or f"{type(module).__name__} (top-level forward)"

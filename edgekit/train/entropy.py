@@ -22,6 +22,7 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from ..data import DataSet
+from ..nn.capture import module_stack
 from ..nn.sites import transformer_sites
 from .outliers import run_batches
 
@@ -51,15 +52,7 @@ class EntropyRecorder:
 
     @contextlib.contextmanager
     def recording(self) -> Iterator[None]:
-        stack: list[int] = []
-        hooks = []
-
-        def leave(_m: nn.Module, _a: Any, _o: Any) -> None:  # returns None: a hook's value would replace the output
-            stack.pop()
-
-        for i, site in enumerate(self.sites):
-            hooks.append(site.attention.register_forward_pre_hook(lambda _m, _a, i=i: stack.append(i)))
-            hooks.append(site.attention.register_forward_hook(leave))
+        stack: list[int] = []  # the running attention blocks' site indices
         recorder = self
 
         class Spy(TorchFunctionMode):
@@ -77,12 +70,8 @@ class EntropyRecorder:
                         recorder._keys[i] = out.shape[-1]
                 return out
 
-        try:
-            with Spy():
-                yield
-        finally:
-            for h in hooks:
-                h.remove()
+        with module_stack([(i, site.attention) for i, site in enumerate(self.sites)], stack), Spy():
+            yield
 
     def layer_means(self) -> list[float]:
         with np.errstate(invalid="ignore", divide="ignore"):

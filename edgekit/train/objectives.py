@@ -7,6 +7,7 @@ them all.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import torch
@@ -14,6 +15,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..errors import CalibrationError
+from ..nn.capture import on_outputs
 from ..nn.sites import first_tensor, transformer_sites
 from ..recipe import DistillSpec
 
@@ -49,7 +51,7 @@ class DistillObjective:
             p.requires_grad_(False)
         self._t_hidden: list[torch.Tensor] = []
         self._s_hidden: list[torch.Tensor] = []
-        self._hooks: list[Any] = []
+        self._hooks = contextlib.ExitStack()  # the hidden-state hooks, removed by close()
         if spec.hidden:
             t_sites, s_sites = transformer_sites(teacher), transformer_sites(student)
             if not t_sites or len(t_sites) != len(s_sites):
@@ -57,16 +59,13 @@ class DistillObjective:
                     f"distill.hidden: teacher has {len(t_sites)} transformer layers, student {len(s_sites)}; "
                     "set distill.hidden: 0 for models without matching layers"
                 )
-            for site in t_sites:
-                self._hooks.append(site.layer.register_forward_hook(lambda _m, _i, o: self._t_hidden.append(o)))
-            for site in s_sites:
-                self._hooks.append(site.layer.register_forward_hook(lambda _m, _i, o: self._s_hidden.append(o)))
+            for sites, hidden in ((t_sites, self._t_hidden), (s_sites, self._s_hidden)):
+                layers = [(i, site.layer) for i, site in enumerate(sites)]
+                self._hooks.enter_context(on_outputs(layers, lambda _i, o, hidden=hidden: hidden.append(o)))
 
     def close(self) -> None:
         """Remove the hooks: the trained model is deep-copied later (calibration) and must not carry them."""
-        for h in self._hooks:
-            h.remove()
-        self._hooks.clear()
+        self._hooks.close()
 
     def __call__(self, model: nn.Module, xs: list[torch.Tensor], y: torch.Tensor | None) -> tuple[torch.Tensor, Any]:
         s = self.spec

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from ..data import DataSet
+from ..nn.capture import on_outputs
 from ..nn.sites import first_tensor, transformer_sites
 
 
@@ -53,22 +54,13 @@ def outlier_metrics(
     if not sites:
         return {"applicable": False, "reason": "no transformer attention layers found"}
     records: dict[tuple[int, str], list[tuple[float, float]]] = {}
-    hooks = []
 
-    def hook(index: int, kind: str):
-        def fn(_m: nn.Module, _inp: Any, out: Any) -> None:
-            records.setdefault((index, kind), []).append(_stats(first_tensor(out)))  # type: ignore[arg-type]
+    def record(key: tuple[int, str], out: Any) -> None:
+        records.setdefault(key, []).append(_stats(first_tensor(out)))  # type: ignore[arg-type]
 
-        return fn
-
-    for i, site in enumerate(sites):
-        hooks.append(site.attention.register_forward_hook(hook(i, "attention")))
-        hooks.append(site.layer.register_forward_hook(hook(i, "ffn")))
-    try:
+    hooked = [((i, kind), m) for i, s in enumerate(sites) for kind, m in (("attention", s.attention), ("ffn", s.layer))]
+    with on_outputs(hooked, record):
         n = run_batches(model, input_names, data, batch_size, max_batches)
-    finally:
-        for h in hooks:
-            h.remove()
 
     def layer_records(i: int, kind: str) -> list[tuple[float, float]]:
         return records.get((i, kind), [(np.nan, np.nan)] * n)  # NaN for a hook that never fired

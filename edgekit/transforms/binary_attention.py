@@ -36,6 +36,7 @@ from torch import nn
 
 from ..errors import UnsupportedOpError
 from ..nn.attention import AttentionVariant, hf_attention_modules, native_attention_modules
+from ..nn.scopes import child_slots
 from . import TransformResult, register
 from .attention import swap_attention
 from .binary_hash import KernelHash, l2_normalize
@@ -182,10 +183,9 @@ def _pvt_attention_modules(model: nn.Module) -> Iterator[tuple[nn.Module, str, n
         from transformers.models.pvt_v2.modeling_pvt_v2 import PvtV2SelfAttention
     except ImportError:  # transformers absent: no HF PVTv2 in the model either
         return
-    for parent in list(model.modules()):
-        for name, child in list(parent.named_children()):
-            if isinstance(child, PvtV2SelfAttention):
-                yield parent, name, child
+    for parent, name, _, child in child_slots(model):
+        if isinstance(child, PvtV2SelfAttention):
+            yield parent, name, child
 
 
 Swapped = tuple[int, dict[str, str]]  # (modules swapped, {module name: why not applied})

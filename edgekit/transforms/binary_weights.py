@@ -22,6 +22,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..errors import UnsupportedOpError
+from ..nn.scopes import child_slots
 from . import TransformResult, register
 from .binary_hash import binarize
 
@@ -111,12 +112,10 @@ class BinaryWeightsOptions:
 def binary_weights(model: nn.Module, options: BinaryWeightsOptions) -> TransformResult:
     include, exclude = options.include, options.exclude
     swapped: list[str] = []
-    for parent_name, parent in list(model.named_modules()):
-        for child_name, child in list(parent.named_children()):
-            full = f"{parent_name}.{child_name}" if parent_name else child_name
-            if type(child) is nn.Linear and _selected(full, include, exclude):
-                setattr(parent, child_name, BinaryLinear(child))
-                swapped.append(full)
+    for parent, child_name, full, child in child_slots(model):
+        if type(child) is nn.Linear and _selected(full, include, exclude):
+            setattr(parent, child_name, BinaryLinear(child))
+            swapped.append(full)
     if not swapped:
         raise UnsupportedOpError(
             f"binary_weights: no nn.Linear layer of {type(model).__name__} matches include {list(include)} "

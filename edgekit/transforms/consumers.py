@@ -18,6 +18,7 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from ..errors import ModelError
+from ..nn.capture import module_stack, on_outputs
 
 _EXAMPLE: contextvars.ContextVar[tuple[torch.Tensor, ...] | None] = contextvars.ContextVar("example", default=None)
 
@@ -69,24 +70,12 @@ def trace_readers(
     linear_inputs: dict[str, set[str | None]] = {}
     tracked: dict[int, str] = {}
     keep: list[torch.Tensor] = []  # keeps tracked tensors alive so their ids are not reused
-    stack = [""]
-    hooks = []
+    stack = [""]  # the innermost running module's name ("": the model itself)
 
-    def pre(name: str):
-        return lambda _m, _i: stack.append(name)
-
-    def post(name: str):
-        def hook(_m, _i, out):
-            stack.pop()
-            if name in readers and isinstance(out, torch.Tensor):
-                tracked[id(out)] = name
-                keep.append(out)
-
-        return hook
-
-    for name, m in modules.items():
-        if name:
-            hooks += [m.register_forward_pre_hook(pre(name)), m.register_forward_hook(post(name))]
+    def track(name: str, out: object) -> None:
+        if isinstance(out, torch.Tensor):
+            tracked[id(out)] = name
+            keep.append(out)
 
     class Spy(TorchFunctionMode):
         def __torch_function__(self, func, types, args=(), kwargs=None):  # type: ignore[override]
@@ -112,12 +101,10 @@ def trace_readers(
                     readers[src].others.append(fname)
             return result
 
-    try:
-        with torch.no_grad(), Spy():
-            model(*inputs)
-    finally:
-        for h in hooks:
-            h.remove()
+    named = [(n, m) for n, m in modules.items() if n]
+    sources = [(n, m) for n, m in named if n in readers]
+    with module_stack(named, stack), on_outputs(sources, track), torch.no_grad(), Spy():
+        model(*inputs)
     return readers, linear_inputs
 
 

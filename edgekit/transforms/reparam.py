@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from ..nn.fold import fuse_bn
+from ..nn.scopes import parent_of
 from . import NoOptions, TransformResult, register
 
 
@@ -92,8 +93,7 @@ def _fx_pairs(model: nn.Module) -> list[tuple[nn.Module, nn.Module, nn.Module, A
             and isinstance(mods.get(src.target), _FOLDABLE)
             and len(src.users) == 1
         ):
-            parent_name, _, attr = node.target.rpartition(".")
-            parent = mods[parent_name] if parent_name else model
+            parent, attr = parent_of(model, node.target)
             key: Any = int(attr) if isinstance(parent, nn.Sequential) else attr
             pairs.append((mods[src.target], mods[node.target], parent, key))
     return pairs

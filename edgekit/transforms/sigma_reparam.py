@@ -25,6 +25,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..errors import RecipeError
+from ..nn.scopes import inside, set_module
 from . import NoOptions, TransformResult, register
 
 LAYER_SETS = ("all", "attention", "mlp")
@@ -97,7 +98,7 @@ def _scopes(model: nn.Module, layers: str) -> list[str] | None:
 
 
 def _inside(name: str, prefixes: list[str]) -> bool:
-    return any(name == p or name.startswith(p + ".") or p == "" for p in prefixes)
+    return any(inside(name, p) for p in prefixes)
 
 
 def select_linears(model: nn.Module, layers: str = "all", pattern: str | None = None) -> list[str]:
@@ -118,11 +119,6 @@ def select_linears(model: nn.Module, layers: str = "all", pattern: str | None = 
             continue
         out.append(name)
     return out
-
-
-def _replace(model: nn.Module, name: str, new: nn.Module) -> None:
-    parent_name, _, attr = name.rpartition(".")
-    setattr(model.get_submodule(parent_name) if parent_name else model, attr, new)
 
 
 @dataclass(frozen=True)
@@ -160,7 +156,7 @@ def sigma_reparam(model: nn.Module, options: SigmaReparamOptions) -> TransformRe
     for name in names:
         new = SigmaReparamLinear(model.get_submodule(name), iterations)
         new.train(model.training)
-        _replace(model, name, new)
+        set_module(model, name, new)
     return TransformResult(model, {"linears_reparameterized": len(names), "layers": layers})
 
 
@@ -178,5 +174,5 @@ def sigma_reparam_fold(model: nn.Module, options: NoOptions) -> TransformResult:
             "before it in the recipe"
         )
     for name in names:
-        _replace(model, name, model.get_submodule(name).folded())
+        set_module(model, name, model.get_submodule(name).folded())
     return TransformResult(model, {"linears_folded": len(names)})

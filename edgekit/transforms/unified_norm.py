@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ..nn.scopes import set_module
 from . import NoOptions, TransformResult, register
 from .consumers import current_example_inputs, foldable_into_linears
 
@@ -114,12 +115,6 @@ def padding_mask(model: nn.Module, mask: torch.Tensor) -> Iterator[None]:
             m.mask = None
 
 
-def _replace(model: nn.Module, name: str, new: nn.Module) -> None:
-    parent_name, _, attr = name.rpartition(".")
-    parent = model.get_submodule(parent_name) if parent_name else model
-    setattr(parent, attr, new)
-
-
 @dataclass(frozen=True)
 class UnifiedNormOptions:
     """:class:`UnifiedNorm`'s settings; ``eps`` defaults to each replaced LayerNorm's own."""
@@ -157,7 +152,7 @@ def swap_unified_norm(model: nn.Module, options: UnifiedNormOptions) -> Transfor
                 un.weight.copy_(m.weight)
                 if m.bias is not None:
                     un.bias.copy_(m.bias)
-            _replace(model, name, un)
+            set_module(model, name, un)
             swapped += 1
     return TransformResult(model, {"layernorms_replaced": swapped})
 
@@ -179,7 +174,7 @@ def fuse_norm(model: nn.Module, options: NoOptions) -> TransformResult:
             scale, shift = un.inference_affine()
             target = plan[name]
             if isinstance(target, str):  # not foldable: keep the constant affine (no normalization op)
-                _replace(model, name, ChannelAffine(scale, shift, un.channels_first))
+                set_module(model, name, ChannelAffine(scale, shift, un.channels_first))
                 kept[name] = target
                 continue
             for lin_name in target:
@@ -191,7 +186,7 @@ def fuse_norm(model: nn.Module, options: NoOptions) -> TransformResult:
                     lin.bias = nn.Parameter(extra)
                 else:
                     lin.bias.add_(extra)
-            _replace(model, name, nn.Identity())
+            set_module(model, name, nn.Identity())
             folded += 1
     info = {"norms_folded": folded, "kept_as_affine": len(kept), **({"not_folded": kept} if kept else {})}
     return TransformResult(model, info)

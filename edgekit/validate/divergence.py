@@ -24,6 +24,7 @@ import torch
 
 from ..data import DataSet
 from ..metrics import sqnr_db
+from ..nn.capture import on_outputs
 from ..targets.base import layer_probes
 from ..targets.layer_probe import Node, layer_exits, scope_of
 
@@ -38,22 +39,14 @@ def torch_layer_outputs(
     """Outputs of the modules named ``layers`` (first call each) and the order in which they ran."""
     store: dict[str, np.ndarray] = {}
     order: list[str] = []
-    hooks = []
-    for layer in layers:
-        module = model.get_submodule(layer)
 
-        def hook(_m, _i, out, layer=layer):
-            if layer not in store:
-                store[layer] = out.detach().float().numpy().copy()
-                order.append(layer)
+    def record(layer: str, out: Any) -> None:
+        if layer not in store:
+            store[layer] = out.detach().float().numpy().copy()
+            order.append(layer)
 
-        hooks.append(module.register_forward_hook(hook))
-    try:
-        with torch.inference_mode():
-            model(*[torch.from_numpy(data.inputs[n]) for n in names])
-    finally:
-        for h in hooks:
-            h.remove()
+    with on_outputs([(layer, model.get_submodule(layer)) for layer in layers], record), torch.inference_mode():
+        model(*[torch.from_numpy(data.inputs[n]) for n in names])
     return store, order
 
 

@@ -24,6 +24,8 @@ from torch import nn
 from torch.nn import functional as F
 from torch.overrides import TorchFunctionMode
 
+from ..nn.capture import module_stack
+
 PJ_PER_MAC = 3.7 + 0.9  # fp32 multiply + add
 PJ_PER_AC = 0.9  # fp32 add
 # 7^2, 14^2, 28^2 tokens: square, so PVT-style layers can reshape them; longer sequences would make the report's
@@ -120,9 +122,9 @@ def _is_attention(m: nn.Module) -> bool:
 
 
 class _Counter(TorchFunctionMode):
-    def __init__(self, count: OpsCount, depth: list[int]):
+    def __init__(self, count: OpsCount, running: list[nn.Module]):
         super().__init__()
-        self.count, self.depth = count, depth
+        self.count, self.running = count, running  # the attention modules running now (outermost first)
 
     def __torch_function__(self, func, types, args=(), kwargs=None):  # type: ignore[override]
         kwargs = kwargs or {}
@@ -135,25 +137,17 @@ class _Counter(TorchFunctionMode):
             except (IndexError, KeyError, TypeError, ValueError):  # an unusual call form: say so, never fail
                 self.count.uncounted += 1
                 return out
-            group = "weights" if kind in ("linear", "conv") else "attention_core" if self.depth[0] else "other_matmul"
+            group = "weights" if kind in ("linear", "conv") else "attention_core" if self.running else "other_matmul"
             self.count.add(group, int(n), signs)
         return out
 
 
 def count_ops(fn: Callable[[], Any], model: nn.Module) -> OpsCount:
     """Count the products executed by ``fn()`` (one forward of ``model``)."""
-    count, depth = OpsCount(), [0]
-    hooks = []
-    for m in model.modules():
-        if _is_attention(m):
-            hooks.append(m.register_forward_pre_hook(lambda *_: depth.__setitem__(0, depth[0] + 1)))
-            hooks.append(m.register_forward_hook(lambda *_: depth.__setitem__(0, depth[0] - 1)))
-    try:
-        with torch.no_grad(), _Counter(count, depth):
-            fn()
-    finally:
-        for h in hooks:
-            h.remove()
+    count, running = OpsCount(), []
+    attention = [(m, m) for m in model.modules() if _is_attention(m)]
+    with module_stack(attention, running), torch.no_grad(), _Counter(count, running):
+        fn()
     return count
 
 

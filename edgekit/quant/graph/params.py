@@ -8,21 +8,20 @@ from __future__ import annotations
 
 import torch
 
+from ...nn.scopes import attribute, parent_of
+
 
 def tensor_of(gm: torch.fx.GraphModule, node: object) -> torch.Tensor | None:
     """The tensor behind a ``get_attr`` node (None for anything else)."""
     if not isinstance(node, torch.fx.Node) or node.op != "get_attr":
         return None
-    value = gm
-    for part in str(node.target).split("."):
-        value = getattr(value, part)
+    value = attribute(gm, str(node.target))
     return value if isinstance(value, torch.Tensor) else None
 
 
 def replace_tensor(gm: torch.fx.GraphModule, node: torch.fx.Node, value: torch.Tensor) -> None:
     """Point ``node``'s attribute at a new tensor (a parameter stays a parameter, without grad)."""
-    owner_path, _, name = str(node.target).rpartition(".")
-    owner = gm.get_submodule(owner_path) if owner_path else gm
+    owner, name = parent_of(gm, str(node.target))
     old = getattr(owner, name)
     value = value.detach().to(old.dtype).contiguous()
     if isinstance(old, torch.nn.Parameter):
