@@ -17,6 +17,11 @@ from .errors import RecipeError, did_you_mean
 T = TypeVar("T")
 
 
+@dataclasses.dataclass(frozen=True)
+class NoOptions:
+    """The options of a component (a transform, a target) that takes none: any key is unknown."""
+
+
 def from_dict(cls: type[T], data: Any, where: str = "recipe") -> T:
     """Build dataclass ``cls`` from ``data``; raise RecipeError naming ``where`` on any mismatch."""
     return _convert(cls, data, where)

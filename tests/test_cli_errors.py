@@ -146,6 +146,48 @@ def test_recipe_check_rejects_bad_transform_options(run_cli, tmp_path, tiny_vit_
     assert "ok" not in out
 
 
+@pytest.mark.parametrize(
+    ("target", "options", "pattern"),
+    [
+        ("onnx", {"op_type": ["MatMul"]}, "target onnx: options: unknown key 'op_type' (did you mean 'op_types'?)"),
+        ("onnx", {"op_types": [3]}, "target onnx: options.op_types: invalid value [3]"),
+        ("tensorrt", {"max_batch": "32"}, "target tensorrt: options.max_batch: expected int, got '32'"),
+        ("tensorrt", {"workspace_mb": 0}, "target tensorrt: options: workspace_mb must be positive, got 0"),
+        ("tflite", {"dynamic": "yes"}, "target tflite: options.dynamic: expected bool, got 'yes'"),
+        ("openvino", {"inference_precision": 16}, "target openvino: options.inference_precision: expected str"),
+        ("executorch", {"delegate": "qnn"}, "target executorch: options: delegate 'qnn' is not one of"),
+        ("coreml", {"compute_unit": "ALL"}, "target coreml: options: unknown key 'compute_unit'"),
+        ("coreml", {"palettize_bits": 4.0}, "target coreml: options.palettize_bits: expected int, got 4.0"),
+        ("coreml", {"flexible_shapes": {"batch": "8..1"}}, "target coreml: options: flexible_shapes.batch '8..1'"),
+    ],
+)
+def test_recipe_check_rejects_bad_target_options(run_cli, tmp_path, tiny_vit_recipe, target, options, pattern):
+    tiny_vit_recipe["targets"] = [{"name": target, "precisions": ["fp32"], "options": options}]
+    code, out, err = run_cli("recipe", "check", write_yaml(tmp_path / "r.yaml", tiny_vit_recipe))
+    _assert_clean_failure(code, err, tmp_path / "out", pattern)
+    assert "ok" not in out
+
+
+def test_recipe_check_rejects_a_bad_target_option_without_the_backend(run_cli, tmp_path, tiny_vit_recipe, monkeypatch):
+    """Options are parsed before the backend is required: a machine without coremltools still catches the typo."""
+    from edgekit.targets.base import Target
+
+    monkeypatch.setattr(Target, "installed", lambda self: False)
+    tiny_vit_recipe["targets"] = [{"name": "coreml", "precisions": ["fp32"], "options": {"int8_mod": "weights"}}]
+    code, _, err = run_cli("recipe", "check", write_yaml(tmp_path / "r.yaml", tiny_vit_recipe))
+    _assert_clean_failure(code, err, tmp_path / "out", "target coreml: options: unknown key 'int8_mod'")
+
+
+def test_recipe_check_takes_good_target_options(run_cli, tmp_path, tiny_vit_recipe):
+    tiny_vit_recipe["targets"] = [
+        {"name": "onnx", "precisions": ["fp32"], "options": {"op_types": ["MatMul", "Conv"]}},
+        {"name": "tensorrt", "precisions": ["fp32"], "options": {"max_batch": 8, "workspace_mb": 512}},
+        {"name": "coreml", "precisions": ["fp32"], "options": {"int8_mode": "weights", "flexible_shapes": {}}},
+    ]
+    code, out, err = run_cli("recipe", "check", write_yaml(tmp_path / "r.yaml", tiny_vit_recipe))
+    assert code == 0 and ": ok (" in out, err
+
+
 def test_recipe_check_takes_good_transform_options(run_cli, tmp_path, tiny_vit_recipe):
     tiny_vit_recipe["transforms"] = [{"name": "unified_norm", "options": {"window": 2}}, {"name": "fuse_norm"}]
     code, out, err = run_cli("recipe", "check", write_yaml(tmp_path / "r.yaml", tiny_vit_recipe))

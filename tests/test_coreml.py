@@ -68,6 +68,7 @@ def test_native_int8_modes(ctx, tmp_path, mode, op):
     t, art = _build(ctx, tmp_path, int8_mode=mode, palettize_bits=6, weight_threshold=0)
     ops = _ops(art)
     assert ops[op] >= 1 and ops["quantize"] == 0 and art.quantizer == "native"
+    assert art.options == {"int8_mode": mode, "palettize_bits": 6, "weight_threshold": 0}  # what the recipe set
     x = load_data(DataSpec("digits", "test", samples=8), ctx.bundle).inputs["pixel_values"]
     ref = ctx.model(torch.from_numpy(x)).detach().numpy()
     assert cosine(t.run(t.load(art), {"pixel_values": x}), ref) > 0.99

@@ -62,7 +62,7 @@ def test_sweep_file_rejects_unknown_keys_and_models():
     typo = {**sweep_doc(), "jobs": [], "targets": ["openvno"], "models": sweep_doc()["models"][:1]}
     with pytest.raises(RecipeError, match="did you mean 'openvino'"):
         expand(sweep_from_dict(typo), TREE)
-    with pytest.raises(RecipeError, match="unknown option 'precision'"):
+    with pytest.raises(RecipeError, match="target openvino: options: unknown key 'precision'"):
         expand(
             sweep_from_dict({**typo, "targets": ["openvino"], "target_options": {"openvino": {"precision": 1}}}), TREE
         )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import onnx
 import pytest
@@ -44,6 +46,19 @@ def _compile(ctx, target, precision, tmp_path):
     out.mkdir()
     t.export(ctx, precision, {}, out)
     return t, Artifact.read(out)  # reload from disk: the artifact directory is self-describing
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_every_target_declares_frozen_typed_options(target):
+    cls = get_target(target).options
+    assert dataclasses.is_dataclass(cls) and cls.__dataclass_params__.frozen
+    assert get_target(target).parse_options(None) == cls()  # no options: the target's defaults
+
+
+def test_options_parse_from_a_mapping_and_a_typed_object_passes_through():
+    t = get_target("onnx")
+    typed = t.parse_options({"op_types": "MatMul,Conv"})
+    assert typed.op_types == ("MatMul", "Conv") and t.parse_options(typed) is typed
 
 
 @pytest.mark.parametrize("target", TARGETS)

@@ -56,7 +56,7 @@ def test_tensorrt_artifact_without_tensorrt(tmp_path):
     ctx = CompileContext(bundle, bundle.module, cal.sim, cal.encodings, q, data, tmp_path)
     out = tmp_path / "trt"
     out.mkdir()
-    art = get_target("tensorrt").compile(ctx, Precision.INT8, {}, out)
+    art = get_target("tensorrt").export(ctx, Precision.INT8, {}, out)  # export parses the dict options
     script = (out / "build_engine.sh").read_text()
     assert "trtexec --onnx=model.onnx --saveEngine=model.plan --int8 --fp16" in script
     assert "--minShapes=pixel_values:1x1x8x8" in script and "--maxShapes=pixel_values:32x1x8x8" in script

@@ -1,10 +1,20 @@
-"""The Target interface and registry. Every target: available(), compile(), load(), run()."""
+"""The Target interface and registry. Every target: available(), compile(), load(), run().
+
+Each target declares a frozen dataclass of typed options (``Target.options``; :class:`~edgekit.config.NoOptions`
+when it takes none). A recipe's ``targets: [{name, options: {...}}]`` mapping is parsed into it with
+:func:`edgekit.config.from_dict` when the recipe is checked (:meth:`Target.check_spec`, at plan time and by
+``edgekit recipe check``), so an unknown or wrongly typed option fails at load with a one-line RecipeError naming
+the target and the key. :meth:`Target.export` is the one place a mapping becomes that object (callers keep
+passing dicts); ``compile`` receives the parsed object. What ``artifact.json`` records under ``options`` stays a
+plain dict written by each target.
+"""
 
 from __future__ import annotations
 
 import importlib.util
 import json
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,6 +23,7 @@ import numpy as np
 import torch
 
 from ..archs.base import ModelBundle
+from ..config import NoOptions, from_dict
 from ..data import DataSet
 from ..device import runner
 from ..errors import MissingBackendError, RecipeError, UnsupportedOpError, first_line_or_type
@@ -100,7 +111,7 @@ class Target(ABC):
     module: str  # the Python package the target needs
     extra: str  # pip extra that installs it
     precisions: tuple[Precision, ...] = (Precision.FP32, Precision.FP16, Precision.INT8)
-    option_keys: tuple[str, ...] = ()
+    options: type = NoOptions  # a frozen dataclass; its defaults are the target's defaults
     measures_latency = True  # False where the real runtime cannot run here (the report says "not measured here")
     validation_limit: int | None = None  # validate on at most this many samples (slow reference execution)
     requires_symmetric_activations = False  # int8 activations must have zero point 0 (TensorRT)
@@ -138,28 +149,36 @@ class Target(ABC):
         if not self.installed():
             raise MissingBackendError(self.name, self.module, self.extra)
 
-    def check_spec(self, spec: TargetSpec) -> None:
+    def parse_options(self, options: Mapping[str, Any] | Any | None = None) -> Any:
+        """The typed options from a recipe's mapping (an instance of ``self.options`` passes through); an unknown
+        key, a wrong type or an out-of-range value raises RecipeError naming the target and the key."""
+        value = dict(options) if isinstance(options, Mapping) else ({} if options is None else options)
+        return from_dict(self.options, value, f"target {self.name}: options")
+
+    def check_spec(self, spec: TargetSpec) -> Any:
+        """Check a recipe's target entry (precisions and options) without the backend; returns the parsed
+        options."""
         for p in spec.precisions:
             if p not in self.precisions:
                 raise RecipeError(
                     f"target '{self.name}' does not support precision '{p.value}' "
                     f"(supports {', '.join(x.value for x in self.precisions)})"
                 )
-        for key in spec.options:
-            if key not in self.option_keys:
-                from ..errors import did_you_mean
-
-                raise RecipeError(f"target '{self.name}': unknown option '{key}'{did_you_mean(key, self.option_keys)}")
+        return self.parse_options(spec.options)
 
     @abstractmethod
-    def compile(self, ctx: CompileContext, precision: Precision, options: dict[str, Any], out: Path) -> Artifact:
-        """Write the artifact for ``precision`` into the empty directory ``out``."""
+    def compile(self, ctx: CompileContext, precision: Precision, options: Any, out: Path) -> Artifact:
+        """Write the artifact for ``precision`` into the empty directory ``out``; ``options``: an instance of
+        ``self.options``."""
 
-    def export(self, ctx: CompileContext, precision: Precision, options: dict[str, Any], out: Path) -> Artifact:
-        """Compile, then write ``artifact.json`` with the IO spec as this target's file declares it."""
+    def export(
+        self, ctx: CompileContext, precision: Precision, options: Mapping[str, Any] | Any | None, out: Path
+    ) -> Artifact:
+        """Parse ``options`` (a recipe's mapping or the typed object), compile, then write ``artifact.json`` with
+        the IO spec as this target's file declares it."""
         from .binary_lowering import describe
 
-        art = self.compile(ctx, precision, options, out)
+        art = self.compile(ctx, precision, self.parse_options(options), out)
         describe(self.name, ctx.model, art)  # 1-bit weights: lowered by this target, or simulated
         art.write_meta(ctx.bundle, self.io_spec(ctx.bundle.inputs))
         return art

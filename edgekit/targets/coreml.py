@@ -28,12 +28,14 @@ import io
 import sys
 import warnings
 from collections.abc import Callable
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from ..config import to_dict
 from ..device import runner
 from ..errors import CalibrationError, RecipeError, UnsupportedOpError, first_line_or_type
 from ..quant.fakequant import decomposed
@@ -48,6 +50,47 @@ from .pt2e_lowering import source as quant_source
 
 ON_MACOS = sys.platform == "darwin"
 REFERENCE_SAMPLES = 1000
+INT8_MODES = ("w8a8", "weights", "palettize")
+COMPUTE_UNITS = ("ALL", "CPU_ONLY", "CPU_AND_GPU", "CPU_AND_NE")  # coremltools' ComputeUnit names
+PALETTIZE_BITS = (1, 2, 3, 4, 6, 8)  # what coremltools' OpPalettizerConfig takes
+
+
+@dataclass(frozen=True)
+class CoreMLOptions:
+    """The ``coreml`` target's options (see the module docstring). ``minimum_deployment_target`` None: iOS17, or
+    iOS18 when enumerated flexible shapes are on several inputs (a name of ``coremltools.target``, checked at
+    conversion). ``flexible_shapes`` stays the recipe's mapping (artifact.json records it so; ``load`` reads it
+    back) and is checked here by ``FlexibleShapes.parse``."""
+
+    minimum_deployment_target: str | None = None
+    compute_units: str = "ALL"
+    int8_mode: str = "w8a8"
+    palettize_bits: int = 4
+    weight_threshold: int = 2048  # coremltools' default: smaller tensors stay float
+    flexible_shapes: dict[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        if self.int8_mode not in INT8_MODES:
+            raise ValueError(f"int8_mode must be w8a8, weights or palettize, not '{self.int8_mode}'")
+        if self.compute_units not in COMPUTE_UNITS:
+            raise ValueError(f"compute_units must be one of {', '.join(COMPUTE_UNITS)}, not '{self.compute_units}'")
+        if self.palettize_bits not in PALETTIZE_BITS:
+            raise ValueError(f"palettize_bits must be one of {PALETTIZE_BITS}, not {self.palettize_bits}")
+        if self.weight_threshold < 0:
+            raise ValueError(f"weight_threshold must be >= 0, got {self.weight_threshold}")
+        try:
+            FlexibleShapes.parse(self.flexible_shapes)
+        except RecipeError as exc:  # from_dict prefixes "target coreml: options: "
+            raise ValueError(str(exc).removeprefix("coreml: ")) from None
+
+    def recorded(self) -> dict[str, Any]:
+        """What artifact.json records under ``options``: the options the recipe set (those off their defaults)."""
+        default = CoreMLOptions()
+        return {
+            f.name: to_dict(getattr(self, f.name))
+            for f in fields(self)
+            if getattr(self, f.name) != getattr(default, f.name)
+        }
 
 
 class CoreMLTarget(Target):
@@ -56,14 +99,7 @@ class CoreMLTarget(Target):
     runtime = "coreml"
     module = "coremltools"
     extra = "coreml"
-    option_keys = (
-        "minimum_deployment_target",
-        "compute_units",
-        "int8_mode",
-        "palettize_bits",
-        "weight_threshold",
-        "flexible_shapes",
-    )
+    options = CoreMLOptions
     measures_latency = ON_MACOS
     validation_limit = None if ON_MACOS else REFERENCE_SAMPLES
 
@@ -89,17 +125,13 @@ class CoreMLTarget(Target):
     def io_spec(self, inputs: tuple[TensorSpec, ...]) -> tuple[TensorSpec, ...]:
         return ids_as_int32(inputs)
 
-    def compile(self, ctx: CompileContext, precision: Precision, options: dict[str, Any], out: Path) -> Artifact:
+    def compile(self, ctx: CompileContext, precision: Precision, options: CoreMLOptions, out: Path) -> Artifact:
         self.require()
         import coremltools as ct
 
-        mode = str(options.get("int8_mode", "w8a8"))
-        if mode not in ("w8a8", "weights", "palettize"):
-            raise RecipeError(f"coreml: int8_mode must be w8a8, weights or palettize, not '{mode}'")
-        flex = FlexibleShapes.parse(options.get("flexible_shapes"))
-        art = Artifact(
-            self.name, precision, out, self.runtime, "model.mlpackage", options={k: options[k] for k in options}
-        )
+        mode = options.int8_mode
+        flex = FlexibleShapes.parse(options.flexible_shapes)
+        art = Artifact(self.name, precision, out, self.runtime, "model.mlpackage", options=options.recorded())
         w8a8 = precision is Precision.INT8 and mode == "w8a8"
         if w8a8 and ctx.sim is None:
             raise CalibrationError("coreml w8a8 needs calibration: set quantization.calibration")
@@ -121,7 +153,7 @@ class CoreMLTarget(Target):
         ct: Any,
         ctx: CompileContext,
         precision: Precision,
-        options: dict[str, Any],
+        options: CoreMLOptions,
         flex: FlexibleShapes | None,
         w8a8: bool,
         art: Artifact,
@@ -129,13 +161,13 @@ class CoreMLTarget(Target):
         """torch.export first; the TorchScript trace only for fixed shapes when export conversion fails."""
         # Core ML takes enumerated shapes on more than one input from iOS18 on
         several = flex is not None and bool(flex.enumerated) and len(ctx.bundle.inputs) > 1
-        target_name = str(options.get("minimum_deployment_target", "iOS18" if several else "iOS17"))
+        target_name = options.minimum_deployment_target or ("iOS18" if several else "iOS17")
         if several and target_name in ("iOS15", "iOS16", "iOS17", "macOS12", "macOS13", "macOS14"):
             raise RecipeError(
                 f"coreml: enumerated flexible_shapes on {len(ctx.bundle.inputs)} inputs need "
                 f"minimum_deployment_target iOS18 (not {target_name}); or use ranges 'LO..HI'"
             )
-        units = str(options.get("compute_units", "ALL"))
+        units = options.compute_units
         try:
             settings = {
                 "convert_to": "mlprogram",
@@ -176,7 +208,7 @@ class CoreMLTarget(Target):
         return ml
 
     @staticmethod
-    def _int8(ct: Any, ml: Any, mode: str, options: dict[str, Any], art: Artifact, quantizer: str, source: str) -> Any:
+    def _int8(ct: Any, ml: Any, mode: str, options: CoreMLOptions, art: Artifact, quantizer: str, source: str) -> Any:
         from coremltools.optimize import coreml as opt
 
         if mode == "w8a8":
@@ -184,14 +216,14 @@ class CoreMLTarget(Target):
             art.notes.append(f"W8A8 from {source}: quantize/dequantize ops and int8 constexpr weights")
             return ml
         art.quantizer = "native"
-        threshold = int(options.get("weight_threshold", 2048))  # coremltools' default: smaller tensors stay float
+        threshold = options.weight_threshold
         if mode == "weights":
             cfg = opt.OptimizationConfig(
                 global_config=opt.OpLinearQuantizerConfig(mode="linear_symmetric", weight_threshold=threshold)
             )
             art.notes.append("weight-only int8 (coremltools linear_quantize_weights); activations in float")
             return opt.linear_quantize_weights(ml, config=cfg)
-        bits = int(options.get("palettize_bits", 4))
+        bits = options.palettize_bits
         cfg = opt.OptimizationConfig(
             global_config=opt.OpPalettizerConfig(nbits=bits, mode="kmeans", weight_threshold=threshold)
         )

@@ -28,12 +28,13 @@ import logging
 import sys
 import warnings
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from ..errors import CalibrationError, RecipeError, UnsupportedOpError, first_line_or_type
+from ..errors import CalibrationError, UnsupportedOpError, first_line_or_type
 from ..recipe import Precision
 from .base import TARGETS, Artifact, CompileContext, Target, static_sample
 from .pt2e_lowering import pt2e_form, source
@@ -53,23 +54,28 @@ class _Half(torch.nn.Module):
         return self.model(*cast).float()
 
 
+@dataclass(frozen=True)
+class ExecuTorchOptions:
+    """``delegate``: the backend the program is lowered to, ``xnnpack`` (runs here) or ``coreml`` (Apple only)."""
+
+    delegate: str = "xnnpack"
+
+    def __post_init__(self) -> None:
+        if self.delegate not in DELEGATES:
+            raise ValueError(f"delegate '{self.delegate}' is not one of {', '.join(DELEGATES)}")
+
+
 class ExecuTorchTarget(Target):
     name = "executorch"
     quant_profile = "full_integer"
     runtime = "executorch"
     module = "executorch"
     extra = "executorch"
-    option_keys = ("delegate",)
+    options = ExecuTorchOptions
 
-    def check_spec(self, spec) -> None:
-        super().check_spec(spec)
-        delegate = spec.options.get("delegate", "xnnpack")
-        if delegate not in DELEGATES:
-            raise RecipeError(f"target 'executorch': delegate '{delegate}' is not one of {', '.join(DELEGATES)}")
-
-    def compile(self, ctx: CompileContext, precision: Precision, options: dict[str, Any], out: Path) -> Artifact:
+    def compile(self, ctx: CompileContext, precision: Precision, options: ExecuTorchOptions, out: Path) -> Artifact:
         self.require()
-        delegate = options.get("delegate", "xnnpack")
+        delegate = options.delegate
         art = Artifact(self.name, precision, out, self.runtime, "model.pte", options={"delegate": delegate})
         sample = tuple(t.clone(memory_format=torch.contiguous_format) for t in static_sample(ctx))
         if precision is Precision.INT8:

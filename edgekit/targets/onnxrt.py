@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import onnx
 
-from ..errors import CalibrationError, RecipeError
+from ..errors import CalibrationError
 from ..recipe import Estimator, Precision, Quantizer
 from .base import TARGETS, Artifact, CompileContext, Target
 from .layer_probe import LayerOutputs, Node, layer_exits
@@ -20,16 +21,32 @@ from .pt2e_lowering import source
 _ORT_METHODS = {Estimator.MINMAX: "MinMax", Estimator.ENTROPY: "Entropy", Estimator.PERCENTILE: "Percentile"}
 
 
+@dataclass(frozen=True)
+class OnnxOptions:
+    """``op_types`` (quantizer native): the ``op_types_to_quantize`` of ``quantize_static``, a list of ONNX op
+    types (MatMul, Conv, Gemm) or one comma-separated string; default (None): every op type it knows."""
+
+    op_types: tuple[str, ...] | str | None = None
+
+    def __post_init__(self) -> None:
+        value = self.op_types
+        if isinstance(value, str):
+            value = tuple(v for v in value.split(",") if v)
+            object.__setattr__(self, "op_types", value)
+        if value is not None and (not value or not all(value)):
+            raise ValueError(f"op_types must be a list of ONNX op types (MatMul, Conv, Gemm), not {list(value)!r}")
+
+
 class OnnxRuntimeTarget(Target):
     name = "onnx"
     quant_profile = "onnxruntime"
     runtime = "onnxruntime"
     module = "onnxruntime"
-    option_keys = ("op_types",)  # quantizer native: op_types_to_quantize of quantize_static (default: all it knows)
+    options = OnnxOptions
     extra = "onnx"  # core dependency; kept for the message format
     exposes_layer_outputs = True
 
-    def compile(self, ctx: CompileContext, precision: Precision, options: dict[str, Any], out: Path) -> Artifact:
+    def compile(self, ctx: CompileContext, precision: Precision, options: OnnxOptions, out: Path) -> Artifact:
         self.require()
         art = Artifact(self.name, precision, out, self.runtime, "model.onnx")
         dest = out / art.file
@@ -39,7 +56,7 @@ class OnnxRuntimeTarget(Target):
             onnx.save(weights_to_fp16(onnx.load(str(fp32_onnx(ctx)))), str(dest))
             art.notes.append("fp16 weights, fp32 compute (ONNX Runtime CPU has no fp16 kernels for most ops)")
         elif ctx.quant.quantizer is Quantizer.NATIVE:
-            op_types = _op_types(options)
+            op_types = None if options.op_types is None else list(options.op_types)
             self._native_int8(ctx, dest, op_types)
             art.quantizer = "native"
             only = f", only {'/'.join(op_types)}" if op_types else ""
@@ -82,10 +99,6 @@ class OnnxRuntimeTarget(Target):
         values = dict(zip(names, sess.run(names, feed)))
         return {layer: (np.asarray(values[t], dtype=np.float32), False) for layer, t in exits.items()}
 
-    def check_spec(self, spec) -> None:
-        super().check_spec(spec)
-        _op_types(dict(spec.options))
-
     def _native_int8(self, ctx: CompileContext, dest: Path, op_types: list[str] | None = None) -> None:
         from onnxruntime.quantization import (
             CalibrationDataReader,
@@ -121,17 +134,6 @@ class OnnxRuntimeTarget(Target):
             calibrate_method=getattr(CalibrationMethod, method),
             op_types_to_quantize=op_types,
         )
-
-
-def _op_types(options: dict[str, Any]) -> list[str] | None:
-    value = options.get("op_types")
-    if value is None:
-        return None
-    if isinstance(value, str):
-        value = [v for v in value.split(",") if v]
-    if not isinstance(value, list | tuple) or not value or not all(isinstance(v, str) and v for v in value):
-        raise RecipeError(f"onnx: options.op_types must be a list of ONNX op types (MatMul, Conv, Gemm), not {value!r}")
-    return list(value)
 
 
 TARGETS.add("onnx", OnnxRuntimeTarget())

@@ -7,6 +7,7 @@ INT8 from edgekit's encodings: the Q/DQ ONNX is read as FakeQuantize ops. Native
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -45,20 +46,28 @@ def _cpu_supports_f16() -> bool:
     return "FP16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
 
 
+@dataclass(frozen=True)
+class OpenVINOOptions:
+    """``inference_precision``: the CPU plugin's INFERENCE_PRECISION_HINT (f32, f16, bf16). Unset (None): f32, and
+    for fp16 artifacts f16 where the CPU computes in it."""
+
+    inference_precision: str | None = None
+
+
 class OpenVINOTarget(Target):
     name = "openvino"
     quant_profile = "openvino"
     runtime = "openvino"
     module = "openvino"
     extra = "openvino"
-    option_keys = ("inference_precision",)
+    options = OpenVINOOptions
     exposes_layer_outputs = True
 
-    def compile(self, ctx: CompileContext, precision: Precision, options: dict[str, Any], out: Path) -> Artifact:
+    def compile(self, ctx: CompileContext, precision: Precision, options: OpenVINOOptions, out: Path) -> Artifact:
         self.require()
         import openvino as ov
 
-        hint = str(options.get("inference_precision", "f32"))
+        hint = options.inference_precision or "f32"
         art = Artifact(self.name, precision, out, self.runtime, "model.xml", options={"inference_precision": hint})
         try:
             if precision is Precision.INT8 and ctx.quant.quantizer is Quantizer.NATIVE:
@@ -78,7 +87,7 @@ class OpenVINOTarget(Target):
         model = lower_binary_weights(self, ctx.model, model, art)  # +-1 weights: u1 + FakeQuantize(levels=2)
         fp16 = precision is Precision.FP16
         if fp16:
-            if "inference_precision" not in options:
+            if options.inference_precision is None:
                 hint = "f16" if _cpu_supports_f16() else "f32"
                 art.options["inference_precision"] = hint
             if hint != "f16":

@@ -12,11 +12,12 @@ from __future__ import annotations
 import importlib.util
 import shlex
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import onnx
 
+from ..checks import require_counts
 from ..device import runner
 from ..errors import DeviceError, RecipeError, UnsupportedOpError
 from ..recipe import Precision, Quantizer, QuantSpec
@@ -28,13 +29,25 @@ from .trt_rules import check_tensorrt_qdq
 MAX_BATCH = 32
 
 
+@dataclass(frozen=True)
+class TensorRTOptions:
+    """The engine's optimization profile reaches batch ``max_batch``; ``workspace_mb``: its workspace memory pool
+    limit (MiB). Both go into build_engine.sh's trtexec command and the engine built here."""
+
+    max_batch: int = MAX_BATCH
+    workspace_mb: int = 1024
+
+    def __post_init__(self) -> None:
+        require_counts(max_batch=self.max_batch, workspace_mb=self.workspace_mb)
+
+
 class TensorRTTarget(Target):
     name = "tensorrt"
     quant_profile = "tensorrt"
     runtime = "onnxruntime"  # how the artifact is validated here: the same Q/DQ graph in ONNX Runtime
     module = "onnxruntime"
     extra = "onnx"
-    option_keys = ("max_batch", "workspace_mb")
+    options = TensorRTOptions
     measures_latency = False
     requires_symmetric_activations = True
 
@@ -66,7 +79,7 @@ class TensorRTTarget(Target):
             )
         return None
 
-    def compile(self, ctx: CompileContext, precision: Precision, options: dict[str, Any], out: Path) -> Artifact:
+    def compile(self, ctx: CompileContext, precision: Precision, options: TensorRTOptions, out: Path) -> Artifact:
         art = Artifact(self.name, precision, out, self.runtime, "model.onnx")
         if precision is Precision.INT8:
             problem = self.quant_problem(ctx.quant)
@@ -82,9 +95,7 @@ class TensorRTTarget(Target):
             art.notes.append(f"explicit symmetric Q/DQ ({source(ctx.quant)}); TensorRT Q/DQ rules checked")
         else:
             shutil.copyfile(fp32_onnx(ctx), out / art.file)
-        cmd = trtexec_command(
-            ctx, precision, int(options.get("max_batch", MAX_BATCH)), int(options.get("workspace_mb", 1024))
-        )
+        cmd = trtexec_command(ctx, precision, options.max_batch, options.workspace_mb)
         (out / "build_engine.sh").write_text(
             "#!/usr/bin/env bash\n# Build and time the engine on the target "
             'machine (TensorRT 10):\nset -e\ncd "$(dirname "$0")"\n' + cmd + "\n"
@@ -143,14 +154,14 @@ def trtexec_command(ctx: CompileContext, precision: Precision, max_batch: int, w
 
 
 def build_engine(
-    onnx_path: Path, plan_path: Path, precision: Precision, ctx: CompileContext, options: dict[str, Any]
+    onnx_path: Path, plan_path: Path, precision: Precision, ctx: CompileContext, options: TensorRTOptions
 ) -> None:  # pragma: no cover - needs TensorRT and an NVIDIA GPU
     """``model.plan`` by the device runner's engine build: a profile over every input from batch 1, sequence 1
     up to ``max_batch``, sequence 128 (optimum batch 1, sequence 64), the recipe's workspace and the timing cache
     next to the plan."""
     import tensorrt as trt
 
-    max_batch = int(options.get("max_batch", MAX_BATCH))
+    max_batch = options.max_batch
 
     def profile(_dynamic: list[str]) -> dict[str, tuple[tuple[int, ...], ...]]:
         return {
@@ -163,7 +174,7 @@ def build_engine(
         }
 
     logger = trt.Logger(trt.Logger.WARNING)
-    workspace = int(options.get("workspace_mb", 1024))
+    workspace = options.workspace_mb
     try:
         engine = runner.build_engine(
             trt, logger, onnx_path, precision.value, profile, workspace, plan_path.with_name("timing.cache")

@@ -25,6 +25,7 @@ import contextlib
 import io
 import re
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -63,25 +64,33 @@ def _static_config():
     return qc.QuantConfig(pt2e_quantizer=pq.PT2EQuantizer().set_global(cfg))
 
 
+@dataclass(frozen=True)
+class TFLiteOptions:
+    """``dynamic``: int8 as dynamic-range quantization (PT2E dynamic: int8 weights, activations quantized at run
+    time) instead of edgekit's static encodings."""
+
+    dynamic: bool = False
+
+
 class TFLiteTarget(Target):
     name = "tflite"
     quant_profile = "full_integer"
     runtime = "litert"
     module = "litert_torch"
     extra = "tflite"
-    option_keys = ("dynamic",)
+    options = TFLiteOptions
 
     def quant_problem(self, quant: QuantSpec) -> str | None:
         if quant.quantizer is Quantizer.NATIVE:
             return "tflite: the native path is options: {dynamic: true} (PT2E dynamic); use quantizer: edgekit"
         return None
 
-    def compile(self, ctx: CompileContext, precision: Precision, options: dict[str, Any], out: Path) -> Artifact:
+    def compile(self, ctx: CompileContext, precision: Precision, options: TFLiteOptions, out: Path) -> Artifact:
         self.require()
         art = Artifact(self.name, precision, out, self.runtime, "model.tflite")
         sample = static_sample(ctx)
         named = lambda model: _named(ctx, model, sample)  # noqa: E731
-        if precision is Precision.INT8 and options.get("dynamic"):
+        if precision is Precision.INT8 and options.dynamic:
             if any(isinstance(m, torch.nn.Embedding) for m in ctx.model.modules()):
                 # Known LiteRT limitation: dynamic mode quantizes the embedding table with a non-zero zero point,
                 # which its EMBEDDING_LOOKUP kernel rejects at load ("embedding_lookup.cc:73 zero_point == 0").

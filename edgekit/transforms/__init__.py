@@ -20,13 +20,9 @@ from typing import Any
 
 import torch
 
+from ..config import NoOptions as NoOptions  # re-exported: the transforms that take no options use it
 from ..config import from_dict
 from ..registry import Registry
-
-
-@dataclass(frozen=True)
-class NoOptions:
-    """The options of a transform that takes none: any key is unknown."""
 
 
 @dataclass(frozen=True)
