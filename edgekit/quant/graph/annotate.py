@@ -15,10 +15,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
-from torchao.quantization.pt2e.quantizer import QuantizationAnnotation, Quantizer
+from torchao.quantization.pt2e.quantizer import DerivedQuantizationSpec, QuantizationAnnotation, Quantizer
 
 from ...recipe import QuantSpec
-from .observers import activation_spec, probability_spec, weight_spec
+from .observers import MASKED, activation_spec, probability_spec, scores_spec, weight_spec
 from .profiles import CHAINED, INPUTS, OUTPUT, WEIGHTS, Profile
 
 aten = torch.ops.aten
@@ -103,6 +103,48 @@ def _zero_padding(pad: torch.fx.Node) -> bool:
     return value == 0.0
 
 
+_WHERE = frozenset(
+    {aten.where.self, aten.where.ScalarOther, aten.where.ScalarSelf, aten.where.Scalar, aten.masked_fill.Scalar}
+)
+
+
+def _is_additive_mask(node: object) -> bool:
+    """Whether ``node`` is an attention mask added to the scores: a ``where``/``masked_fill`` that puts a huge
+    negative number (HF: ``finfo.min``) on the masked positions, possibly broadcast."""
+    while isinstance(node, torch.fx.Node) and node.op == "call_function" and (
+        node.target in _VALUE_PRESERVING or node.target is aten.expand.default
+    ):
+        node = node.args[0]
+    if not (isinstance(node, torch.fx.Node) and node.op == "call_function" and node.target in _WHERE):
+        return False
+    return any(isinstance(a, (int, float)) and a <= MASKED for a in node.args[1:])
+
+
+def _first_observer_qparams(observers: list) -> tuple[torch.Tensor, torch.Tensor]:
+    return observers[0].calculate_qparams()
+
+
+def _on_grid_of(source: torch.fx.Node, node: torch.fx.Node, like) -> DerivedQuantizationSpec:
+    """Quantize an input of ``node`` with the scale and zero point of its ``source`` input's observer (which
+    observes only ``source``: a shared observer would widen its range to this input's)."""
+    return DerivedQuantizationSpec(
+        derived_from=[(source, node)],
+        derive_qparams_fn=_first_observer_qparams,
+        dtype=like.dtype,
+        quant_min=like.quant_min,
+        quant_max=like.quant_max,
+        qscheme=like.qscheme,
+    )
+
+
+def _feeds_softmax(node: torch.fx.Node) -> bool:
+    """Whether ``node``'s values reach a softmax unchanged (scores + mask -> softmax)."""
+    users = list(node.users)
+    while len(users) == 1 and users[0].op == "call_function" and users[0].target in _VALUE_PRESERVING:
+        users = list(users[0].users)
+    return any(u.op == "call_function" and u.target in _SOFTMAX for u in users)
+
+
 def _is_model_output(node: torch.fx.Node) -> bool:
     return any(u.op == "output" for u in node.users)
 
@@ -164,6 +206,7 @@ class EdgekitQuantizer(Quantizer):
         self.act = activation_spec(q, symmetric)
         self.scores = activation_spec(q, True)  # Q and K under ``scores_only``: int8 MHA takes symmetric int8
         self.probabilities = probability_spec(symmetric)
+        self.masked_scores = scores_spec(q, symmetric)
 
     def annotate(self, model: torch.fx.GraphModule) -> torch.fx.GraphModule:
         for node in model.graph.nodes:  # in topological order: a chained op sees its producers' annotations
@@ -202,9 +245,15 @@ class EdgekitQuantizer(Quantizer):
             elif self.profile.wants(pattern.kind, INPUTS):
                 if self.profile.pads_inside and pattern.kind == "conv" and self._pad_inside(arg):
                     continue
+                scores = next((a for a in node.args[:2] if a is not arg and isinstance(a, torch.fx.Node)), None)
+                if pattern.kind == "add" and scores is not None and _is_additive_mask(arg):
+                    # the mask on the scores' own grid: masked positions saturate at its minimum (the integer
+                    # add needs comparable scales; a grid spanning finfo.min has none)
+                    qmap[arg] = _on_grid_of(scores, node, self.act)
+                    continue
                 qmap[arg] = self.probabilities if self.profile.fixed_probabilities and _is_softmax(arg) else self.act
         wants_out = self.profile.wants(pattern.kind, OUTPUT) and _floating(node) and not _is_model_output(node)
-        out = self.act if wants_out else None
+        out = (self.masked_scores if _feeds_softmax(node) else self.act) if wants_out else None
         if not qmap and out is None:
             return None
         return QuantizationAnnotation(input_qspec_map=qmap, output_qspec=out, _annotated=True)

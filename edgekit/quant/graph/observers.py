@@ -47,6 +47,30 @@ class EstimatorObserver(MinMaxObserver):
         return self._calculate_qparams(torch.tensor(lo), torch.tensor(hi))
 
 
+# attention scores at or below this are masked positions (HF adds finfo.min, older code -1e4 or -1e9 to the scores)
+MASKED = -1e3
+
+
+class MaskedScoresObserver(EstimatorObserver):
+    """The range of attention scores without their masked positions: a padding mask adds ~-3.4e38 to the scores,
+    and a range that spans it leaves one int8 step for every real score. Masked positions land on the grid's
+    minimum, tens of units below the largest score, where the softmax gives them ~0 as before."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        kept = x.detach()[x.detach() > MASKED]
+        if kept.numel():
+            super().forward(kept)
+        return x
+
+
+def scores_spec(q: QuantSpec, symmetric: bool) -> QuantizationSpec:
+    """:func:`activation_spec` for a tensor a softmax normalizes (masked attention scores)."""
+    ctr = MaskedScoresObserver.with_args(estimator=q.estimator.value, percentile=q.percentile)
+    if symmetric:
+        return QuantizationSpec(torch.int8, ctr, QMIN, QMAX, torch.per_tensor_symmetric)
+    return QuantizationSpec(torch.uint8, ctr, 0, 255, torch.per_tensor_affine)
+
+
 def activation_spec(q: QuantSpec, symmetric: bool) -> QuantizationSpec:
     """Symmetric: int8, zero point 0. Asymmetric: uint8, the grid ONNX Runtime's fast x86 kernels take (u8 x s8);
     LiteRT gets the same grid as int8 (:func:`edgekit.quant.pt2e.activations_as_int8`)."""
