@@ -111,8 +111,10 @@ _WHERE = frozenset(
 def _is_additive_mask(node: object) -> bool:
     """Whether ``node`` is an attention mask added to the scores: a ``where``/``masked_fill`` that puts a huge
     negative number (HF: ``finfo.min``) on the masked positions, possibly broadcast."""
-    while isinstance(node, torch.fx.Node) and node.op == "call_function" and (
-        node.target in _VALUE_PRESERVING or node.target is aten.expand.default
+    while (
+        isinstance(node, torch.fx.Node)
+        and node.op == "call_function"
+        and (node.target in _VALUE_PRESERVING or node.target is aten.expand.default)
     ):
         node = node.args[0]
     if not (isinstance(node, torch.fx.Node) and node.op == "call_function" and node.target in _WHERE):
