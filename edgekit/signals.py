@@ -1,7 +1,7 @@
 """SIGINT, SIGTERM and SIGHUP all stop edgekit the same way: as an exception, so cleanup runs.
 
 Python's default for SIGTERM and SIGHUP is to die on the spot: no ``finally``, no ``with`` exit. A benchmark then
-leaves its ``.NAME.tmp-*`` directory behind and its ``runner.py`` child running. Raised as :class:`Terminated`
+leaves its ``.NAME.tmp-*`` directory behind and its runner child running. Raised as :class:`Terminated`
 (a KeyboardInterrupt, so every place that handles Ctrl-C handles them too), the signal unwinds the stack:
 ``subprocess.run`` kills its child, :class:`edgekit.artifacts.RunDir` removes its temporary directory, training
 writes its checkpoint, and the CLI exits with 128 + the signal number.

@@ -27,7 +27,7 @@ def runner_children(pid: int) -> list[int]:
         except OSError:
             continue
         fields = stat.rsplit(")", 1)[1].split()
-        if int(fields[1]) == pid and fields[0] != "Z" and b"runner.py" in cmdline:
+        if int(fields[1]) == pid and fields[0] != "Z" and b"device/runner\x00" in cmdline:
             found.append(int(entry.name))
     return found
 
@@ -56,7 +56,7 @@ def stop_during_benchmark(args: list[str], signum: int, cwd: Path) -> tuple[int,
         while not children and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.2)
             children = runner_children(proc.pid)
-        assert children, f"no runner.py child appeared (exit {proc.poll()})"
+        assert children, f"no runner child appeared (exit {proc.poll()})"
         time.sleep(0.5)  # the runner is timing now
         proc.send_signal(signum)
         _, err = proc.communicate(timeout=60)
@@ -83,7 +83,7 @@ def test_stop_signal_during_a_benchmark(tmp_path, tiny_run, command, signum):
     orphans = [pid for pid in children if alive(pid)]
     for pid in orphans:  # a failing run must not leave a benchmark spinning on the machine
         os.kill(pid, signal.SIGKILL)
-    assert not orphans, "the runner.py child outlived edgekit"
+    assert not orphans, "the runner child outlived edgekit"
     name = signal.Signals(signum).name
     assert_one_line_error(code, err, f"interrupted ({name}); partial output removed", expected=128 + signum)
     assert not out.exists() and list(tmp_path.iterdir()) == []  # no .out.tmp-* either

@@ -18,7 +18,7 @@ from ...checks import require_counts, require_finite_numbers
 from ...errors import DeviceError
 from .. import runner
 
-RUNNER_FILE = Path(runner.__file__)
+RUNNER_DIR = Path(runner.__file__).parent  # run as `python RUNNER_DIR ARTIFACT ...`; shipped whole
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from typing import Any
 
 from ...errors import DeviceError
 from .base import (
-    RUNNER_FILE,
+    RUNNER_DIR,
     ArtifactRef,
     BenchOptions,
     DeviceTimeout,
@@ -21,7 +21,7 @@ from .base import (
 
 
 def run_local(artifact_dir: Path, opts: BenchOptions) -> dict[str, Any]:
-    cmd = [sys.executable, str(RUNNER_FILE), str(artifact_dir), *opts.runner_args()]
+    cmd = [sys.executable, str(RUNNER_DIR), str(artifact_dir), *opts.runner_args()]
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=opts.timeout_s, check=False)
     except subprocess.TimeoutExpired:

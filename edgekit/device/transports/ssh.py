@@ -22,7 +22,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from ...errors import DeviceError, did_you_mean
 from .base import (
-    RUNNER_FILE,
+    RUNNER_DIR,
     ArtifactRef,
     BenchOptions,
     DeviceTimeout,
@@ -139,7 +139,7 @@ class SshTransport(Transport):
                 # Artifacts of different targets share leaf names (onnx/fp32, openvino/fp32): stage each under a
                 # unique name, as links (scp follows them) so nothing large is copied here.
                 stage = Path(tmp)
-                (stage / "runner.py").symlink_to(RUNNER_FILE)
+                (stage / "runner").symlink_to(RUNNER_DIR, target_is_directory=True)
                 for i, ref in enumerate(artifacts):
                     (stage / f"a{i}").symlink_to(ref.path.resolve(), target_is_directory=True)
                 self._copy(sorted(stage.iterdir()), remote)
@@ -148,7 +148,7 @@ class SshTransport(Transport):
             self._ssh(["rm", "-rf", "--", remote], self.timeout + 30)
 
     def _run_one(self, remote: str, i: int, opts: BenchOptions) -> dict[str, Any]:
-        argv = [self.python, f"{remote}/runner.py", f"{remote}/a{i}", *opts.runner_args()]
+        argv = [self.python, f"{remote}/runner", f"{remote}/a{i}", *opts.runner_args()]
         try:
             proc = self._ssh(argv, opts.timeout_s)
         except DeviceTimeout as exc:  # this artifact only: the others (and those already measured) still count
