@@ -28,14 +28,10 @@ class Status(_Word):
     UNSUPPORTED = "unsupported"  # the converter or runtime cannot take this model or program
     SKIPPED = "skipped"  # not built or not run here (backend missing, runtime absent on this machine)
 
-    @property
-    def validated(self) -> bool:
-        """An artifact was built and compared with FP32 (it has numbers, and can be benchmarked)."""
-        return self in (Status.OK, Status.FAIL)
-
 
 def validated(row: dict) -> bool:
-    """The row of an artifact that was built and validated (``ok`` or ``fail``)."""
+    """The row of an artifact that was built and compared with FP32 (``ok`` or ``fail``: it has numbers and can
+    be benchmarked)."""
     return row.get("status") in (Status.OK, Status.FAIL)
 
 

@@ -16,7 +16,7 @@ from ..data import DataSet
 from ..errors import EdgekitError
 from ..quant.simulated import Quantized, Simulation
 from ..recipe import DataSpec, Precision, Recipe
-from ..targets.base import Artifact, CompileContext
+from ..targets.base import Artifact
 from .plan import PlanItem
 
 
@@ -61,7 +61,6 @@ class RunContext:
     quantized: Quantized = field(default_factory=Quantized)
     sim_metric: float | None = None
     # compile, validate, diagnose, bench, report
-    compile: CompileContext | None = None
     built: list[Built] = field(default_factory=list)
     rows: list[dict[str, Any]] = field(default_factory=list)
     diagnosis: list[dict[str, Any]] = field(default_factory=list)

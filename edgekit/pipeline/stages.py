@@ -179,7 +179,6 @@ class Compile:
             recipe_yaml=ctx.recipe.to_yaml(),
         )
         base.workdir.mkdir()
-        ctx.compile = base
         ctx.built = [compile_one(ctx, *job) for job in compile_contexts(base, q, ctx.plan)]
         shutil.rmtree(base.workdir)
 

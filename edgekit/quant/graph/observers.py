@@ -57,7 +57,8 @@ class MaskedScoresObserver(EstimatorObserver):
     minimum, tens of units below the largest score, where the softmax gives them ~0 as before."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        kept = x.detach()[x.detach() > MASKED]
+        values = x.detach()
+        kept = values[values > MASKED]
         if kept.numel():
             super().forward(kept)
         return x
