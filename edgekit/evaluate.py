@@ -16,6 +16,7 @@ from .recipe import BenchSpec, Metric, Precision
 from .status import Status, validated
 from .targets.base import Artifact, Target
 from .validate.latency import bench_local
+from .validate.probe import probe_artifact
 from .validate.run_report import Row
 
 CLASSIFYING_TASKS = ("classification", "next-token")  # outputs are class logits: top-1 when labelled
@@ -148,7 +149,8 @@ def validate_artifact(
 ) -> Row:
     """Run ``art`` on the validation set (capped at ``target.validation_limit`` samples) and build its row.
 
-    When capped, FP32 and the simulated model are compared on the same first samples, so deltas stay fair.
+    When capped, FP32 and the simulated model are compared on the same first samples, so deltas stay fair. The
+    first batch runs once in a subprocess first, so a runtime that crashes natively fails this row, not the run.
     """
     n = min(len(val), target.validation_limit or len(val))
     data = (
@@ -160,6 +162,7 @@ def validate_artifact(
     )
     ref, sim = fp32_out[:n], None if sim_out is None else sim_out[:n]
     ref_metric = task_metric(metric, ref, ref, data.labels)
+    probe_artifact(art.path, next(data.batches(batch_size))[0], threads)
     outputs = predict_artifact(target, art, data, batch_size, threads, progress)
     row = accuracy_row(art, outputs, ref, ref_metric, data.labels, metric, budget, sim)
     row["samples"] = n

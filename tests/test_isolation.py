@@ -179,3 +179,53 @@ def test_a_sweep_job_with_an_error_row_is_done_and_its_row_says_why():
     (swept,) = sweep_rows([job], {job.id: result})
     assert swept["status"] == "error" and swept["note"] == note
     assert not SweepResult(Path("."), {"rows": [swept]}, ran=1, reused=0).ok
+
+
+def test_a_runtime_that_crashes_natively_is_its_row_and_the_run_goes_on(run_cli, tmp_path, monkeypatch):
+    """A native abort in a runtime cannot be caught in-process; the probe meets it in a subprocess instead."""
+    import sys
+
+    from edgekit.device.transports import local
+
+    real = local.runner_command
+
+    def aborting_on_openvino(artifact_dir, args):
+        if artifact_dir.parent.name == "openvino":
+            return [sys.executable, "-c", "import os; os.abort()"]
+        return real(artifact_dir, args)
+
+    monkeypatch.setattr(local, "runner_command", aborting_on_openvino)
+    out = tmp_path / "out"
+    code, stdout, err = _export(run_cli, out, "onnx,openvino")
+    assert code == 1 and "Traceback" not in err, err
+    rows = {r["target"]: r for r in json.loads((out / "report.json").read_text())["rows"]}
+    assert rows["onnx"]["status"] == "ok"
+    crashed = rows["openvino"]
+    assert crashed["status"] == "error" and crashed["stage"] == "validate"
+    (note,) = crashed["notes"]
+    assert note.startswith("validate failed: ArtifactCrashed: the runtime crashed with SIGABRT"), note
+    assert "openvino fp32: error: validate failed: ArtifactCrashed" in stdout
+
+
+def test_the_probe_passes_a_healthy_artifact_and_leaves_ordinary_errors_to_validation(run_cli, tmp_path, monkeypatch):
+    import sys
+
+    import numpy as np
+
+    from edgekit.device.transports import local
+    from edgekit.device.transports.base import BenchOptions, RunnerCrashed
+    from edgekit.validate.probe import probe_artifact
+
+    out = tmp_path / "out"
+    code, _, err = _export(run_cli, out, "onnx")
+    assert code == 0, err
+    adir = out / "onnx" / "fp32"
+    (spec,) = json.loads((adir / "artifact.json").read_text())["inputs"]
+    shape = [2, *(d if isinstance(d, int) and d > 0 else 1 for d in spec["shape"][1:])]
+    x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    probe_artifact(adir, {spec["name"]: x}, threads=1)  # runs once, and returns
+    probe_artifact(adir, {"not_an_input": x}, threads=1)  # the runner's own error: for validation to report
+    segfault = "import os, signal; os.kill(os.getpid(), signal.SIGSEGV)"
+    monkeypatch.setattr(local, "runner_command", lambda d, a: [sys.executable, "-c", segfault])
+    with pytest.raises(RunnerCrashed, match="crashed with SIGSEGV"):
+        local.run_local(adir, BenchOptions(warmup=0, iterations=1))

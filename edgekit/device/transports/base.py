@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,6 +83,21 @@ class MissingOnDevice(DeviceError):
     def __init__(self, message: str, module: str):
         super().__init__(message)
         self.module = module
+
+
+class RunnerCrashed(DeviceError):
+    """The runner process was killed by a signal: the runtime aborted or segfaulted in native code, so the
+    runner could not report an error of its own. In-process, the same crash would end edgekit's process."""
+
+    def __init__(self, where: str, signum: int):
+        try:
+            self.signal = signal.Signals(signum).name
+        except ValueError:
+            self.signal = f"signal {signum}"
+        super().__init__(
+            f"the runtime crashed with {self.signal} (a native abort or segfault, not a Python error) on {where}; "
+            f"reproduce: python {RUNNER_DIR} {where} --iterations 1"
+        )
 
 
 def read_runner_json(stdout: str, stderr: str, where: str, python: str) -> dict[str, Any]:

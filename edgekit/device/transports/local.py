@@ -14,20 +14,31 @@ from .base import (
     ArtifactRef,
     BenchOptions,
     DeviceTimeout,
+    RunnerCrashed,
     Transport,
     outcome_of,
     read_runner_json,
 )
 
 
-def run_local(artifact_dir: Path, opts: BenchOptions) -> dict[str, Any]:
-    cmd = [sys.executable, str(RUNNER_DIR), str(artifact_dir), *opts.runner_args()]
+def runner_command(artifact_dir: Path, args: list[str]) -> list[str]:
+    """The runner on one artifact, in this machine's Python (tests swap it for a command that crashes)."""
+    return [sys.executable, str(RUNNER_DIR), str(artifact_dir), *args]
+
+
+def run_local(artifact_dir: Path, opts: BenchOptions, inputs: Path | None = None) -> dict[str, Any]:
+    """One runner record for ``artifact_dir``; ``inputs``: an .npz of one array per input name to feed instead of
+    synthetic inputs. Raises :class:`RunnerCrashed` when a signal killed the runner."""
+    args = opts.runner_args() + (["--inputs", str(inputs)] if inputs is not None else [])
+    cmd = runner_command(artifact_dir, args)
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=opts.timeout_s, check=False)
     except subprocess.TimeoutExpired:
         raise DeviceTimeout(
             f"benchmark of {artifact_dir} took longer than {opts.timeout_s:.0f} s; lower iterations"
         ) from None
+    if proc.returncode < 0:
+        raise RunnerCrashed(str(artifact_dir), -proc.returncode)
     return read_runner_json(proc.stdout, proc.stderr, str(artifact_dir), sys.executable)
 
 
