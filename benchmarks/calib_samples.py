@@ -58,7 +58,7 @@ def main() -> int:
             for seed in SEEDS:
                 calib = load_data(DataSpec("fashion-mnist", "train", samples=n, seed=seed), bundle, "calibration")
                 start = time.perf_counter()
-                cal = calibrate(bundle.module, names, calib, spec, batch_size=64, progress=False)
+                cal = calibrate(bundle.module, names, calib, spec, bundle)
                 seconds = time.perf_counter() - start
                 out = predict_torch(cal.sim, names, val, 200, progress=False)
                 runs.append(

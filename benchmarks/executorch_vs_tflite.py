@@ -91,7 +91,7 @@ def main() -> int:
     print(f"{a.model}: {what}; {bundle.num_parameters:,} parameters", flush=True)
     fp32 = predict_torch(bundle.module, names, val, 50, progress=False)
     qspec = QuantSpec(calibration=calib_spec)
-    cal = calibrate(bundle.module, names, calib, qspec, progress=False)
+    cal = calibrate(bundle.module, names, calib, qspec, bundle, "full_integer")  # both targets' profile
     sim = predict_torch(cal.sim, names, val, 50, progress=False)
     classes = bundle.task == "classification"
     bench = BenchSpec(warmup=5, iterations=a.iterations, threads=a.threads)

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Which layers OpenVINO's CPU plugin runs in int8: edgekit's graph INT8 vs NNCF's, per layer type.
+"""Which layers OpenVINO's CPU plugin runs in int8: edgekit's INT8 vs NNCF's, per layer type.
 
 Builds both INT8 OpenVINO artifacts of one model from the same calibration samples, compiles each on the CPU and
 counts the runtime model's layers by (layer type, runtimePrecision): an int8 model whose FullyConnected or
@@ -24,7 +24,7 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from peer_compare import DEIT_S, GRAPH_OPTIONS
+from peer_compare import DEIT_S, EDGEKIT_OPTIONS
 
 from edgekit.artifacts import package_versions
 from edgekit.pipeline import RunContext, run_stages, stages
@@ -81,20 +81,19 @@ def main() -> int:
     bundle, calib = ctx.model(), ctx.calib
     names = [s.name for s in bundle.inputs]
     target = get_target("openvino")
-    graph_spec = QuantSpec(
+    spec = QuantSpec(
         calibration=DataSpec("given"),
-        quantizer=Quantizer.GRAPH,
         activation_symmetric=False,
-        **GRAPH_OPTIONS[options_of],
+        **EDGEKIT_OPTIONS[options_of],
     )
-    graph = graph_quantize_profiles(bundle.module, bundle, names, calib, graph_spec, (target.quant_profile,))
-    program = graph[target.quant_profile]
+    programs = graph_quantize_profiles(bundle.module, bundle, names, calib, spec, (target.quant_profile,))
+    program = programs[target.quant_profile]
     native = QuantSpec(calibration=DataSpec("given"), quantizer=Quantizer.NATIVE)
     variants = {}
     with tempfile.TemporaryDirectory() as tmp:
         contexts = {
-            "graph": CompileContext(
-                bundle, bundle.module, program.program, program.encodings, graph_spec, calib, Path(tmp) / "graph-work"
+            "edgekit": CompileContext(
+                bundle, bundle.module, program.program, program.encodings, spec, calib, Path(tmp) / "edgekit-work"
             ),
             "nncf": CompileContext(bundle, bundle.module, None, None, native, calib, Path(tmp) / "nncf-work"),
         }
@@ -112,7 +111,7 @@ def main() -> int:
         "model": a.model,
         "parameters": bundle.num_parameters,
         "calibration": {"data": calib.description, "samples": len(calib)},
-        "graph_profile": target.quant_profile,
+        "edgekit_profile": target.quant_profile,
         "variants": variants,
         "versions": package_versions(),
         "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),

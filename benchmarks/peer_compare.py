@@ -1,19 +1,19 @@
 #!/usr/bin/env python3
-"""Peer comparison: edgekit's encodings vs each runtime's native quantizer and Intel Neural Compressor, in one run.
+"""Peer comparison: edgekit's INT8 vs each runtime's native quantizer and Intel Neural Compressor, in one run.
 
 For one model, writes benchmarks/results/peer_<model>.json with, per variant, the size, accuracy against
 FP32 (cosine, top-1 agreement, SQNR, task metric where labels exist) and latency. Variants:
 
-    onnx fp32 | onnx int8 edgekit | onnx int8 ORT quantize_static (defaults: QDQ, per-tensor, MinMax)
+    onnx fp32 | onnx int8 edgekit (its PT2E program, profile onnxruntime)
+      | onnx int8 ORT quantize_static (defaults: QDQ, per-tensor, MinMax)
       | onnx int8 native-best (quantize_static at its best settings: QDQ, per-channel, MatMul/Conv/Gemm only)
       | onnx int8 neural-compressor (INC 3.x PT2E static program, lowered by edgekit: dynamo Q/DQ ONNX)
-      | onnx int8 graph (edgekit's own PT2E program, ``quantizer: graph``, the target's profile: ort_ov)
-    openvino fp32 | openvino int8 edgekit | openvino int8 NNCF quantize (defaults, model_type per family)
-      | openvino int8 neural-compressor (the same INC Q/DQ ONNX read by OpenVINO) | openvino int8 graph
-    tflite fp32 | tflite int8 edgekit | tflite int8 graph (profile full_integer)   (with ``--targets ...,tflite``)
+    openvino fp32 | openvino int8 edgekit (profile openvino) | openvino int8 NNCF quantize (defaults, model_type
+      per family) | openvino int8 neural-compressor (the same INC Q/DQ ONNX read by OpenVINO)
+    tflite fp32 | tflite int8 edgekit (profile full_integer)   (with ``--targets ...,tflite``)
 
-``--quantizers`` picks the INT8 variants (default: edgekit,native,native-best,neural-compressor,graph); a variant
-a target has no peer for (native and neural-compressor on tflite) is left out. ``--targets`` picks the runtimes.
+``--quantizers`` picks the INT8 variants (default: edgekit,native,native-best,neural-compressor); a variant a
+target has no peer for (native and neural-compressor on tflite) is left out. ``--targets`` picks the runtimes.
 
 Every variant gets the same calibration samples, validation samples and runtime settings. Latency: each
 artifact in its own process, the variants alternated over ``--rounds`` rounds (rotating the order each round,
@@ -50,7 +50,6 @@ from edgekit.data.predict import predict_torch
 from edgekit.evaluate import predict_artifact
 from edgekit.metrics import compare, top1
 from edgekit.pipeline import RunContext, run_stages, stages
-from edgekit.quant import calibrate
 from edgekit.quant.graph import graph_quantize_profiles
 from edgekit.quant.inc import inc_quantize
 from edgekit.recipe import (
@@ -126,22 +125,21 @@ def setup(name: str, calib_n: int, val_n: int):
 
 MODELS = ["deit-s", "minilm", "efficientnet-lite1"]
 INC = Quantizer.NEURAL_COMPRESSOR
-GRAPH = Quantizer.GRAPH
+EDGEKIT = Quantizer.EDGEKIT
 # variant label -> (quantizer, the targets it has a variant on)
 VARIANTS = {
-    "edgekit": (Quantizer.EDGEKIT, ("onnx", "openvino", "tflite")),
+    "edgekit": (EDGEKIT, ("onnx", "openvino", "tflite")),
     "native": (Quantizer.NATIVE, ("onnx", "openvino")),
     "native-best": (Quantizer.NATIVE, ("onnx",)),
     "neural-compressor": (INC, ("onnx", "openvino")),
-    "graph": (GRAPH, ("onnx", "openvino", "tflite")),
 }
 BEST_ORT_OPS = ["MatMul", "Conv", "Gemm"]
-# the graph quantizer's recipe options per model, as NNCF gets its model_type per family: SmoothQuant for the
-# transformers, bias correction for the conv net (README, "quantizer: graph")
-TRANSFORMER_GRAPH = {"smooth_quant": SmoothQuantSpec(alpha="auto", unfoldable=SmoothFold.MULTIPLY)}
-GRAPH_OPTIONS = {
-    "deit-s": TRANSFORMER_GRAPH,
-    "minilm": TRANSFORMER_GRAPH,
+# edgekit's recipe options per model, as NNCF gets its model_type per family: SmoothQuant for the transformers,
+# bias correction for the conv net (README, "edgekit's quantizer")
+TRANSFORMER = {"smooth_quant": SmoothQuantSpec(alpha="auto", unfoldable=SmoothFold.MULTIPLY)}
+EDGEKIT_OPTIONS = {
+    "deit-s": TRANSFORMER,
+    "minilm": TRANSFORMER,
     "efficientnet-lite1": {"bias_correction": True},
 }
 
@@ -200,27 +198,21 @@ def main() -> int:
     fp32 = predict_torch(bundle.module, names, val, 50)
     qspec = QuantSpec(calibration=DataSpec("given"))
     seconds: dict[str, float] = {}
-    cal = inc = graph = None
-    if Quantizer.EDGEKIT in chosen:
-        t0 = time.perf_counter()
-        cal = calibrate(bundle.module, names, calib, qspec)
-        seconds["edgekit"] = time.perf_counter() - t0
+    inc = programs = None
     inc_spec = QuantSpec(calibration=DataSpec("given"), quantizer=INC)
     if INC in chosen:
         t0 = time.perf_counter()
         inc = inc_quantize(bundle.module, bundle, names, calib, inc_spec, None, 0.0, log=print)
         seconds["neural_compressor"] = time.perf_counter() - t0
         print(f"neural-compressor: {inc.info['config']}, {len(inc.encodings)} tensors", flush=True)
-    graph_spec = QuantSpec(
-        calibration=DataSpec("given"), quantizer=GRAPH, activation_symmetric=False, **GRAPH_OPTIONS[a.model]
-    )
+    edgekit_spec = QuantSpec(calibration=DataSpec("given"), activation_symmetric=False, **EDGEKIT_OPTIONS[a.model])
     profiles = tuple(dict.fromkeys(get_target(t).quant_profile for t in targets))
-    if GRAPH in chosen:
+    if EDGEKIT in chosen:
         t0 = time.perf_counter()
-        graph = graph_quantize_profiles(bundle.module, bundle, names, calib, graph_spec, profiles)
-        seconds["graph"] = time.perf_counter() - t0
-        for name, res in graph.items():
-            print(f"graph ({name}): {res.info['quantized_ops']}, {len(res.encodings)} tensors", flush=True)
+        programs = graph_quantize_profiles(bundle.module, bundle, names, calib, edgekit_spec, profiles)
+        seconds["edgekit"] = time.perf_counter() - t0
+        for name, res in programs.items():
+            print(f"edgekit ({name}): {res.info['quantized_ops']}, {len(res.encodings)} tensors", flush=True)
     metric = "top1" if bundle.task == "classification" else "cosine"
     probe = None
     if bundle.task == "embedding":  # a downstream probe on FP32 embeddings of the calibration (train) split
@@ -234,14 +226,13 @@ def main() -> int:
     bench = BenchSpec(warmup=10, iterations=a.iterations, threads=a.threads)
     results = []
     with tempfile.TemporaryDirectory() as tmp:
-        sim, enc = (cal.sim, cal.encodings) if cal else (None, None)
-        ctx = CompileContext(bundle, bundle.module, sim, enc, qspec, calib, Path(tmp) / "work")
+        ctx = CompileContext(bundle, bundle.module, None, None, qspec, calib, Path(tmp) / "work")
         ctx.workdir.mkdir()
-        # a PT2E program is its own simulated model; its own context keeps its Q/DQ ONNX apart from edgekit's
+        # each PT2E program has its own context, which keeps its Q/DQ ONNX apart from the others'
         own = {}  # (variant, profile) -> the context of that PT2E program
-        programs = [("neural-compressor", None, inc, inc_spec)] if inc else []
-        programs += [("graph", name, res, graph_spec) for name, res in (graph or {}).items()]
-        for label_, profile, res, spec in programs:
+        lowered = [("neural-compressor", None, inc, inc_spec)] if inc else []
+        lowered += [("edgekit", name, res, edgekit_spec) for name, res in (programs or {}).items()]
+        for label_, profile, res, spec in lowered:
             workdir = Path(tmp) / f"{label_}_{profile}"
             own[label_, profile] = CompileContext(
                 bundle, bundle.module, res.program, res.encodings, spec, calib, workdir
@@ -254,7 +245,7 @@ def main() -> int:
             # ORT's quantize_static default is per-tensor weights (native-best: per channel); NNCF chooses its own.
             ctx.quant = replace(qspec, quantizer=quantizer or Quantizer.EDGEKIT, per_channel=variant != "native")
             options = {"op_types": BEST_ORT_OPS} if variant == "native-best" else {}
-            profile = target.quant_profile if variant == "graph" else None
+            profile = target.quant_profile if variant == "edgekit" else None
             use = own.get((variant, profile), ctx)
             label = f"{target_name} {precision.value}" + (f" {variant}" if variant else "")
             print(f"compile {label}", flush=True)
@@ -308,8 +299,8 @@ def main() -> int:
             "samples": len(calib),
             "seconds": seconds,
             "neural_compressor": inc.info if inc else None,
-            "graph": {name: res.info for name, res in graph.items()} if graph else None,
-            "graph_options": {k: str(v) for k, v in GRAPH_OPTIONS[a.model].items()},
+            "edgekit": {name: res.info for name, res in programs.items()} if programs else None,
+            "edgekit_options": {k: str(v) for k, v in EDGEKIT_OPTIONS[a.model].items()},
         },
         "validation": {"data": val.description, "samples": len(val)},
         "latency_settings": {

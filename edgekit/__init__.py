@@ -72,12 +72,13 @@ def export(
     return _run(recipe, out, force=force, **kw)
 
 
-def quantize(model: Any, data: Any, input_names: Any, spec: Any = None) -> Any:
-    """Calibrate ``model`` on ``data`` (a DataSet); returns (simulated model, EncodingSet)."""
+def quantize(model: Any, data: Any, input_names: Any, spec: Any = None, profile: str = "ort_ov") -> Any:
+    """Quantize ``model`` on ``data`` (a DataSet) with edgekit's quantizer (``torch.export`` + PT2E, annotated by op
+    pattern under ``profile``); returns (the quantized program, a GraphModule, and its EncodingSet)."""
     from .quant import calibrate
     from .recipe import QuantSpec
 
-    cal = calibrate(model, list(input_names), data, spec or QuantSpec(), progress=False)
+    cal = calibrate(model, list(input_names), data, spec or QuantSpec(), profile=profile)
     return cal.sim, cal.encodings
 
 

@@ -405,7 +405,7 @@ def parser() -> argparse.ArgumentParser:
     rp.add_argument("--force", action="store_true", help="replace an existing output directory")
     rp.set_defaults(func=cmd_report)
 
-    dg = sub.add_parser("diagnose", help="per-layer divergence (SQNR) of an artifact from the simulated model")
+    dg = sub.add_parser("diagnose", help="per-node divergence (SQNR) of an artifact from its simulated program")
     dg.add_argument("dir")
     dg.add_argument("--target", default="onnx", help="a target whose runtime exposes layer outputs (onnx, openvino)")
     dg.add_argument("--precision", default="int8")

@@ -67,10 +67,11 @@ def _convert(tp: Any, value: Any, where: str) -> Any:
     if isinstance(tp, type) and issubclass(tp, enum.Enum):
         if isinstance(value, tp):
             return value
-        valid = [m.value for m in tp]
-        if value not in valid:
-            raise RecipeError(f"{where}: '{value}' is not valid{did_you_mean(str(value), map(str, valid))}")
-        return tp(value)
+        try:
+            return tp(value)  # an enum's ``_missing_`` may accept an old spelling
+        except ValueError:
+            valid = [m.value for m in tp]
+            raise RecipeError(f"{where}: '{value}' is not valid{did_you_mean(str(value), map(str, valid))}") from None
     if origin in (list, tuple):
         if not isinstance(value, (list, tuple)):
             raise RecipeError(f"{where}: expected a list, got {type(value).__name__}")

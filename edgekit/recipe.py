@@ -37,16 +37,19 @@ class Estimator(str, enum.Enum):
 
 
 class Quantizer(str, enum.Enum):
-    """Whose INT8 encodings a target uses: edgekit's (one set for every target) or the runtime's own."""
+    """Who makes the INT8 program every target lowers: edgekit (its graph quantizer: ``torch.export`` + PT2E,
+    annotated by op pattern, one set of encodings), Intel Neural Compressor (its PT2E program, lowered by edgekit),
+    or each runtime's own quantizer (``native``)."""
 
     EDGEKIT = "edgekit"
     NATIVE = "native"
-    NEURAL_COMPRESSOR = "neural-compressor"  # Intel Neural Compressor's PT2E program, lowered by edgekit
-    GRAPH = "graph"  # edgekit's own PT2E program: torch.export, annotated by op pattern (edgekit.quant.graph)
+    NEURAL_COMPRESSOR = "neural-compressor"
 
-
-# quantizers whose simulated model is a quantized PT2E program that the targets lower
-PROGRAM_QUANTIZERS = frozenset({Quantizer.NEURAL_COMPRESSOR, Quantizer.GRAPH})
+    @classmethod
+    def _missing_(cls, value: object) -> Quantizer | None:
+        # "graph" named edgekit's graph quantizer while a module-swapping quantizer was the default; it is the only
+        # one now, and recipes and run directories written then still load
+        return cls.EDGEKIT if value == "graph" else None
 
 
 class Metric(str, enum.Enum):
@@ -274,7 +277,7 @@ SMOOTH_GRID = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
 
 @dataclass(frozen=True)
 class SmoothQuantSpec:
-    """SmoothQuant (``quantization.smooth_quant``, graph quantizer): per input channel j of a group of linears that
+    """SmoothQuant (``quantization.smooth_quant``, edgekit quantizer): per input channel j of a group of linears that
     read one activation, s_j = max|X_j|^alpha / max|W_j|^(1-alpha); X / s is folded into the producer and W * s into
     the linears, exactly in FP32, before calibration. ``alpha: auto`` picks per group the alpha of ``grid`` (or no
     smoothing) with the lowest quantized-output MSE on calibration data; ``per_layer`` maps module-name globs of the
@@ -313,16 +316,18 @@ class QuantSpec:
     bits: int = 8
     calibration: DataSpec | None = None
     quantizer: Quantizer = Quantizer.EDGEKIT
-    ignore: tuple[str, ...] = ()  # module-name globs ("*.classifier") or type names ("type:Conv2d")
+    # graph nodes left in float, by the module that produced them: name globs ("*.classifier") or type names
+    # ("type:Conv2d")
+    ignore: tuple[str, ...] = ()
     scale_reparam: bool = False  # RepQ-ViT-style per-channel rescaling of post-LayerNorm activations
-    # also fake-quantize every layer's output in the simulated model (and the Q/DQ export): "everything
-    # quantized", as in the outlier papers' W8A8 setting, where residual-stream outliers hit the grid
+    # also quantize every quantized op's output, in every profile: "everything quantized", as in the outlier papers'
+    # W8A8 setting, where residual-stream outliers hit the grid
     quantize_outputs: bool = False
     preset: str | None = None  # a named setting filled in at load (see edgekit.presets); explicit keys win
-    accuracy_aware: AccuracyAwareSpec | None = None  # keep the most sensitive layers in FP32 until the budget holds
+    accuracy_aware: AccuracyAwareSpec | None = None  # keep the most sensitive nodes in FP32 until the budget holds
     inc: IncSpec | None = None  # options of quantizer: neural-compressor
-    # graph quantizer only: SmoothQuant before calibration ({alpha: 0.5} or a number), bias correction after convert,
-    # MSE-optimal per-channel weight clipping
+    # passes of edgekit's quantizer: SmoothQuant before calibration ({alpha: 0.5} or a number), bias correction after
+    # convert, MSE-optimal per-channel weight clipping
     smooth_quant: SmoothQuantSpec | float | None = None
     bias_correction: bool = False
     weight_clipping: WeightClipping = WeightClipping.MINMAX
@@ -333,35 +338,24 @@ class QuantSpec:
         if not 50.0 < self.percentile <= 100.0:  # NaN fails this too
             raise ValueError(f"percentile must be in (50, 100], got {self.percentile}")
         if self.accuracy_aware is not None and self.quantizer is Quantizer.NATIVE:
-            raise ValueError(
-                "accuracy_aware works on edgekit's encodings; remove it or set quantizer: edgekit or graph"
-            )
+            raise ValueError("accuracy_aware works on edgekit's encodings; remove it or set quantizer: edgekit")
         if self.quantizer is Quantizer.NEURAL_COMPRESSOR:
             self._check_inc()
         elif self.inc is not None:
             raise ValueError("quantization.inc needs quantizer: neural-compressor")
         if isinstance(self.smooth_quant, (int, float)) and not isinstance(self.smooth_quant, bool):
             object.__setattr__(self, "smooth_quant", SmoothQuantSpec(alpha=float(self.smooth_quant)))
-        if self.quantizer is Quantizer.GRAPH:
-            self._check_graph()
-        else:
-            self._check_graph_only()
+        if self.quantizer is not Quantizer.EDGEKIT:
+            self._check_edgekit_only()
 
-    def _check_graph_only(self) -> None:
-        """SmoothQuant, bias correction and weight clipping are passes on the captured graph (quantizer: graph)."""
-        why = "it is a pass of the graph quantizer; set quantizer: graph"
-        graph_only = {"smooth_quant": why, "bias_correction": why}
-        self._refuse(self.quantizer.value, graph_only)
+    def _check_edgekit_only(self) -> None:
+        """SmoothQuant, bias correction, weight clipping, scale reparameterization, output quantization and the
+        ignore list are edgekit's passes and annotation choices on its captured graph."""
+        why = "it is part of edgekit's quantizer; set quantizer: edgekit"
+        own = ("smooth_quant", "bias_correction", "scale_reparam", "quantize_outputs", "ignore")
+        self._refuse(self.quantizer.value, dict.fromkeys(own, why))
         if self.weight_clipping is not WeightClipping.MINMAX:
             raise ValueError(f"quantizer {self.quantizer.value} does not take quantization.weight_clipping: {why}")
-
-    def _check_graph(self) -> None:
-        unsupported = {
-            "scale_reparam": "the rescaling is applied by the module quantizer only (quantizer: edgekit)",
-            "quantize_outputs": "the graph quantizer's profile decides which outputs get Q/DQ",
-            "ignore": "edgekit's ignore globs address its module wrapper (quantizer: edgekit)",
-        }
-        self._refuse("graph", unsupported, " yet")
 
     def _check_inc(self) -> None:
         if self.estimator.value not in INC_ACT_ALGO:
@@ -369,19 +363,17 @@ class QuantSpec:
                 f"quantizer neural-compressor: estimator '{self.estimator.value}' has no Neural Compressor "
                 f"observer; use {' or '.join(INC_ACT_ALGO)}"
             )
-        unsupported = {
-            "accuracy_aware": "use inc: {autotune: true} (INC's own accuracy-driven tuning)",
-            "scale_reparam": "edgekit's rescaling is applied by its own quantizer only",
-            "quantize_outputs": "INC's x86 quantizer decides which outputs it quantizes",
-            "ignore": "edgekit's ignore globs address its module wrapper",
-        }
-        self._refuse("neural-compressor", unsupported)
+        if self.accuracy_aware is not None:
+            raise ValueError(
+                "quantizer neural-compressor does not take quantization.accuracy_aware: use inc: {autotune: true} "
+                "(INC's own accuracy-driven tuning)"
+            )
 
-    def _refuse(self, quantizer: str, unsupported: dict[str, str], when: str = "") -> None:
+    def _refuse(self, quantizer: str, unsupported: dict[str, str]) -> None:
         """Reject the first option in ``unsupported`` (key -> why) that is set, naming the quantizer."""
         for key, why in unsupported.items():
             if getattr(self, key):
-                raise ValueError(f"quantizer {quantizer} does not take quantization.{key}{when}: {why}")
+                raise ValueError(f"quantizer {quantizer} does not take quantization.{key}: {why}")
 
 
 @dataclass(frozen=True)

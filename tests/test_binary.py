@@ -10,7 +10,6 @@ import torch
 from torch import nn
 
 from edgekit.errors import RecipeError, UnsupportedOpError
-from edgekit.quant.fakequant import wrap_layers
 from edgekit.recipe import Precision, QuantSpec
 from edgekit.reduced import TINY
 from edgekit.targets.base import Artifact, CompileContext, all_targets, get_target
@@ -244,15 +243,25 @@ def test_binary_weights_follow_loaded_state_dict():
     assert torch.equal(layer.signs_frozen, torch.where(layer.weight >= 0, 1.0, -1.0))
 
 
-def test_binary_weights_select_block_linears_and_stay_out_of_int8_wrapping():
+def test_binary_weights_select_block_linears_and_stay_out_of_int8():
+    from edgekit.data import load_data
+    from edgekit.quant import calibrate
+    from edgekit.recipe import DataSpec
+
     b = transformed("vit", TINY_VIT, ["binary_weights"])
     names = list(binary_layers(b.module))
     assert len(names) == 2 * 6 and not any("classifier" in n for n in names)  # q,k,v,o,fc1,fc2 per block
     assert isinstance(b.module.hf.classifier, nn.Linear)
-    sim = wrap_layers(b.module, QuantSpec())
-    assert len(binary_layers(sim)) == len(names)  # not re-quantized as int8 layers
     with pytest.raises(UnsupportedOpError, match=r"no nn\.Linear"):
         get_transform("binary_weights").apply(bundle("vit", TINY_VIT).module, {"include": ["nothing*"]})
+    # the quantizer recognizes the +-1 weights by value: those products stay float (exact, and 1-bit to the targets
+    # that have a format for it); the patch convolution and the classifier are int8
+    data = load_data(DataSpec("digits", "train", samples=16), b)
+    cal = calibrate(b.module, ["pixel_values"], data, QuantSpec(), b)
+    assert sorted(k for k in cal.encodings.tensors if k.endswith(".weight")) == [
+        "hf.classifier/linear_12.weight",
+        "hf.vit.embeddings.patch_embeddings.projection/conv2d.weight",
+    ]
 
 
 # --- export parity per target -----------------------------------------------------------------------------
@@ -322,6 +331,28 @@ def test_lowered_weights_take_one_bit(contexts, tmp_path):
     assert ov_bin < onnx_bytes - 3 * n_bits  # lowered: the binarized tensors take ~1/32 of that
     coreml_weights = sum(f.stat().st_size for f in sizes["coreml"].rglob("weight.bin"))
     assert coreml_weights < onnx_bytes - 3 * n_bits
+
+
+def test_int8_artifacts_keep_the_binary_weights_one_bit(tmp_path):
+    """The quantizer leaves +-1 products float, so an INT8 artifact still holds the +-1 tensors to lower."""
+    from edgekit.data import load_data
+    from edgekit.quant import calibrate
+    from edgekit.recipe import DataSpec
+
+    b = transformed("vit", {**TINY_VIT, "hidden_size": 64}, ["binary_weights"])
+    data = load_data(DataSpec("digits", "train", samples=16), b)
+    cal = calibrate(b.module, ["pixel_values"], data, QuantSpec(), b, "openvino")
+    ctx = CompileContext(b, b.module, cal.sim, cal.encodings, QuantSpec(), data, tmp_path / "w")
+    ctx.workdir.mkdir()
+    (tmp_path / "ov").mkdir()
+    t = get_target("openvino")
+    art = t.export(ctx, Precision.INT8, {}, tmp_path / "ov")
+    info = art.options["binary_weights"]
+    assert info["mode"] == "lowered" and info["lowered"] == info["layers"] == 12
+    x = data.inputs["pixel_values"][:8]
+    out = t.run(t.load(art), {"pixel_values": x})
+    ref = cal.sim(torch.from_numpy(x)).detach().numpy()
+    assert np.abs(out - ref).max() < 0.05 * np.abs(ref).max()
 
 
 # --- ops proxy --------------------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ def ctx(tmp_path_factory):
     bundle = load_model(ModelSpec("vit", TINY_VIT))
     calib = load_data(DataSpec("digits", "train", samples=64), bundle)
     q = QuantSpec()
-    cal = calibrate(bundle.module, ["pixel_values"], calib, q, progress=False)
+    cal = calibrate(bundle.module, ["pixel_values"], calib, q, bundle, "full_integer")  # coreml's profile
     return CompileContext(
         bundle,
         bundle.module,
@@ -51,12 +51,17 @@ def _ops(art) -> Counter:
     return Counter(op.op_type for op in load_program(art.path / art.file).functions["main"].operations)
 
 
-def test_w8a8_carries_edgekit_encodings(ctx, tmp_path):
-    _, art = _build(ctx, tmp_path)
+def test_w8a8_carries_the_programs_encodings(ctx, tmp_path):
+    t, art = _build(ctx, tmp_path)
     ops = _ops(art)
-    n_layers = sum(k.endswith(".weight") for k in ctx.encodings.tensors)
-    assert ops["constexpr_affine_dequantize"] == n_layers  # int8 weights
-    assert ops["quantize"] >= n_layers and ops["dequantize"] >= n_layers  # activations, in and out
+    n_weights = sum(k.endswith(".weight") for k in ctx.encodings.tensors)
+    n_activations = len(ctx.encodings) - n_weights
+    assert ops["constexpr_affine_dequantize"] >= n_weights  # int8 weights (and any quantized constant)
+    # every activation Q/DQ of the program is a quantize/dequantize op (shared ones may be written once)
+    assert 0 < ops["quantize"] <= n_activations and ops["dequantize"] >= ops["quantize"]
+    x = load_data(DataSpec("digits", "test", samples=16), ctx.bundle).inputs["pixel_values"]
+    sim = ctx.sim(torch.from_numpy(x)).detach().numpy()
+    assert cosine(t.run(t.load(art), {"pixel_values": x}), sim) > 0.999  # the reference interpreter runs it
     assert art.quantizer == "edgekit"
     assert art.notes[0] == "converted from torch.export"
 

@@ -11,7 +11,6 @@ import torch
 
 from edgekit.data import load_data
 from edgekit.quant import calibrate
-from edgekit.quant.fakequant import decomposed
 from edgekit.recipe import DataSpec, Precision, QuantSpec
 from edgekit.targets.base import Artifact, CompileContext, get_target
 
@@ -58,7 +57,7 @@ def minilm(tmp_path_factory):
     b = bundle("minilm", {})
     data = load_data(DataSpec("text-csv", path=str(csv), max_length=SEQUENCE), b)
     q = QuantSpec()
-    cal = calibrate(b.module, [s.name for s in b.inputs], data, q, progress=False)
+    cal = calibrate(b.module, [s.name for s in b.inputs], data, q, b, "full_integer")  # coreml's profile
     ctx = CompileContext(b, b.module, cal.sim, cal.encodings, q, data, tmp_path_factory.mktemp("w"))
     with torch.no_grad():
         ref = b.module(*(torch.from_numpy(data.inputs[s.name]) for s in b.inputs)).numpy()
@@ -79,11 +78,11 @@ def test_minilm_converts_and_agrees(minilm, tmp_path, precision, min_cos, max_ab
         assert _min_cosine(got, ref) > min_cos
         assert np.abs(got - ref).max() < max_abs
         return
-    # int8: the program computes edgekit's W8A8 form (same encodings, Q/DQ on layer inputs and outputs, as
-    # decomposed() builds it for integer kernels), so it agrees with that (a rounding tie flipped by float
-    # summation order moves one code, hence not exactly) and is as far from FP32 as it is
+    # int8: the Core ML program computes the full_integer program (same encodings, as quantize/dequantize ops),
+    # so it agrees with it (a rounding tie flipped by float summation order moves one code, hence not exactly)
+    # and is as far from FP32 as it is
     with torch.no_grad():
-        sim = decomposed(ctx.sim)(*(torch.from_numpy(inputs[s.name]) for s in ctx.bundle.inputs)).numpy()
+        sim = ctx.sim(*(torch.from_numpy(inputs[s.name]) for s in ctx.bundle.inputs)).numpy()
     assert _min_cosine(got, sim) > min_cos
     assert _min_cosine(got, ref) > _min_cosine(sim, ref) - 0.02
 

@@ -1,4 +1,4 @@
-"""Per-layer divergence (``edgekit diagnose``, and the report section of a failing target) and docs/RESULTS.md."""
+"""Per-node divergence (``edgekit diagnose``, and the report section of a failing target) and docs/RESULTS.md."""
 
 from __future__ import annotations
 
@@ -12,25 +12,8 @@ from onnx import numpy_helper
 
 import edgekit
 from edgekit.recipe import recipe_from_dict
-from edgekit.validate.divergence import Node, layer_exits, scope_of
 
 from .conftest import TINY_VIT
-
-
-def test_scope_of_module_names():
-    assert scope_of("/features/features.0/branches.0/conv/Conv") == "features.0.branches.0.conv"
-    assert scope_of("/hf/vit/layers.0/attention/q_proj/layer/MatMul") == "hf.vit.layers.0.attention.q_proj.layer"
-    assert scope_of("/head/Gemm") == "head"
-
-
-def test_layer_exit_is_the_tensor_leaving_the_scope_not_a_constant():
-    nodes = [
-        Node("/a/Constant", (), ("c",)),
-        Node("/a/MatMul", ("x", "c"), ("m",)),
-        Node("/a/Add", ("m", "c"), ("y",)),
-        Node("/b/Relu", ("y", "c"), ("z",)),
-    ]
-    assert layer_exits(nodes, ["a", "b"], {"z"}) == {"a": "y", "b": "z"}
 
 
 @pytest.fixture(scope="module")
@@ -55,13 +38,16 @@ def test_failing_int8_targets_are_diagnosed_in_the_report(failing_run):
     out, result = failing_run
     diag = {d["target"]: d for d in result.report["diagnosis"]}
     assert set(diag) == {"onnx", "openvino"}
-    onnx_layers = [r for r in diag["onnx"]["layers"] if r["found"]]
-    assert len(onnx_layers) == len(diag["onnx"]["layers"]) >= 8  # every quantized layer located in the graph
-    assert all(r["sqnr_vs_sim_db"] > 40 for r in onnx_layers)  # ORT executes exactly the simulated encodings
+    onnx_nodes = [r for r in diag["onnx"]["layers"] if r["found"]]
+    # every quantized graph node (13 linears, 4 attention matmuls, the patch conv) located in the ONNX graph
+    assert len(onnx_nodes) == len(diag["onnx"]["layers"]) == 18 and diag["onnx"]["unit"] == "graph node"
+    # ORT's integer kernels round differently from the program's float Q/DQ (attention's P·V: ~35 dB), but every
+    # node stays above the departure threshold
+    assert all(r["sqnr_vs_sim_db"] > 30 for r in onnx_nodes)
     assert diag["onnx"]["first_departure"] is None and "quantization itself" in diag["onnx"]["verdict"]
     assert diag["openvino"]["located"] >= 6
     md = (out / "report.md").read_text()
-    assert "### Per-layer divergence: onnx int8" in md and "SQNR vs simulated dB" in md
+    assert "### Per-node divergence: onnx int8" in md and "SQNR vs simulated dB" in md
 
 
 def test_diagnose_finds_the_layer_an_artifact_got_wrong(failing_run, run_cli, tmp_path):
@@ -70,14 +56,15 @@ def test_diagnose_finds_the_layer_an_artifact_got_wrong(failing_run, run_cli, tm
     path = out / "onnx" / "int8" / "model.onnx"
     model = onnx.load(str(path))
     # corrupt one layer the way a broken lowering would: fc1's int8 weights scaled wrong
-    target = next(i for i in model.graph.initializer if i.name.endswith("mlp.fc1.layer.weight_quantized"))
+    target = next(i for i in model.graph.initializer if i.name.endswith("layers.0.mlp.fc1.weight_quantized"))
     w = numpy_helper.to_array(target)
     target.CopyFrom(numpy_helper.from_array((w // 4).astype(w.dtype), target.name))
     onnx.save(model, str(path))
     code, stdout, err = run_cli("diagnose", out, "--target", "onnx", "--samples", "4")
     assert code == 0, err
     result = json.loads((out / "diagnose" / "onnx-int8.json").read_text())
-    assert result["first_departure"] == "hf.vit.layers.0.mlp.fc1"
+    assert result["first_departure"] == "hf.vit.layers.0.mlp.fc1/linear_4"
+    assert result["rebuilt_program"]["matches"]  # the rebuilt program has the run's encodings
     assert "first departure" in stdout and (out / "diagnose" / "onnx-int8.md").is_file()
 
 
@@ -99,7 +86,7 @@ def test_results_table_lists_every_row_and_the_failures(failing_run, tmp_path, r
     text = (tmp_path / "RESULTS.md").read_text()
     assert text.count("| `tiny-diag` |") == 1 + len(result.report["rows"])  # recipe table + one row per artifact
     assert "tiny-diag-reduced" not in text
-    assert "`tiny-diag` onnx int8: **fail**" in text and "per-layer divergence" in text
+    assert "`tiny-diag` onnx int8: **fail**" in text and "per-node divergence" in text
     assert np.isfinite(result.report["reference"]["fp32_torch"])
 
 

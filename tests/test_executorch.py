@@ -10,7 +10,7 @@ from edgekit.device import runner
 from edgekit.recipe import Precision
 from edgekit.targets.base import get_target
 
-from .test_targets import _compile, ctx, val  # noqa: F401  (module-scoped fixtures shared with the template)
+from .test_targets import _compile, ctx, int8_context, val  # noqa: F401  (module fixtures shared with the template)
 
 pytest.importorskip("executorch", reason="edgekit[executorch] is installed by make test")
 
@@ -23,7 +23,7 @@ def test_fp32_program_is_delegated_to_xnnpack(ctx, tmp_path):  # noqa: F811
 
 
 def test_int8_weights_are_folded_into_the_delegate(ctx, tmp_path):  # noqa: F811
-    _, art = _compile(ctx, "executorch", Precision.INT8, tmp_path)
+    _, art = _compile(int8_context(ctx, "executorch"), "executorch", Precision.INT8, tmp_path)
     portable = art.options["ops"]["portable"]
     assert not any("quantize" in op for op in portable), portable  # every Q/DQ runs inside XNNPACK
     assert any("quantize_per_channel" in op or "dequantize_per_channel" in op for op in art.options["ops"]["delegated"])
@@ -76,7 +76,7 @@ def test_unknown_delegate_is_a_recipe_error():
 def test_bench_on_the_local_device_measures_a_pte(ctx, tmp_path, run_cli):  # noqa: F811
     import json
 
-    _, art = _compile(ctx, "executorch", Precision.INT8, tmp_path)
+    _, art = _compile(int8_context(ctx, "executorch"), "executorch", Precision.INT8, tmp_path)
     code, _, err = run_cli("bench", art.path, "--device", "local", "--time", "0.3", "--out", tmp_path / "dev")
     assert code == 0, err
     (entry,) = json.loads((tmp_path / "dev" / "report.json").read_text())["entries"]
@@ -92,19 +92,23 @@ class _StandardizedConv(torch.nn.Conv2d):
         return torch.nn.functional.conv2d(x, w, self.bias)
 
 
-def test_computed_weight_is_named_in_the_lowering_failure():
-    from edgekit.quant.encodings import Encoding
-    from edgekit.quant.fakequant import QuantWrapper, decomposed
-    from edgekit.targets.executorch import _folded, computed_weights
+def test_a_weight_computed_at_run_time_lowers():
+    """HF BiT's standardized conv: the weight the conv reads is computed, so the quantizer treats it as an
+    activation (per-tensor Q/DQ after the standardization) and XNNPACK runs that conv on portable kernels."""
+    from edgekit.data.base import DataSet
+    from edgekit.quant import calibrate
+    from edgekit.recipe import QuantSpec
+    from edgekit.targets.executorch import _folded, _lower
+    from edgekit.targets.pt2e_lowering import pt2e_form
 
     torch.manual_seed(0)
-    plain, standardized = QuantWrapper(torch.nn.Conv2d(3, 4, 1), "a"), QuantWrapper(_StandardizedConv(4, 4, 1), "b")
-    for w in (plain, standardized):
-        scale = tuple(float(s) for s in w.layer.weight.detach().abs().amax((1, 2, 3)) / 127)
-        w.set_encodings(Encoding((0.02,), (0,)), Encoding(scale, (0,) * 4, axis=0), Encoding((0.05,), (0,)))
-    model = decomposed(torch.nn.Sequential(plain, standardized))
-    gm = _folded(model, (torch.rand(1, 3, 4, 4),))
-    assert computed_weights(gm) == ["1"]  # the standardized conv (Sequential index 1), not the plain one
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 1), torch.nn.ReLU(), _StandardizedConv(4, 4, 1)).eval()
+    data = DataSet({"x": np.random.default_rng(0).random((16, 3, 4, 4), dtype=np.float32)}, None, "random")
+    cal = calibrate(model, ["x"], data, QuantSpec(), profile="full_integer")
+    assert cal.info["quantized_ops"]["conv"] == 2
+    sample = (torch.rand(1, 3, 4, 4),)
+    _, ops = _lower(_folded(pt2e_form(cal.sim), sample), sample, "xnnpack")
+    assert ops["delegated"].get("aten.convolution", 0) >= 1
 
 
 def test_max_without_keepdim_is_unsupported_with_the_reason(tmp_path):

@@ -1,11 +1,13 @@
+"""edgekit's quantizer as one call (``edgekit.quant.calibrate``): encodings, estimators, ignore, scale reparam."""
+
 import numpy as np
 import pytest
 import torch
 
 from edgekit.data.base import DataSet
+from edgekit.errors import CalibrationError
 from edgekit.quant import EncodingSet, calibrate
-from edgekit.quant.encodings import Encoding, affine_from_range, weight_encoding
-from edgekit.quant.fakequant import QuantWrapper, wrappers
+from edgekit.quant.encodings import Encoding, affine_from_range
 from edgekit.quant.observers import ESTIMATORS, Observer
 from edgekit.recipe import Estimator, QuantSpec
 
@@ -17,15 +19,6 @@ def test_affine_range_represents_zero_and_bounds():
     x = np.array([-1.0, 0.0, 3.0], np.float32)
     np.testing.assert_allclose(enc.dequantize(enc.quantize(x)), x, atol=scale / 2 + 1e-7)
     assert enc.dequantize(enc.quantize(np.zeros(1, np.float32)))[0] == 0.0
-
-
-def test_weight_encoding_is_per_channel_symmetric():
-    w = np.stack([np.linspace(-1, 1, 16), np.linspace(-4, 2, 16)]).astype(np.float32)
-    enc = weight_encoding(w)
-    assert enc.axis == 0 and enc.symmetric
-    np.testing.assert_allclose(enc.scale, [1 / 127, 4 / 127], rtol=1e-6)
-    q = enc.quantize(w)
-    assert q.dtype == np.int8 and q.min() >= -127
 
 
 @pytest.mark.parametrize("estimator", [e.value for e in Estimator])
@@ -47,42 +40,56 @@ def _tiny_mlp():
     return torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.GELU(), torch.nn.Linear(16, 4))
 
 
-def test_calibrate_writes_one_encoding_per_tensor(tmp_path):
-    model = _tiny_mlp()
-    data = DataSet({"x": np.random.default_rng(0).standard_normal((64, 8)).astype(np.float32)}, None, "rand")
-    cal = calibrate(model, ["x"], data, QuantSpec(), batch_size=16, progress=False)
-    assert sorted(cal.encodings.tensors) == ["0.input", "0.output", "0.weight", "2.input", "2.output", "2.weight"]
-    assert len(wrappers(cal.sim)) == 2
+def _data(n=64, seed=0):
+    return DataSet({"x": np.random.default_rng(seed).standard_normal((n, 8)).astype(np.float32)}, None, "rand")
+
+
+def _weights(cal) -> list[str]:
+    return sorted(k for k in cal.encodings.tensors if k.endswith(".weight"))
+
+
+def test_calibrate_gives_a_program_and_one_encoding_per_tensor(tmp_path):
+    model, data = _tiny_mlp(), _data()
+    cal = calibrate(model, ["x"], data, QuantSpec())
+    assert isinstance(cal.sim, torch.fx.GraphModule)
+    # keyed by the producing module and the graph node; per-channel weights on their output axis
+    assert _weights(cal) == ["0/linear.weight", "2/linear_1.weight"]
+    assert cal.encodings["0/linear.weight"].axis == 0 and len(cal.encodings["0/linear.weight"].scale) == 16
+    assert {"0/linear.input", "2/linear_1.input"} <= set(cal.encodings.tensors)
     cal.encodings.save(tmp_path / "enc.json")
     assert EncodingSet.load(tmp_path / "enc.json").tensors == cal.encodings.tensors
     x = torch.from_numpy(data.inputs["x"])
     ref, sim = model(x), cal.sim(x)
     assert not torch.equal(ref, sim)  # quantization happened
     assert torch.nn.functional.cosine_similarity(ref, sim).min() > 0.99
+    assert cal.info["quantized_ops"] == {"linear": 2}
 
 
 def test_ignore_by_name_and_type():
-    model = _tiny_mlp()
-    data = DataSet({"x": np.ones((4, 8), np.float32)}, None, "ones")
-    cal = calibrate(model, ["x"], data, QuantSpec(ignore=("2",)), progress=False)
-    assert [w.qname for w in wrappers(cal.sim)] == ["0"]
-    from edgekit.errors import CalibrationError
-
-    with pytest.raises(CalibrationError, match="no quantizable layer"):
-        calibrate(model, ["x"], data, QuantSpec(ignore=("type:Linear",)), progress=False)
+    model, data = _tiny_mlp(), _data(8)
+    cal = calibrate(model, ["x"], data, QuantSpec(ignore=("2",)))
+    assert _weights(cal) == ["0/linear.weight"]
+    assert cal.info["ignored"] == {"patterns": ["2"], "nodes": ["2/linear_1"]}
+    with pytest.raises(CalibrationError, match="no quantizable op"):
+        calibrate(model, ["x"], data, QuantSpec(ignore=("type:Linear",)))
 
 
-def test_wrapper_exposes_wrapped_weight():
-    lin = torch.nn.Linear(3, 2)
-    w = QuantWrapper(lin, "lin")
-    assert w.weight is lin.weight and w.bias is lin.bias
+def test_quantize_outputs_adds_output_qdq_in_every_profile():
+    model, data = _tiny_mlp(), _data()
+    plain = calibrate(model, ["x"], data, QuantSpec())
+    outputs = calibrate(model, ["x"], data, QuantSpec(quantize_outputs=True))
+    # the first linear's output gets Q/DQ (its reader, the GELU, now reads a quantized tensor); the model's own
+    # output (the second linear's) stays float
+    assert set(outputs.encodings.tensors) - set(plain.encodings.tensors) == {"1/gelu.input"}
+    assert outputs.info["outputs"].startswith("every quantized op's output")
 
 
 def test_scale_reparam_is_exact_in_fp32_and_helps_int8_with_outlier_channels():
     from edgekit.archs import load_model
     from edgekit.data import load_data
     from edgekit.metrics import sqnr_db
-    from edgekit.quant.scale_reparam import equalize_norm_scales
+    from edgekit.quant.graph.capture import capture
+    from edgekit.quant.graph.scale_reparam import scale_reparam
     from edgekit.recipe import DataSpec, ModelSpec
 
     from .conftest import TINY_VIT
@@ -97,35 +104,20 @@ def test_scale_reparam_is_exact_in_fp32_and_helps_int8_with_outlier_channels():
     x = torch.from_numpy(data.inputs["pixel_values"])
     ref = bundle.module(x).detach()
 
-    import copy
+    gm = capture(bundle.module, bundle, (x[:4],))
+    info = scale_reparam(gm, lambda: [(x,)])
+    # the LayerNorms in front of q/k/v and fc1 (2 per block); the final one feeds the pooler's slice, not linears
+    assert info == {"norms_rescaled": 4, "norms_skipped": 0}
+    torch.testing.assert_close(gm(x).detach(), ref, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(bundle.module(x).detach(), ref)  # the user's model is untouched
 
-    rewritten = copy.deepcopy(bundle.module)
-    info = equalize_norm_scales(rewritten, ["pixel_values"], data)
-    assert info == {"norms_rescaled": 5, "norms_skipped": 0}
-    torch.testing.assert_close(rewritten(x).detach(), ref, rtol=1e-4, atol=1e-4)
-
-    plain = calibrate(bundle.module, ["pixel_values"], data, QuantSpec(), progress=False)
-    reparam = calibrate(bundle.module, ["pixel_values"], data, QuantSpec(scale_reparam=True), progress=False)
-    assert reparam.encodings.meta["scale_reparam"]["norms_rescaled"] == 5
+    names, spec = ["pixel_values"], QuantSpec()
+    plain = calibrate(bundle.module, names, data, spec, bundle)
+    reparam = calibrate(bundle.module, names, data, QuantSpec(scale_reparam=True), bundle)
+    assert reparam.info["scale_reparam"]["norms_rescaled"] == 4
     s_plain = sqnr_db(ref.numpy(), plain.sim(x).detach().numpy())
     s_reparam = sqnr_db(ref.numpy(), reparam.sim(x).detach().numpy())
     assert s_reparam > s_plain + 3.0, (s_plain, s_reparam)
-
-
-def test_decomposed_form_matches_the_simulated_model():
-    from edgekit.quant.fakequant import decomposed
-
-    model = _tiny_mlp()
-    data = DataSet({"x": np.random.default_rng(1).standard_normal((64, 8)).astype(np.float32)}, None, "rand")
-    for symmetric in (False, True):
-        cal = calibrate(model, ["x"], data, QuantSpec(activation_symmetric=symmetric), progress=False)
-        x = torch.from_numpy(data.inputs["x"])
-        pt2e = decomposed(cal.sim)
-        names = {str(n.target) for n in torch.export.export(pt2e, (x[:1],)).graph.nodes}
-        assert any("quantize_per_tensor" in n for n in names) and any("dequantize_per_channel" in n for n in names)
-        # same input/weight quantization; the extra output Q/DQ moves results by at most one output step
-        out_step = max(cal.encodings[k].scale[0] for k in ("0.output", "2.output"))
-        assert float((pt2e(x) - cal.sim(x)).abs().max()) < 4 * out_step
 
 
 class _SamePadConv(torch.nn.Conv2d):
@@ -140,11 +132,17 @@ def test_conv_subclass_keeps_its_own_forward_when_quantized():
     model = torch.nn.Sequential(_SamePadConv(3, 8, 2), torch.nn.ReLU(), _SamePadConv(8, 4, 2)).eval()
     x = torch.randn(16, 3, 9, 9)
     data = DataSet({"x": x.numpy()}, None, "random")
-    cal = calibrate(model, ["x"], data, QuantSpec(), batch_size=8, progress=False)
-    assert len(wrappers(cal.sim)) == 2 and len(cal.encodings) >= 4
+    cal = calibrate(model, ["x"], data, QuantSpec())
+    assert cal.info["quantized_ops"] == {"conv": 2}
     with torch.no_grad():
         ref, sim = model(x), cal.sim(x)
     assert sim.shape == ref.shape == (16, 4, 9, 9)  # the padding ran: without it the shapes shrink
     sqnr = 10 * torch.log10(ref.pow(2).mean() / (ref - sim).pow(2).mean())
     assert 20 < sqnr < 80  # quantized (not identical), and close
-    assert torch.equal(model[0].weight, cal.sim[0].layer.weight)  # the swap left the float weight in place
+
+
+def test_public_quantize_returns_the_program_and_its_encodings():
+    import edgekit
+
+    program, encodings = edgekit.quantize(_tiny_mlp(), _data(), ["x"])
+    assert isinstance(program, torch.fx.GraphModule) and len(encodings) >= 4

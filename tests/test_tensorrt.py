@@ -5,24 +5,25 @@ from __future__ import annotations
 import json
 
 import onnx
-import pytest
 
 from edgekit.archs import load_model
 from edgekit.data import load_data
 from edgekit.quant import calibrate
 from edgekit.recipe import DataSpec, ModelSpec, Precision, QuantSpec
 from edgekit.targets.base import CompileContext, get_target
-from edgekit.targets.onnx_export import export_onnx
+from edgekit.targets.pt2e_lowering import qdq_onnx_export
 from edgekit.targets.trt_rules import check_tensorrt_qdq
 
 from .conftest import TINY_VIT, write_yaml
 
 
 def _qdq(tmp_path, symmetric: bool) -> onnx.ModelProto:
+    """The Q/DQ ONNX of the tensorrt profile (symmetric), or of the x86 placement with asymmetric activations."""
     bundle = load_model(ModelSpec("vit", TINY_VIT))
     data = load_data(DataSpec("digits", "train", samples=32), bundle)
-    cal = calibrate(bundle.module, ["pixel_values"], data, QuantSpec(activation_symmetric=symmetric), progress=False)
-    return export_onnx(cal.sim, bundle, tmp_path / "q.onnx")
+    profile = "tensorrt" if symmetric else "ort_ov"
+    cal = calibrate(bundle.module, ["pixel_values"], data, QuantSpec(activation_symmetric=False), bundle, profile)
+    return qdq_onnx_export(cal.sim, bundle, tmp_path / "q.onnx", 18)
 
 
 def test_symmetric_export_follows_tensorrt_rules(tmp_path):
@@ -51,8 +52,8 @@ def test_checker_flags_per_channel_activation_and_wrong_weight_axis(tmp_path):
 def test_tensorrt_artifact_without_tensorrt(tmp_path):
     bundle = load_model(ModelSpec("vit", TINY_VIT))
     data = load_data(DataSpec("digits", "train", samples=32), bundle)
-    q = QuantSpec(activation_symmetric=True)
-    cal = calibrate(bundle.module, ["pixel_values"], data, q, progress=False)
+    q = QuantSpec()
+    cal = calibrate(bundle.module, ["pixel_values"], data, q, bundle, "tensorrt")
     ctx = CompileContext(bundle, bundle.module, cal.sim, cal.encodings, q, data, tmp_path)
     out = tmp_path / "trt"
     out.mkdir()
@@ -63,19 +64,9 @@ def test_tensorrt_artifact_without_tensorrt(tmp_path):
     assert any("not a TensorRT engine" in n for n in art.notes)
 
 
-def test_asymmetric_recipe_with_tensorrt_is_rejected_with_the_fix(run_cli, tmp_path, tiny_vit_recipe):
-    tiny_vit_recipe["quantization"]["activation_symmetric"] = False  # explicit: unset would pick symmetric
-    tiny_vit_recipe["targets"] = [{"name": "tensorrt", "precisions": ["int8"]}]
-    path = write_yaml(tmp_path / "r.yaml", tiny_vit_recipe)
-    code, _, err = run_cli("run", path, "--out", tmp_path / "out")
-    assert code == 2 and "set quantization.activation_symmetric: true" in err
-    assert not (tmp_path / "out").exists()
-
-
-@pytest.mark.parametrize("symmetric", [None, False])
-def test_target_all_reports_tensorrt_honestly(run_cli, tmp_path, tiny_vit_recipe, symmetric):
-    if symmetric is not None:
-        tiny_vit_recipe["quantization"]["activation_symmetric"] = symmetric
+def test_target_all_reports_tensorrt_honestly(run_cli, tmp_path, tiny_vit_recipe):
+    # asymmetric activations for the other targets; TensorRT's profile keeps its symmetric grid regardless
+    tiny_vit_recipe["quantization"]["activation_symmetric"] = False
     tiny_vit_recipe["targets"] = [{"name": "all", "precisions": ["fp32", "int8"]}]
     path = write_yaml(tmp_path / "r.yaml", tiny_vit_recipe)
     code, out, err = run_cli("run", path, "--out", tmp_path / "out")
@@ -86,13 +77,14 @@ def test_target_all_reports_tensorrt_honestly(run_cli, tmp_path, tiny_vit_recipe
     trt = rows[("tensorrt", "fp32")]
     assert trt["latency"] is None and trt["latency_note"] == "not measured here"
     assert trt["accuracy"]["agreement_vs_fp32"] == 100.0
+    assert rows[("tensorrt", "int8")]["profile"] == "tensorrt"
+    assert rows[("tensorrt", "int8")]["accuracy"]["agreement_vs_sim"] >= 98.0
+    assert rows[("onnx", "int8")]["latency"]["p50_ms"] > 0
     encodings = json.loads((tmp_path / "out" / "encodings.json").read_text())
-    assert encodings["meta"]["activation_symmetric"] is (symmetric is None)  # unset: symmetric for tensorrt
-    if symmetric is None:
-        assert rows[("tensorrt", "int8")]["accuracy"]["agreement_vs_sim"] >= 98.0
-        assert rows[("onnx", "int8")]["latency"]["p50_ms"] > 0
-    else:
-        assert rows[("tensorrt", "int8")]["status"] == "skipped"
+    trt_keys = encodings["meta"]["profiles"]["tensorrt"]
+    activations = [encodings["tensors"][k] for k in trt_keys if not k.split("@")[0].endswith(".weight")]
+    assert activations and all(e["signed"] and set(e["zero_point"]) == {0} for e in activations)
+    assert any(k.endswith("@tensorrt") for k in trt_keys)  # its own grid where the x86 profiles are asymmetric
     assert "not measured here" in (tmp_path / "out" / "report.md").read_text()
 
 

@@ -18,7 +18,7 @@ from ..errors import EdgekitError
 from ..recipe import Precision, Quantizer, Recipe
 from ..transforms import check_transform
 from .context import RunContext
-from .plan import PlanItem, plan_targets, resolve_symmetry
+from .plan import PlanItem, plan_targets
 from .rundir import load_weights, save_run, update_run
 from .stages import STAGES, run_stages, stages
 
@@ -49,13 +49,12 @@ class RunResult:
 
 def prepare(recipe: Recipe) -> tuple[Recipe, list[PlanItem], list[dict[str, Any]]]:
     """Everything that can fail before any work: the target plan, the quantizer's package, transform options.
-    Returns the recipe with the activation symmetry the planned targets need, the plan and the skipped rows."""
+    Returns the recipe, the plan and the skipped rows."""
     plan, skipped = plan_targets(recipe)
     if recipe.quantization.quantizer is Quantizer.NEURAL_COMPRESSOR and Precision.INT8 in recipe.precisions():
         from ..quant.inc import require_installed
 
         require_installed()
-    recipe = resolve_symmetry(recipe, plan)
     for t in recipe.transforms:
         check_transform(t.name, dict(t.options))
     return recipe, plan, skipped

@@ -1,6 +1,6 @@
 """What a run will build, decided before any work: each target's precisions, the rows of the ones it will not
-build (unavailable, unsupported, cannot express the quantizer's program) and the activation symmetry the
-planned targets need."""
+build (unavailable, unsupported, cannot express the quantizer's program) and the quantization profiles the
+planned INT8 targets lower."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 
 from ..errors import RecipeError
 from ..evaluate import status_row
-from ..recipe import Precision, Quantizer, Recipe, TargetSpec
+from ..recipe import Precision, Recipe, TargetSpec
 from ..status import Status
 from ..targets.base import Target, all_targets, get_target
 from ..validate.run_report import Row
@@ -66,19 +66,7 @@ def _expressible(
 
 
 def _cannot_express(target: Target, quant) -> str | None:
-    from ..targets.pt2e_lowering import program_refusal
-
-    return target.cannot_express(quant) or program_refusal(target.name, quant)
-
-
-def resolve_symmetry(recipe: Recipe, plan: list[PlanItem]) -> Recipe:
-    """One set of encodings serves every target: unset activation symmetry becomes symmetric exactly when a
-    planned int8 target requires it (TensorRT), asymmetric (a finer grid for one-sided ranges) otherwise."""
-    q = recipe.quantization
-    if q.activation_symmetric is not None or q.quantizer is Quantizer.GRAPH:  # graph: each profile decides
-        return recipe
-    needed = any(i.target.requires_symmetric_activations and Precision.INT8 in i.spec.precisions for i in plan)
-    return recipe.with_(quantization=replace(q, activation_symmetric=needed))
+    return target.cannot_express(quant)
 
 
 def requested(row: Row, named: bool) -> Row:
@@ -90,6 +78,6 @@ def requested(row: Row, named: bool) -> Row:
 
 
 def graph_profiles(plan: list[PlanItem]) -> tuple[str, ...]:
-    """The graph quantizer's profiles the planned INT8 targets lower, in plan order, each once."""
+    """The quantization profiles the planned INT8 targets lower, in plan order, each once."""
     names = [i.target.quant_profile for i in plan if Precision.INT8 in i.spec.precisions]
     return tuple(dict.fromkeys(names))

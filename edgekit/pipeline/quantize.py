@@ -1,5 +1,5 @@
-"""The quantize stage's work: calibration data, then edgekit's module calibration, Neural Compressor's program or
-the graph quantizer's per-profile programs, each giving the simulated model(s) and the one encodings.json."""
+"""The quantize stage's work: calibration data, then edgekit's per-profile programs (its graph quantizer) or Neural
+Compressor's program, each giving the simulated model(s) and the one encodings.json."""
 
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ from ..data import DataSet, load_data
 from ..data.predict import predict_torch
 from ..errors import RecipeError
 from ..metrics import task_metric
-from ..quant import calibrate
 from ..quant.simulated import Quantized, Simulation
 from ..recipe import Precision, Quantizer, Recipe
 
@@ -54,20 +53,7 @@ def quantize(
         return Quantized(info=info)
     if q.quantizer is Quantizer.NEURAL_COMPRESSOR:
         return _inc_quantize(recipe, bundle, names, tmp, val, calib, progress, goal, info, log)
-    if q.quantizer is Quantizer.GRAPH:
-        return _graph_quantize(recipe, bundle, names, tmp, val, calib, progress, info, profiles, goal, log)
-    cal = calibrate(bundle.module, names, calib, q, batch_size=q.calibration.batch_size, progress=progress)
-    cal.encodings.meta["data"] = calib.description
-    if q.accuracy_aware is not None:
-        from ..quant.accuracy_aware import accuracy_aware
-
-        cal.encodings, info["accuracy_aware"] = accuracy_aware(q, bundle, names, cal.sim, cal.encodings, goal, log)
-    cal.encodings.save(tmp / "encodings.json")
-    info["encodings"] = len(cal.encodings)
-    if "scale_reparam" in cal.encodings.meta:
-        info["scale_reparam"] = cal.encodings.meta["scale_reparam"]
-    sim_out = predict_torch(cal.sim, names, val, recipe.validation.batch_size, "simulated int8", progress)
-    return Quantized(Simulation(cal.sim, cal.encodings, sim_out), cal.encodings, info)
+    return _edgekit_quantize(recipe, bundle, names, tmp, val, calib, progress, info, profiles, goal, log)
 
 
 def _inc_quantize(recipe, bundle, names, tmp, val, calib, progress, goal, info, log):
@@ -90,9 +76,9 @@ def _inc_quantize(recipe, bundle, names, tmp, val, calib, progress, goal, info, 
     return Quantized(Simulation(res.program, res.encodings, sim_out), res.encodings, info)
 
 
-def _graph_quantize(recipe, bundle, names, tmp, val, calib, progress, info, profiles=(), goal=None, log=print):
-    """edgekit's graph quantizer: one PT2E program per profile the planned targets lower (their simulated
-    models), from one capture; their scales merge into the one encodings.json."""
+def _edgekit_quantize(recipe, bundle, names, tmp, val, calib, progress, info, profiles=(), goal=None, log=print):
+    """edgekit's quantizer: one PT2E program per profile the planned targets lower (their simulated models), from
+    one capture; their scales merge into the one encodings.json."""
     from ..quant.graph import graph_quantize_profiles, merge_encodings
     from ..quant.graph.profiles import DEFAULT_PROFILE, PROFILES
 
@@ -104,7 +90,7 @@ def _graph_quantize(recipe, bundle, names, tmp, val, calib, progress, info, prof
         from ..quant.graph.accuracy_aware import RankingGoal
 
         accuracy = RankingGoal(*ranking_goal(q, bundle, goal), q.accuracy_aware)
-    results = graph_quantize_profiles(bundle.module, bundle, names, calib, q, profiles, accuracy, log)
+    results = graph_quantize_profiles(bundle.module, bundle, names, calib, q, profiles, accuracy, log, progress)
     encodings = merge_encodings(results)
     encodings.save(tmp / "encodings.json")
     bs = recipe.validation.batch_size
@@ -112,7 +98,7 @@ def _graph_quantize(recipe, bundle, names, tmp, val, calib, progress, info, prof
         name: Simulation(
             res.program,
             res.encodings,
-            predict_torch(res.program, names, val, bs, f"graph int8 ({name})", progress),
+            predict_torch(res.program, names, val, bs, f"simulated int8 ({name})", progress),
             name,
         )
         for name, res in results.items()

@@ -30,7 +30,7 @@ def profile_contexts(ctx: CompileContext, quantized: Quantized) -> dict[str, Com
 def with_profile(row: Row, sim: Simulation | None, precision: Precision) -> Row:
     if precision is Precision.INT8 and sim is not None and sim.profile is not None:
         row["profile"] = sim.profile
-        row.setdefault("notes", []).append(f"graph quantizer profile {sim.profile}; compared with its program")
+        row.setdefault("notes", []).append(f"quantization profile {sim.profile}; compared with its program")
     return row
 
 

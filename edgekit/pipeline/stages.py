@@ -35,7 +35,7 @@ from .quantize import calibration_data, quantize
 from .rows import compile_contexts, compile_one, validate_one
 from .rundir import load_weights, save_run
 
-DIAGNOSE_SAMPLES = 8  # validation samples a failing row's per-layer divergence is measured on
+DIAGNOSE_SAMPLES = 8  # validation samples a failing row's per-node divergence is measured on
 
 
 class Stage(Protocol):
@@ -195,36 +195,35 @@ class Validate:
 
 @dataclass(frozen=True)
 class Diagnose:
-    """For each INT8 row over budget whose runtime exposes layer outputs, the per-layer divergence on the first
-    :data:`DIAGNOSE_SAMPLES` validation samples; a failing row whose runtime cannot gets a note naming one that can."""
+    """For each INT8 row over budget whose runtime exposes intermediate outputs, the per-node divergence from its
+    profile's program on the first :data:`DIAGNOSE_SAMPLES` validation samples; a failing row whose runtime cannot
+    gets a note naming one that can."""
 
     name: str = "diagnose"
 
     def run(self, ctx: RunContext) -> None:
-        primary = ctx.quantized.primary
-        if primary is None:
+        if ctx.quantized.primary is None:
             return
-        bundle, val, tmp = ctx.model(), ctx.val, ctx.workdir()
+        ctx.model()  # the load stage has run
+        val, tmp = ctx.val, ctx.workdir()
         for r in ctx.rows:
             if r.get("status") != Status.FAIL or r.get("precision") != "int8" or r.get("quantizer") in (None, "native"):
-                continue
-            if r["quantizer"] != "edgekit":
-                r["notes"].append(f"per-layer divergence needs edgekit's own encodings ({r['quantizer']} program)")
                 continue
             art = tmp / r["artifact"]
             meta = read_meta(art)
             probes = layer_probes()  # runtime -> the target that exposes its layer outputs
             if meta["runtime"] not in probes:
                 r["notes"].append(
-                    "per-layer divergence needs a runtime that exposes layer outputs "
+                    "per-node divergence needs a runtime that exposes intermediate outputs "
                     f"({', '.join(probes.names())}); see the onnx/openvino rows' diagnosis, or "
                     "`edgekit diagnose RUN --target onnx`"
                 )
                 continue
+            sim = ctx.quantized.for_target(r.get("profile") or "")
             data = first_samples(val, DIAGNOSE_SAMPLES)
-            result = divergence(art, meta, primary.model, bundle.module, ctx.names, data)
+            result = divergence(art, meta, sim.model, ctx.names, data)
             ctx.log(f"diagnose {r['target']} int8: {result['verdict']}")
-            r["notes"].append(f"per-layer divergence: {result['verdict']}")
+            r["notes"].append(f"per-node divergence: {result['verdict']}")
             ctx.diagnosis.append(result)
 
 

@@ -1,4 +1,4 @@
-"""Quantization: range estimators, calibration, the encodings spec and the fake-quant simulation."""
+"""Quantization: range estimators, the graph quantizer (torch.export + PT2E), calibration and the encodings spec."""
 
 from .calibrate import Calibrated, calibrate
 from .encodings import Encoding, EncodingSet

@@ -1,16 +1,15 @@
-"""Accuracy-aware quantization: keep the most sensitive layers in FP32 until the INT8 drop fits the budget.
+"""Accuracy-aware quantization: keep the most sensitive quantized ops in FP32 until the INT8 drop fits the budget.
 
-Works on the simulated model (one EncodingSet, so the decision holds for every target):
+The search, whatever the unit (graph nodes of edgekit's quantizer, :mod:`edgekit.quant.graph.accuracy_aware`):
 
-1. measure the drop of the fully quantized simulation on the ranking data; within ``max_drop``: done;
-2. rank every quantized layer by sensitivity, ``drop-one`` (quantize all but that layer: the metric it gives
-   back) or ``one-at-a-time`` (quantize only that layer: the metric it costs), ties broken by the output
-   SQNR against FP32 (continuous, so layers a coarse top-1 cannot separate still rank);
-3. revert layers to FP32 in that order, re-measuring after each, until the drop holds or ``max_layers`` are
-   reverted.
+1. measure the drop of the fully quantized program on the ranking data; within ``max_drop``: done;
+2. rank every quantized unit by sensitivity, ``drop-one`` (quantize all but that one: the metric it gives
+   back) or ``one-at-a-time`` (quantize only that one: the metric it costs), ties broken by the output
+   SQNR against FP32 (continuous, so units a coarse top-1 cannot separate still rank);
+3. keep units in FP32 in that order, re-measuring after each, until the drop holds or ``max_layers`` are kept.
 
-Reverted layers leave the encodings (their ``.input``/``.weight``/``.output`` entries) and are listed in
-``meta["fp32_layers"]``: every lowering (Q/DQ ONNX, LiteRT, Core ML) then leaves them in float.
+The kept units are left unannotated in every profile's program (listed in encodings.json ``meta.fp32_nodes``):
+every lowering (Q/DQ ONNX, LiteRT, Core ML, ExecuTorch) then runs them in float.
 """
 
 from __future__ import annotations
@@ -20,32 +19,18 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-import torch
 
 from ..data import DataSet
-from ..data.predict import predict_torch
 from ..metrics import DEFAULT_BUDGET, sqnr_db, task_metric
 from ..recipe import AccuracyAwareSpec, RevertMethod
 from ..registry import Registry
-from .encodings import EncodingSet
-from .fakequant import apply_encodings, wrappers
-
-
-def layer_of(key: str) -> str:
-    """``encoder.layer.0.output.dense.weight`` -> ``encoder.layer.0.output.dense``."""
-    return key.rsplit(".", 1)[0]
-
-
-def restricted(encodings: EncodingSet, layers: set[str]) -> EncodingSet:
-    """The encodings of ``layers`` only (every other layer runs in float)."""
-    return EncodingSet({k: v for k, v in encodings.tensors.items() if layer_of(k) in layers}, dict(encodings.meta))
 
 
 class Evaluator:
     """Metric and output SQNR, against FP32, of the model with a chosen set of layers quantized.
 
     ``predict(quantized)`` runs the model with only ``quantized`` in int8 (the empty set: FP32) on the ranking
-    data; the module quantizer applies a subset of the encodings, the graph quantizer re-annotates its graph."""
+    data; edgekit's quantizer re-annotates and re-calibrates its captured graph for each set."""
 
     def __init__(self, predict: Callable[[set[str]], np.ndarray], data: DataSet, metric: str):
         self.predict, self.data, self.metric = predict, data, metric
@@ -57,18 +42,6 @@ class Evaluator:
         self.calls += 1
         out = self.predict(quantized)
         return task_metric(self.metric, out, self.fp32_out, self.data.labels), sqnr_db(self.fp32_out, out)
-
-
-def sim_predictor(
-    sim: torch.nn.Module, encodings: EncodingSet, names: list[str], data: DataSet
-) -> Callable[[set[str]], np.ndarray]:
-    """The module quantizer's ``predict``: ``sim`` with the encodings of the quantized layers only."""
-
-    def predict(quantized: set[str]) -> np.ndarray:
-        apply_encodings(sim, restricted(encodings, quantized))
-        return predict_torch(sim, names, data, 100, progress=False)
-
-    return predict
 
 
 # A sensitivity method: (evaluator, all layers, one layer, metric/SQNR of the fully quantized model)
@@ -148,29 +121,6 @@ def search(
     return kept, record
 
 
-def keep_sensitive_fp32(
-    sim: torch.nn.Module,
-    encodings: EncodingSet,
-    names: list[str],
-    data: DataSet,
-    metric: str,
-    max_drop: float,
-    spec: AccuracyAwareSpec,
-    log: Any = print,
-) -> tuple[EncodingSet, dict[str, Any]]:
-    """Return the (possibly reduced) encodings, applied to ``sim``, and a record for the report."""
-    ev = Evaluator(sim_predictor(sim, encodings, names, data), data, metric)
-    layers = [w.qname for w in wrappers(sim) if f"{w.qname}.weight" in encodings or f"{w.qname}.input" in encodings]
-    kept, record = search(ev, layers, max_drop, spec, log)
-    if not kept:
-        apply_encodings(sim, encodings)
-        return encodings, record
-    final = restricted(encodings, set(layers) - set(kept))
-    final.meta["fp32_layers"] = list(kept)
-    apply_encodings(sim, final)
-    return final, record
-
-
 def ranking_goal(quant: Any, bundle: Any, goal: tuple[str, float]) -> tuple[DataSet, str, float]:
     """The ranking data (default: another seeded draw of the calibration source), metric and ``max_drop``.
 
@@ -189,17 +139,3 @@ def ranking_goal(quant: Any, bundle: Any, goal: tuple[str, float]) -> tuple[Data
     if metric == "top1" and data.labels is None:
         metric, budget = "cosine", DEFAULT_BUDGET["cosine"]  # no labels to score top-1: compare outputs
     return data, metric, spec.max_drop if spec.max_drop is not None else budget
-
-
-def accuracy_aware(
-    quant: Any,
-    bundle: Any,
-    names: list[str],
-    sim: torch.nn.Module,
-    encodings: EncodingSet,
-    goal: tuple[str, float],
-    log: Any = print,
-) -> tuple[EncodingSet, dict[str, Any]]:
-    """The pipeline stage: :func:`keep_sensitive_fp32` on :func:`ranking_goal`'s data, metric and drop."""
-    data, metric, max_drop = ranking_goal(quant, bundle, goal)
-    return keep_sensitive_fp32(sim, encodings, names, data, metric, max_drop, quant.accuracy_aware, log)

@@ -1,8 +1,10 @@
 """The one quantization spec: per-tensor (or per-channel) scale, zero point, bit width and axis.
 
-Calibration writes an :class:`EncodingSet` once; every target lowers the same set (explicit Q/DQ in ONNX,
-quantize/dequantize ops elsewhere), so all INT8 artifacts agree with the one simulated model.
-Keys are ``<module name>.input`` for activations and ``<module name>.weight`` for weights.
+The quantize stage writes one :class:`EncodingSet` (``encodings.json``), read back from the quantized programs: every
+profile's tensors, a tensor two profiles share stored once (a profile that forces another grid, TensorRT's symmetric
+one, stores ``KEY@PROFILE``), and per profile the keys it quantizes (``meta.profiles``). Keys name the graph node
+and the producing module: ``<module>/<graph node>.<weight|input|output>``. :meth:`Encoding.quantize` and
+:meth:`Encoding.dequantize` apply one entry with ONNX's rounding, for readers of the file.
 """
 
 from __future__ import annotations
@@ -76,17 +78,6 @@ def affine_from_range(lo: float, hi: float, bits: int, symmetric: bool) -> tuple
     scale = max((hi - lo) / levels, 1e-12)
     zp = int(np.clip(np.rint(-lo / scale), 0, levels))
     return float(scale), zp, False
-
-
-def weight_encoding(w: np.ndarray, bits: int = 8, per_channel: bool = True, axis: int = 0) -> Encoding:
-    """Symmetric signed encoding from the weight's absolute max (per output channel by default)."""
-    if per_channel:
-        reduce = tuple(i for i in range(w.ndim) if i != axis)
-        amax = np.abs(w).max(axis=reduce) if reduce else np.abs(w)
-    else:
-        amax = np.asarray([np.abs(w).max()])
-    scale = np.maximum(amax / (2 ** (bits - 1) - 1), 1e-12).astype(np.float32)
-    return Encoding(tuple(float(s) for s in scale), (0,) * len(scale), bits, True, axis if per_channel else None)
 
 
 @dataclass

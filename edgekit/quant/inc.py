@@ -13,20 +13,17 @@ the recipe's absolute budget is divided by it.
 
 from __future__ import annotations
 
-import contextlib
-import io
 import logging
-import warnings
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
 import torch
 
 from ..archs.base import ModelBundle
 from ..data import DataSet
 from ..errors import MissingBackendError, ModelError
 from ..recipe import INC_ACT_ALGO, IncSpec, QuantSpec
+from .graph.capture import as_tensors, dynamic_shapes, quiet
 from .pt2e import ProgramResult, read_encodings
 
 PRODUCER = "neural-compressor"
@@ -42,7 +39,7 @@ def require_installed() -> None:
 
 def _require():
     try:
-        with _quiet():  # it logs the accelerator it detects at import, and every step after
+        with quiet():  # it logs the accelerator it detects at import, and every step after
             import neural_compressor.torch.export  # noqa: F401
             import neural_compressor.torch.quantization as incq
         from neural_compressor.common.utils.logger import Logger
@@ -51,15 +48,6 @@ def _require():
     except ImportError:
         raise MissingBackendError(PRODUCER, "neural_compressor", "inc", kind="quantizer") from None
     return incq
-
-
-def _tensors(feeds: dict[str, np.ndarray], names: list[str]) -> tuple[torch.Tensor, ...]:
-    return tuple(torch.from_numpy(np.ascontiguousarray(feeds[n])) for n in names)
-
-
-def dynamic_shapes(bundle: ModelBundle) -> tuple[dict[int, Any], ...]:
-    """Every named axis of the IO spec (batch, sequence) stays dynamic in the captured program."""
-    return tuple({i: torch.export.Dim.AUTO for i in s.dynamic_axes} for s in bundle.inputs)
 
 
 def configs(q: QuantSpec, spec: IncSpec) -> list[Any]:
@@ -85,22 +73,6 @@ def describe(cfg: Any) -> str:
     )
 
 
-@contextlib.contextmanager
-def _quiet():
-    """INC logs every step at WARNING/INFO and torch.export prints; edgekit reports what matters itself."""
-    loggers = [logging.getLogger(n) for n in ("neural_compressor", "torch._export", "torch.export")]
-    levels = [lg.level for lg in loggers]
-    try:
-        for lg in loggers:
-            lg.setLevel(logging.ERROR)
-        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
-            warnings.simplefilter("ignore")
-            yield
-    finally:
-        for lg, level in zip(loggers, levels):
-            lg.setLevel(level)
-
-
 def inc_quantize(
     model: torch.nn.Module,
     bundle: ModelBundle,
@@ -117,20 +89,20 @@ def inc_quantize(
 
     spec = q.inc or IncSpec()
     batch = q.calibration.batch_size if q.calibration else 32
-    sample = _tensors(next(iter(calib.batches(batch)))[0], names)
+    sample = as_tensors(next(iter(calib.batches(batch)))[0], names)
 
     def calibrate(m: torch.nn.Module) -> None:
         with torch.no_grad():
             for feeds, _ in calib.batches(batch):
-                m(*_tensors(feeds, names))
+                m(*as_tensors(feeds, names))
 
-    with _quiet():
+    with quiet():
         try:
-            captured = export(model.eval(), sample, dynamic_shapes=dynamic_shapes(bundle))
+            captured = export(model.eval(), sample, dynamic_shapes=dynamic_shapes(bundle, len(sample)))
         except RuntimeError as exc:
             raise ModelError(
                 f"neural-compressor: torch.export could not capture the model ({str(exc).splitlines()[0]}); "
-                "use quantizer: edgekit, which does not capture the graph"
+                "edgekit's own quantizer captures non-strict (Python runs as Python): quantizer: edgekit"
             ) from None
         candidates = configs(q, spec)
         info: dict[str, Any] = {"producer": f"{PRODUCER} {_version()}", "path": "PT2E static (x86 quantizer)"}

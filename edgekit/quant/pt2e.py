@@ -20,7 +20,7 @@ _Q = torch.ops.quantized_decomposed
 
 @dataclass
 class ProgramResult:
-    """What a graph quantizer (edgekit's ``graph`` or Neural Compressor) returns: the quantized PT2E program (the
+    """What a graph quantizer (edgekit's or Neural Compressor) returns: the quantized PT2E program (the
     run's simulated model), its scales read back as encodings, and the report's calibration info."""
 
     program: torch.fx.GraphModule
@@ -53,6 +53,11 @@ def _owner(node: torch.fx.Node) -> str:
         return "model"
     path = list(stack.values())[-1][0]
     return str(path).replace("L['self'].", "").replace("L__self___", "") or "model"
+
+
+def node_label(node: torch.fx.Node) -> str:
+    """``features.0.conv/conv2d_3``: the producing module and the node, as encodings.json keys it."""
+    return f"{_owner(node)}/{node.name}"
 
 
 def _consumer(node: torch.fx.Node) -> torch.fx.Node | None:

@@ -1,8 +1,8 @@
-"""What the quantize stage hands to compile and validate: the simulated INT8 model(s) and their outputs.
+"""What the quantize stage hands to compile and validate: the simulated INT8 program(s) and their outputs.
 
-edgekit's module quantizer and Neural Compressor give one simulated model for every target. The graph quantizer
-gives one program per quantization profile (:mod:`edgekit.quant.graph.profiles`); a target lowers the program of
-its own ``quant_profile`` and is compared with that program's outputs.
+edgekit's quantizer gives one program per quantization profile (:mod:`edgekit.quant.graph.profiles`); a target
+lowers the program of its own ``quant_profile`` and is compared with that program's outputs. Neural Compressor
+gives one program for every target.
 """
 
 from __future__ import annotations
@@ -23,13 +23,13 @@ class Simulation:
     model: torch.nn.Module
     encodings: EncodingSet
     outputs: np.ndarray
-    profile: str | None = None  # the graph quantizer's profile; None for a one-program quantizer
+    profile: str | None = None  # edgekit's quantization profile; None for a one-program quantizer (INC)
 
 
 @dataclass
 class Quantized:
     """The quantize stage's result. ``primary`` is the report's "simulated int8" reference; ``by_profile`` holds
-    the graph quantizer's programs (empty otherwise). ``encodings`` is the run's one encodings.json."""
+    edgekit's per-profile programs (empty for Neural Compressor). ``encodings`` is the run's one encodings.json."""
 
     primary: Simulation | None = None
     encodings: EncodingSet | None = None

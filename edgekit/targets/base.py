@@ -30,7 +30,6 @@ from ..errors import MissingBackendError, RecipeError, UnsupportedOpError, first
 from ..quant import EncodingSet
 from ..recipe import Precision, QuantSpec, TargetSpec, TensorSpec
 from ..registry import Registry
-from .layer_probe import LayerOutputs
 
 
 @dataclass
@@ -39,7 +38,7 @@ class CompileContext:
 
     bundle: ModelBundle
     model: torch.nn.Module  # FP32, after transforms
-    sim: torch.nn.Module | None  # simulated-quantized model (None when no int8 is asked for)
+    sim: torch.nn.Module | None  # the quantized PT2E program of the target's profile (None: no int8 asked for)
     encodings: EncodingSet | None
     quant: QuantSpec
     calib: DataSet | None
@@ -114,8 +113,7 @@ class Target(ABC):
     options: type = NoOptions  # a frozen dataclass; its defaults are the target's defaults
     measures_latency = True  # False where the real runtime cannot run here (the report says "not measured here")
     validation_limit: int | None = None  # validate on at most this many samples (slow reference execution)
-    requires_symmetric_activations = False  # int8 activations must have zero point 0 (TensorRT)
-    # the graph quantizer's profile this target lowers (edgekit.quant.graph.profiles): which tensors get Q/DQ
+    # the quantization profile this target lowers (edgekit.quant.graph.profiles): which tensors get Q/DQ
     quant_profile = "ort_ov"
 
     def quant_problem(self, quant: QuantSpec) -> str | None:
@@ -195,15 +193,16 @@ class Target(ABC):
     def run(self, session: Any, feeds: dict[str, np.ndarray]) -> np.ndarray:
         return session.run(feeds)
 
-    # True where layer_outputs() is implemented: the per-layer divergence (``edgekit diagnose``) of artifacts run by
+    # True where layer_outputs() is implemented: the per-node divergence (``edgekit diagnose``) of artifacts run by
     # this target's runtime (``layer_probes``)
     exposes_layer_outputs = False
 
     def layer_outputs(
-        self, path: Path, meta: dict[str, Any], layers: list[str], feeds: dict[str, np.ndarray]
-    ) -> LayerOutputs:
-        """The outputs of ``layers`` (module names of the simulated model) in the artifact at ``path`` (``meta``:
-        its artifact.json) run by this target's runtime on ``feeds``; a layer its graph does not show is left out."""
+        self, path: Path, meta: dict[str, Any], tensors: list[str], feeds: dict[str, np.ndarray]
+    ) -> dict[str, np.ndarray]:
+        """The values of the tensors named ``tensors`` (the quantized program's node names, as the exporter names
+        their outputs) in the artifact at ``path`` (``meta``: its artifact.json) run by this target's runtime on
+        ``feeds``; a tensor its graph does not have is left out."""
         raise NotImplementedError(f"{self.name}: runtime '{self.runtime}' exposes no intermediate outputs here")
 
     def lower_binary(self, program: Any, expected: int, art: Artifact) -> Any:

@@ -1,8 +1,10 @@
 """1-bit weights on real targets: stored as 1 bit per weight where the target has such a format.
 
-A model with ``binary_weights`` exports every binarized layer as a product with a pure +-1 weight tensor
-followed by a per-channel scale. Those +-1 tensors are found in each target's converted program and rewritten
-into the target's 1-bit form, exactly (the values do not change), by the target's own ``Target.lower_binary``:
+A binarized model (``binary_weights``, or any model whose weights hold only +-1) exports every binarized layer as a
+product with a pure +-1 weight tensor followed by a per-channel scale; the quantizer leaves those products in float
+(:mod:`edgekit.nn.signs`), so the +-1 tensors are there at every precision. They are found in each target's
+converted program and rewritten into the target's 1-bit form, exactly (the values do not change), by the target's
+own ``Target.lower_binary``:
 
 * ``coreml`` (``targets/coreml.py``): a 1-bit palette (``constexpr_lut_to_dense`` with a 2-entry lookup table
   {-1, +1} and 1-bit indices; coremltools ``palettize_weights``, mode ``unique``);
@@ -10,31 +12,25 @@ into the target's 1-bit form, exactly (the values do not change), by the target'
   mapping {0, 1} to {-1, +1}, OpenVINO's representation of binary weights;
 * every other target (onnx, tflite, tensorrt): *simulated*, the +-1 values stored in float.
 
-This module holds what they share: finding the +-1 tensors, and ``describe``/``record``, which say in each
-artifact which happened (``artifact.json`` options and a note in the report).
+This module holds what they share: how many +-1 tensors the model has (by value, whatever module holds them), and
+``describe``/``record``, which say in each artifact which happened (``artifact.json`` options and a note in the
+report).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import torch
 
+from ..nn.signs import MIN_ELEMENTS, is_sign_tensor, sign_tensors
 from .base import Artifact, Target
 
-MIN_ELEMENTS = 64  # smaller +-1 tensors are not weights of a binarized layer
+__all__ = ["MIN_ELEMENTS", "count_binary_layers", "describe", "is_sign_tensor", "lower_binary_weights", "record"]
 
 
 def count_binary_layers(model: torch.nn.Module) -> int:
-    from ..transforms.binary_weights import binary_layers
-
-    return len(binary_layers(model))
-
-
-def is_sign_tensor(value: Any) -> bool:
-    arr = np.asarray(value)
-    return arr.ndim >= 2 and arr.size >= MIN_ELEMENTS and arr.dtype.kind == "f" and bool(np.all(np.abs(arr) == 1))
+    return len(sign_tensors(model))
 
 
 def lower_binary_weights(target: Target, model: torch.nn.Module, program: Any, art: Artifact) -> Any:

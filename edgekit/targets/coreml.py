@@ -2,7 +2,7 @@
 
 * fp32 / fp16: ``compute_precision`` FLOAT32 / FLOAT16.
 * int8, ``options.int8_mode``:
-  ``w8a8`` (default): edgekit's encodings as quantize/dequantize ops (activations) and int8 constexpr weights;
+  ``w8a8`` (default): the quantized program (profile full_integer) as quantize/dequantize ops, int8 constexpr weights;
   ``weights``: weight-only linear int8 (coremltools ``linear_quantize_weights``);
   ``palettize``: weight palettization with ``palettize_bits`` (a 2^n-entry lookup table per tensor, k-means).
   Both skip tensors smaller than ``weight_threshold`` elements (default 2048, as coremltools).
@@ -38,15 +38,13 @@ import torch
 from ..config import to_dict
 from ..device import runner
 from ..errors import CalibrationError, RecipeError, UnsupportedOpError, first_line_or_type
-from ..quant.fakequant import decomposed
 from ..recipe import Precision, Quantizer, QuantSpec, TensorSpec
 from .base import STATIC_SEQUENCE, TARGETS, Artifact, CompileContext, Target, ids_as_int32
 from .binary_lowering import MIN_ELEMENTS, is_sign_tensor, lower_binary_weights, record
 from .coreml_export import export_program
 from .coreml_shapes import FlexibleShapes, coreml_inputs, dynamic_shapes
-from .coreml_w8a8 import int8_weight_form
-from .pt2e_lowering import is_program, weights_folded
 from .pt2e_lowering import source as quant_source
+from .pt2e_lowering import weights_folded
 
 ON_MACOS = sys.platform == "darwin"
 REFERENCE_SAMPLES = 1000
@@ -118,7 +116,7 @@ class CoreMLTarget(Target):
         if quant.quantizer is Quantizer.NEURAL_COMPRESSOR:
             return (
                 "coreml: lowering neural-compressor's x86 program is not implemented: its int8 layers leave "
-                "their outputs float (use quantizer: graph or edgekit for coreml)"
+                "their outputs float (use quantizer: edgekit for coreml)"
             )
         return None
 
@@ -183,7 +181,7 @@ class CoreMLTarget(Target):
         specs = ctx.bundle.inputs
         sample = _sample(ctx, flex)
         try:
-            model = _w8a8_form(ctx.sim) if w8a8 else ctx.model
+            model = weights_folded(ctx.sim) if w8a8 else ctx.model  # int8 weights: constexpr ops in Core ML
             program = export_program(model, sample, None if flex is None else dynamic_shapes(specs, flex))
             ml = _quiet(lambda: ct.convert(program, inputs=coreml_inputs(ct, specs, sample, flex), **settings))
             art.notes.append("converted from torch.export" + (f"; flexible shapes: {flex.describe()}" if flex else ""))
@@ -194,10 +192,10 @@ class CoreMLTarget(Target):
             reason = first_line_or_type(exc)
         if flex is not None:
             raise UnsupportedOpError(f"coreml: torch.export conversion failed (flexible shapes need it): {reason}")
-        if w8a8 and is_program(ctx.sim):  # a PT2E program has no module form to trace
+        if w8a8:  # the int8 program is a torch.export program: there is no module form to trace
             raise UnsupportedOpError(f"coreml: torch.export conversion of the int8 program failed: {reason}")
         try:
-            model = decomposed(ctx.sim, style="aten") if w8a8 else ctx.model
+            model = ctx.model
             with torch.no_grad(), warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 traced = _quiet(lambda: torch.jit.trace(model.eval(), sample, check_trace=False))
@@ -290,11 +288,6 @@ def _sign_consts(ml: Any) -> list[str]:
     for function in ml._mil_program.functions.values():  # the program ct.convert just built
         walk(function)
     return names
-
-
-def _w8a8_form(sim: torch.nn.Module) -> torch.nn.Module:
-    """edgekit's simulated model with int8 weight buffers, or a PT2E program with its weights folded to int8."""
-    return weights_folded(sim) if is_program(sim) else int8_weight_form(sim)
 
 
 def _batch_sizes(flex: FlexibleShapes | None) -> tuple[int, ...]:

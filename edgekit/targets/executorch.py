@@ -98,17 +98,7 @@ class ExecuTorchTarget(Target):
         else:
             model = ctx.model.eval()
         names = {"input_names": [s.name for s in ctx.bundle.inputs], "output_names": [ctx.bundle.output_name]}
-        try:
-            buffer, ops = _lower(model, sample, delegate, names)
-        except UnsupportedOpError as exc:
-            computed = computed_weights(model) if precision is Precision.INT8 else []
-            if not computed or "Missing out variants" not in str(exc):
-                raise
-            raise UnsupportedOpError(
-                f"executorch: {delegate} cannot take int8 weights computed at run time (weight standardization) "
-                f"in {_few(computed, 2)} (Missing out variants: dequantize_per_channel); keep them float with "
-                "quantization.ignore"
-            ) from None
+        buffer, ops = _lower(model, sample, delegate, names)
         (out / art.file).write_bytes(buffer)
         art.options["ops"] = ops
         art.notes.append(_ops_note(ops, delegate))
@@ -144,7 +134,7 @@ def _folded(model: torch.nn.Module, sample: tuple[torch.Tensor, ...]) -> torch.n
 
 def _requantized(node: torch.fx.Node) -> bool:
     """Whether the layer's output is quantized, directly or after the ReLU/ReLU6 XNNPACK fuses into it."""
-    from ..quant.graph.annotate import fused_activation
+    from ..quant.graph.ops import fused_activation
 
     act = fused_activation(node)
     if act is not None:
@@ -198,19 +188,6 @@ def _few(names: list[str], shown: int = 3) -> str:
 
 
 _WEIGHT_OPS = ("conv", "linear", "addmm", "mm")
-
-
-def computed_weights(gm: torch.fx.GraphModule) -> list[str]:
-    """Layers whose per-channel weight dequantize feeds something other than a conv/linear (the weight is
-    transformed at run time before its conv): XNNPACK leaves that dequantize outside its delegate."""
-    found = []
-    for node in gm.graph.nodes:
-        if node.op != "call_function" or "dequantize_per_channel" not in str(node.target):
-            continue
-        if all(any(k in str(u.target) for k in _WEIGHT_OPS) for u in node.users):
-            continue
-        found.append(_layer_name(node))
-    return sorted(set(found))
 
 
 def _partitioner(delegate: str):

@@ -13,7 +13,6 @@ import onnx
 from ..errors import CalibrationError
 from ..recipe import Estimator, Precision, Quantizer
 from .base import TARGETS, Artifact, CompileContext, Target
-from .layer_probe import LayerOutputs, Node, layer_exits
 from .onnx_common import fp32_onnx, qdq_onnx
 from .onnx_export import activations_as_uint8, weights_to_fp16
 from .pt2e_lowering import source
@@ -77,17 +76,17 @@ class OnnxRuntimeTarget(Target):
         return art
 
     def layer_outputs(
-        self, path: Path, meta: dict[str, Any], layers: list[str], feeds: dict[str, np.ndarray]
-    ) -> LayerOutputs:
-        """Every layer's output as an extra graph output, from one ONNX Runtime session on the CPU."""
+        self, path: Path, meta: dict[str, Any], tensors: list[str], feeds: dict[str, np.ndarray]
+    ) -> dict[str, np.ndarray]:
+        """The named tensors as extra graph outputs, from one ONNX Runtime session on the CPU."""
         import onnxruntime as ort
 
         model = onnx.load(str(path / meta["file"]))
         g = model.graph
-        nodes = [Node(n.name, tuple(n.input), tuple(n.output)) for n in g.node]
-        exits = layer_exits(nodes, layers, {o.name for o in g.output})
         have = {o.name for o in g.output}
-        for t in dict.fromkeys(exits.values()):
+        produced = {o for n in g.node for o in n.output} | have
+        found = [t for t in tensors if t in produced]
+        for t in found:
             if t not in have:
                 g.output.append(onnx.helper.make_tensor_value_info(t, onnx.TensorProto.FLOAT, None))
         opts = ort.SessionOptions()
@@ -95,9 +94,8 @@ class OnnxRuntimeTarget(Target):
         sess = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
         declared = {i.name: i.type for i in sess.get_inputs()}
         feed = {k: v.astype(np.int32) if declared.get(k) == "tensor(int32)" else v for k, v in feeds.items()}
-        names = [o.name for o in sess.get_outputs()]
-        values = dict(zip(names, sess.run(names, feed)))
-        return {layer: (np.asarray(values[t], dtype=np.float32), False) for layer, t in exits.items()}
+        values = dict(zip(found, sess.run(found, feed)))
+        return {t: np.asarray(values[t], dtype=np.float32) for t in found}
 
     def _native_int8(self, ctx: CompileContext, dest: Path, op_types: list[str] | None = None) -> None:
         from onnxruntime.quantization import (

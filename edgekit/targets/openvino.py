@@ -17,11 +17,8 @@ from ..errors import CalibrationError, UnsupportedOpError, first_line_or_type
 from ..recipe import Precision, Quantizer
 from .base import TARGETS, Artifact, CompileContext, Target
 from .binary_lowering import is_sign_tensor, lower_binary_weights, record
-from .layer_probe import LayerOutputs, Node, layer_exits
 from .onnx_common import fp32_onnx, qdq_onnx
 from .pt2e_lowering import source
-
-BIASLESS_OPS = {"MatMul", "Convolution", "GroupConvolution"}  # OpenVINO ops that never carry a bias
 
 
 def conversion_reason(exc: Exception) -> str:
@@ -129,40 +126,26 @@ class OpenVINOTarget(Target):
         return program
 
     def layer_outputs(
-        self, path: Path, meta: dict[str, Any], layers: list[str], feeds: dict[str, np.ndarray]
-    ) -> LayerOutputs:
-        """All layer outputs from one compiled model with extra outputs; if those change the model's own output (the
+        self, path: Path, meta: dict[str, Any], tensors: list[str], feeds: dict[str, np.ndarray]
+    ) -> dict[str, np.ndarray]:
+        """The named tensors from one compiled model with extra outputs; if those change the model's own output (the
         CPU plugin compiles a probed graph differently, e.g. a bias-less int8 conv made a result), one compile per
-        layer instead, each checked the same way."""
+        tensor instead, each checked the same way."""
         import openvino as ov
 
         core = ov.Core()
         hint = (meta.get("options") or {}).get("inference_precision", "f32")
         config = {"INFERENCE_PRECISION_HINT": hint, "INFERENCE_NUM_THREADS": 2}
-        model = core.read_model(str(path / meta["file"]))
-        base = np.asarray(core.compile_model(model, "CPU", config)(feeds)[0], dtype=np.float32)
-        ops = list(model.get_ordered_ops())
-        nodes = []
-        for op in ops:
-            sources = [x.get_source_output() for x in op.inputs()]
-            nodes.append(
-                Node(
-                    op.get_friendly_name(),
-                    tuple((src.get_node().get_friendly_name(), src.get_index()) for src in sources),
-                    tuple((op.get_friendly_name(), i) for i in range(op.get_output_size())),
-                )
-            )
-        graph_out = {(r.input(0).get_source_output().get_node().get_friendly_name(), 0) for r in model.get_results()}
-        exits = layer_exits(nodes, layers, graph_out)
-        kinds = {(op.get_friendly_name(), i): op.get_type_name() for op in ops for i in range(op.get_output_size())}
+        base = np.asarray(core.compile_model(str(path / meta["file"]), "CPU", config)(feeds)[0], dtype=np.float32)
 
-        def probe(wanted: list[Any]) -> dict[Any, np.ndarray] | None:
+        def ports(model: Any) -> dict[str, Any]:
+            return {name: out for op in model.get_ordered_ops() for out in op.outputs() for name in out.get_names()}
+
+        found = [t for t in tensors if t in ports(core.read_model(str(path / meta["file"])))]
+
+        def probe(wanted: list[str]) -> dict[str, np.ndarray] | None:
             m = core.read_model(str(path / meta["file"]))
-            by_name = {
-                (op.get_friendly_name(), i): op.output(i)
-                for op in m.get_ordered_ops()
-                for i in range(op.get_output_size())
-            }
+            by_name = ports(m)
             names = []
             for k, t in enumerate(wanted):  # a unique tensor name per probe, to find it in the compiled model
                 by_name[t].get_tensor().add_names({f"edgekit_probe_{k}"})
@@ -174,15 +157,12 @@ class OpenVINOTarget(Target):
                 return None
             return {t: np.asarray(result[compiled.output(n)], dtype=np.float32) for t, n in zip(wanted, names)}
 
-        wanted = list(dict.fromkeys(exits.values()))
-        values = probe(wanted)
+        values = probe(found)
         if values is None:
             values = {}
-            for t in wanted:
-                one = probe([t])
-                if one is not None:
-                    values.update(one)
-        return {layer: (values[t], kinds[t] in BIASLESS_OPS) for layer, t in exits.items() if t in values}
+            for t in found:
+                values.update(probe([t]) or {})
+        return values
 
     def _nncf_int8(self, ctx: CompileContext):
         import nncf

@@ -49,7 +49,6 @@ class TensorRTTarget(Target):
     extra = "onnx"
     options = TensorRTOptions
     measures_latency = False
-    requires_symmetric_activations = True
 
     def available(self) -> tuple[bool, str]:
         if engine_buildable():
@@ -70,14 +69,7 @@ class TensorRTTarget(Target):
     def quant_problem(self, quant: QuantSpec) -> str | None:
         if quant.quantizer is Quantizer.NATIVE:
             return "tensorrt has no native quantizer here; use quantizer: edgekit"
-        if quant.quantizer is Quantizer.NEURAL_COMPRESSOR:
-            return None  # cannot_express gives the row
-        if quant.activation_symmetric is False:
-            return (
-                "TensorRT needs symmetric int8 activations: set quantization.activation_symmetric: true "
-                "(or leave it unset: edgekit then picks symmetric whenever tensorrt is a target)"
-            )
-        return None
+        return None  # edgekit's tensorrt profile is symmetric whatever the recipe says; INC: cannot_express
 
     def compile(self, ctx: CompileContext, precision: Precision, options: TensorRTOptions, out: Path) -> Artifact:
         art = Artifact(self.name, precision, out, self.runtime, "model.onnx")

@@ -1,21 +1,23 @@
-"""Per-layer divergence: where does a compiled artifact's output first depart from the simulated model?
+"""Per-node divergence: where does a compiled artifact's output first depart from its simulated program?
 
-Every quantized layer of the simulated model (a ``QuantWrapper``, named after the module it wraps) is located in
-the runtime's graph by its module scope (the exporter names each node ``/hf/vit/layers.0/attention/q_proj/...``);
-the layer's output is the tensor that leaves that scope (``targets/layer_probe.py``). The target that runs the
-artifact's runtime asks it for those tensors as extra outputs (``Target.layer_outputs``, found by runtime name
-through ``targets.base.layer_probes``; ONNX Runtime's in ``targets/onnxrt.py``: extra graph outputs; OpenVINO's in
-``targets/openvino.py``: ``Model.add_outputs``), run on a few validation samples, and each is compared with the
-same layer's output in the simulated model (did the runtime do what the encodings say?) and in the FP32 model (how
-much the quantization itself costs up to here), as SQNR in dB, in execution order.
+The unit is a graph node: every op the profile's quantized program runs on dequantized inputs (a ``linear``,
+``conv``, ``matmul``, ``embedding``, ``add`` ...), named ``<module>/<node>`` as in encodings.json. Its output is
+located in the artifact by tensor name: the ONNX exporter names a node's output after the FX node (the model's
+own output after the IO spec), and ONNX Runtime and OpenVINO keep those names. The target that runs the artifact's
+runtime returns those tensors as extra outputs (``Target.layer_outputs``, found by runtime name through
+``targets.base.layer_probes``: ONNX Runtime's in ``targets/onnxrt.py``, OpenVINO's in ``targets/openvino.py``), on
+a few validation samples, and each is compared, as SQNR in dB in execution order, with the same node's output in
+the simulated program (did the runtime do what the encodings say?) and in the program with every
+quantize/dequantize pair removed (FP32 with the same weights: how much the quantization itself costs up to here).
 
-The first layer whose SQNR against the simulation falls below ``threshold_db`` is where the artifact departs; when
-none does, the artifact is faithful and the loss is the quantization itself: the layer where the SQNR against
+The first node whose SQNR against the simulation falls below ``threshold_db`` is where the artifact departs; when
+none does, the artifact is faithful and the loss is the quantization itself: the node where the SQNR against
 FP32 falls most is where it enters.
 """
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import Any
 
@@ -24,68 +26,85 @@ import torch
 
 from ..data import DataSet
 from ..metrics import sqnr_db
-from ..nn.capture import on_outputs
+from ..quant.graph.quantize import quantized_op_nodes
+from ..quant.pt2e import _dequantize_ops, _is, _quantize_ops, node_label
 from ..targets.base import layer_probes
-from ..targets.layer_probe import Node, layer_exits, scope_of
 
-__all__ = ["THRESHOLD_DB", "Node", "divergence", "layer_exits", "scope_of", "torch_layer_outputs"]
+__all__ = ["THRESHOLD_DB", "divergence", "float_program", "node_outputs"]
 
 THRESHOLD_DB = 30.0
 
 
-def torch_layer_outputs(
-    model: torch.nn.Module, layers: list[str], names: list[str], data: DataSet
+def float_program(program: torch.fx.GraphModule) -> torch.fx.GraphModule:
+    """A copy of ``program`` with every quantize/dequantize pair removed: the same graph and weights in FP32."""
+    out = copy.deepcopy(program)
+    for node in list(out.graph.nodes):
+        if _is(node, *_dequantize_ops(), *_quantize_ops()):
+            node.replace_all_uses_with(node.args[0])
+            out.graph.erase_node(node)
+    out.graph.eliminate_dead_code()
+    out.recompile()
+    return out
+
+
+class _Recorder(torch.fx.Interpreter):
+    def __init__(self, gm: torch.fx.GraphModule, wanted: set[str]):
+        super().__init__(gm)
+        self.wanted, self.store, self.order = wanted, {}, []
+
+    def run_node(self, n: torch.fx.Node) -> Any:
+        out = super().run_node(n)
+        if n.name in self.wanted and n.name not in self.store and isinstance(out, torch.Tensor):
+            self.store[n.name] = out.detach().float().numpy().copy()
+            self.order.append(n.name)
+        return out
+
+
+def node_outputs(
+    program: torch.fx.GraphModule, wanted: set[str], names: list[str], data: DataSet
 ) -> tuple[dict[str, np.ndarray], list[str]]:
-    """Outputs of the modules named ``layers`` (first call each) and the order in which they ran."""
-    store: dict[str, np.ndarray] = {}
-    order: list[str] = []
+    """Outputs of the nodes named ``wanted`` and the order in which they ran."""
+    rec = _Recorder(program, wanted)
+    with torch.inference_mode():
+        rec.run(*[torch.from_numpy(np.ascontiguousarray(data.inputs[n])) for n in names])
+    return rec.store, rec.order
 
-    def record(layer: str, out: Any) -> None:
-        if layer not in store:
-            store[layer] = out.detach().float().numpy().copy()
-            order.append(layer)
 
-    with on_outputs([(layer, model.get_submodule(layer)) for layer in layers], record), torch.inference_mode():
-        model(*[torch.from_numpy(data.inputs[n]) for n in names])
-    return store, order
+def _tensor_name(node: torch.fx.Node, output_name: str) -> str:
+    """The artifact's name for ``node``'s output: the node's own, or the IO spec's for the model output."""
+    return output_name if any(u.op == "output" for u in node.users) else node.name
 
 
 def divergence(
     artifact_dir: Path,
     meta: dict[str, Any],
-    sim: torch.nn.Module,
-    fp32: torch.nn.Module,
+    program: torch.fx.GraphModule,
     names: list[str],
     data: DataSet,
     threshold_db: float = THRESHOLD_DB,
 ) -> dict[str, Any]:
-    """Per-layer SQNR of the artifact vs the simulated and the FP32 model, in execution order."""
-    from ..quant.fakequant import wrappers
-
+    """Per-node SQNR of the artifact vs the simulated program and its FP32 form, in execution order."""
     probe = layer_probes().get(meta["runtime"]).layer_outputs
-    layers = [w.qname for w in wrappers(sim)]
-    sim_out, order = torch_layer_outputs(sim, layers, names, data)
-    fp_out, _ = torch_layer_outputs(fp32, layers, names, data)
-    feeds = {k: v for k, v in data.inputs.items()}
-    got = probe(artifact_dir, meta, layers, feeds)
+    nodes = {n.name: n for n in quantized_op_nodes(program)}
+    sim_out, order = node_outputs(program, set(nodes), names, data)
+    fp_out, _ = node_outputs(float_program(program), set(nodes), names, data)
+    tensors = {name: _tensor_name(node, meta.get("output", "")) for name, node in nodes.items()}
+    got = probe(artifact_dir, meta, list(dict.fromkeys(tensors.values())), dict(data.inputs))
     rows = []
-    for layer in order:
-        if layer not in got:
-            rows.append({"layer": layer, "found": False})
+    for name in order:
+        label, a = node_label(nodes[name]), got.get(tensors[name])
+        s, f = sim_out[name], fp_out.get(name)
+        if a is None or f is None:
+            rows.append({"layer": label, "found": False})
             continue
-        (a, pre_bias), s, f = got[layer], sim_out[layer], fp_out[layer]
-        if pre_bias:
-            s, f = _without_bias(s, sim, layer), _without_bias(f, sim, layer)
         if a.shape != s.shape:
-            rows.append({"layer": layer, "found": False, "note": f"shape {list(a.shape)} vs {list(s.shape)}"})
+            rows.append({"layer": label, "found": False, "note": f"shape {list(a.shape)} vs {list(s.shape)}"})
             continue
-        quantized = any(w.qname == layer and (w.quantize_act or w.quantize_weight) for w in wrappers(sim))
         rows.append(
             {
-                "layer": layer,
+                "layer": label,
                 "found": True,
-                "int8": quantized,
-                "pre_bias": pre_bias,  # compared before the bias add (the runtime moved it out of the layer)
+                "int8": True,
                 "sqnr_vs_sim_db": _finite(sqnr_db(s, a)),
                 "sqnr_vs_fp32_db": _finite(sqnr_db(f, a)),
                 "sim_sqnr_vs_fp32_db": _finite(sqnr_db(f, s)),
@@ -93,19 +112,16 @@ def divergence(
         )
     found = [r for r in rows if r["found"]]
     first = next((r["layer"] for r in found if r["sqnr_vs_sim_db"] < threshold_db), None)
-    # where the quantization error enters: the largest fall of the simulated model's SQNR vs FP32 from one layer to
-    # the next in execution order (the first layer falls from the best value seen: nothing came before it)
+    # where the quantization error enters: the largest fall of the simulated program's SQNR vs FP32 from one node to
+    # the next in execution order (the first node falls from the best value seen: nothing came before it)
     sims = [r["sim_sqnr_vs_fp32_db"] for r in found]
-    drops = [
-        ((sims[i - 1] if i else max(sims)) - v, r["layer"])
-        for i, (v, r) in enumerate(zip(sims, found))
-        if r["int8"]  # error enters only where something is quantized
-    ]
+    drops = [((sims[i - 1] if i else max(sims)) - v, r["layer"]) for i, (v, r) in enumerate(zip(sims, found))]
     worst = max(drops)[1] if drops else None
     return {
         "target": meta["target"],
         "precision": meta["precision"],
         "runtime": meta["runtime"],
+        "unit": "graph node",
         "samples": len(data),
         "threshold_db": threshold_db,
         "layers": rows,
@@ -116,29 +132,16 @@ def divergence(
     }
 
 
-def _without_bias(out: np.ndarray, sim: torch.nn.Module, layer: str) -> np.ndarray:
-    """A Linear/Conv output minus its bias (channel axis last for Linear, 1 for Conv)."""
-    module = sim.get_submodule(layer)
-    bias = getattr(module, "bias", None)
-    if bias is None:
-        return out
-    b = bias.detach().float().numpy()
-    inner = getattr(module, "layer", module)
-    if isinstance(inner, torch.nn.Linear):
-        return out - b
-    return out - b.reshape(1, -1, *([1] * (out.ndim - 2)))
-
-
 def _finite(v: float) -> float:
     return 200.0 if not np.isfinite(v) else float(v)
 
 
 def _verdict(first: str | None, worst: str | None, threshold: float, found: int, total: int) -> str:
     if not found:
-        return "no quantized layer could be located in the artifact's graph"
+        return "no quantized node could be located in the artifact's graph"
     if first:
-        return f"the artifact first departs from the simulated model at '{first}' (SQNR < {threshold:.0f} dB)"
+        return f"the artifact first departs from the simulated program at '{first}' (SQNR < {threshold:.0f} dB)"
     return (
-        f"the artifact follows the simulated model at every located layer ({found} of {total}); the loss is the "
+        f"the artifact follows the simulated program at every located node ({found} of {total}); the loss is the "
         f"quantization itself, entering mostly at '{worst}' (largest SQNR drop vs FP32)"
     )

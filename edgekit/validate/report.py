@@ -104,16 +104,20 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
         f"metric {METRIC_LABEL[metric]}, budget: drop <= {report['budget']}",
         f"FP32 PyTorch: {_fmt(ref['fp32_torch'], 2 if metric == 'top1' else 4)}",
     ]
+    c = report.get("calibration") or {}
     if ref.get("sim_int8") is not None:
-        producer = (report.get("calibration") or {}).get("producer")
-        source = f"{producer}'s PT2E program" if producer else "edgekit encodings"
+        profiles = list(c.get("profiles") or {})
+        if profiles:  # edgekit's quantizer: one program per profile; the first is the report's reference
+            more = f"; also profiles {', '.join(profiles[1:])}" if len(profiles) > 1 else ""
+            source = f"edgekit's program, profile {profiles[0]}{more}"
+        else:
+            source = f"{c.get('producer', c.get('quantizer', 'the quantizer'))}'s PT2E program"
         lines.append(f"Simulated INT8 (PyTorch, {source}): {_fmt(ref['sim_int8'], 2 if metric == 'top1' else 4)}")
-    if report.get("calibration"):
-        c = report["calibration"]
+    if c:
+        grid = c.get("activations") or f"{'symmetric' if c.get('activation_symmetric') else 'asymmetric'} activations"
         lines.append(
             f"Calibration: {c['data']} ({c['samples']} samples), estimator {c['estimator']}, "
-            f"{c['encodings']} tensors encoded, "
-            f"{'symmetric' if c.get('activation_symmetric') else 'asymmetric'} activations"
+            f"{c['encodings']} tensors encoded; activations {grid.removesuffix(' activations')}"
         )
     b = report.get("benchmark")
     if b:

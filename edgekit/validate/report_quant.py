@@ -1,5 +1,5 @@
-"""Report sections of the quantization stage: accuracy-aware layer reverts and per-layer divergence of failing
-targets (both optional; empty when the run has neither)."""
+"""Report sections of the quantization stage: the nodes accuracy-aware quantization kept in FP32 and the per-node
+divergence of failing targets (both optional; empty when the run has neither)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ def quant_summary(report: dict[str, Any]) -> str | None:
     aa = _aa(report)
     if not aa:
         return None
-    unit = aa.get("unit", "layer")
+    unit = aa.get("unit", "graph node")
     if not aa.get("needed"):
         return f"Accuracy-aware quantization: drop {aa['drop_before']:.4f} within {aa['max_drop']}; no {unit} reverted"
     state = "within" if aa["within"] else "still over"
@@ -45,7 +45,7 @@ def _aa_rows(aa: dict[str, Any]) -> list[list[str]]:
     ]
 
 
-AA_HEADERS = ["rank", "layer", "sensitivity (metric)", "sensitivity (SQNR dB)", "kept as"]
+AA_HEADERS = ["rank", "graph node", "sensitivity (metric)", "sensitivity (SQNR dB)", "kept as"]
 
 
 def markdown_quant(report: dict[str, Any]) -> list[str]:
@@ -57,11 +57,12 @@ def markdown_quant(report: dict[str, Any]) -> list[str]:
             "",
             f"{quant_summary(report)}. Ranking data: {aa['data']}. Sensitivity = "
             + (
-                "metric recovered when only this layer is left in FP32"
+                "metric recovered when only this node is left in FP32"
                 if aa["method"] == "drop-one"
-                else "metric lost when only this layer is quantized"
+                else "metric lost when only this node is quantized"
             )
-            + "; these layers are absent from encodings.json, so every target runs them in float.",
+            + "; these nodes are left unquantized (encodings.json meta.fp32_nodes), so every target runs them in "
+            "float.",
             "",
             *md_table(AA_HEADERS, _aa_rows(aa)),
             "",
@@ -84,17 +85,17 @@ def html_quant(report: dict[str, Any]) -> str:
         rows, first = divergence_rows(d)
         classes = ["fail" if i == first else "" for i in range(len(rows))]
         parts.append(
-            f"<h2>Per-layer divergence: {esc(d['target'])} {esc(d['precision'])}</h2><p>{esc(d['verdict'])}.</p>"
+            f"<h2>Per-node divergence: {esc(d['target'])} {esc(d['precision'])}</h2><p>{esc(d['verdict'])}.</p>"
             f"{html_table(DIVERGENCE_HEADERS, rows, classes)}"
         )
     return "".join(parts)
 
 
-DIVERGENCE_HEADERS = ["#", "layer", "int8", "SQNR vs simulated dB", "SQNR vs FP32 dB", "simulated vs FP32 dB"]
+DIVERGENCE_HEADERS = ["#", "graph node", "int8", "SQNR vs simulated dB", "SQNR vs FP32 dB", "simulated vs FP32 dB"]
 
 
 def divergence_rows(result: dict[str, Any]) -> tuple[list[list[str]], int | None]:
-    """The table rows of every located layer, in execution order, and the index of the first departure."""
+    """The table rows of every located node, in execution order, and the index of the first departure."""
     located = [r for r in result["layers"] if r["found"]]
     rows = [
         [
@@ -112,12 +113,12 @@ def divergence_rows(result: dict[str, Any]) -> tuple[list[list[str]], int | None
 
 
 def divergence_markdown(result: dict[str, Any]) -> list[str]:
-    """The divergence table as Markdown, the first departing layer marked, and the layers not located."""
+    """The divergence table as Markdown, the first departing node marked, and the nodes not located."""
     rows, first = divergence_rows(result)
     if first is not None:
         rows[first][1] += " **<- first departure**"
     lines = [
-        f"### Per-layer divergence: {result['target']} {result['precision']} ({result['runtime']}, "
+        f"### Per-node divergence: {result['target']} {result['precision']} ({result['runtime']}, "
         f"{result['samples']} samples)",
         "",
         f"{result['verdict']}.",

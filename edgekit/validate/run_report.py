@@ -42,7 +42,7 @@ class Row(TypedDict, total=False):
     speedup: float | None
     stage: str  # the stage that raised, for an ``error`` row
     requested: bool  # the recipe named this target (``unsupported`` there fails the run)
-    profile: str  # the graph quantizer profile an INT8 artifact lowered
+    profile: str  # the quantization profile an INT8 artifact lowered
 
 
 def read_report(

@@ -1,4 +1,4 @@
-"""``quantizer: graph``: edgekit's own graph-level INT8 quantizer on a ``torch.export`` program (PT2E).
+"""edgekit's INT8 quantizer (``quantizer: edgekit``, the default): quantize the graph, not the modules.
 
 capture (:mod:`.capture`) -> annotate by op pattern under a target profile (:mod:`.annotate`, :mod:`.profiles`)
 -> ``prepare_pt2e`` with edgekit's range estimators as observers (:mod:`.observers`) -> calibrate ->

@@ -6,53 +6,23 @@ module produced it: a ``Conv2d`` subclass that pads in its own ``forward`` is ju
 A graph input that is a parameter (``get_attr``) is a weight, quantized per channel along its output axis; every
 other floating input is an activation, quantized per tensor. Nodes named in ``exclude`` (``<module>/<node>``, as
 encodings.json keys them; capture is deterministic, so names hold across captures and copies) get no annotation:
-accuracy-aware quantization leaves them in float.
+accuracy-aware quantization and ``quantization.ignore`` leave them in float. A product with a 1-bit weight (only
++-1) is left in float too.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-
 import torch
 from torchao.quantization.pt2e.quantizer import DerivedQuantizationSpec, QuantizationAnnotation, Quantizer
 
+from ...nn.signs import is_sign_tensor
 from ...recipe import QuantSpec
+from ..pt2e import node_label
 from .observers import MASKED, activation_spec, probability_spec, scores_spec, weight_spec
+from .ops import OP_KINDS, OpPattern, fused_activation
 from .profiles import CHAINED, INPUTS, OUTPUT, WEIGHTS, Profile
 
 aten = torch.ops.aten
-
-
-@dataclass(frozen=True)
-class OpPattern:
-    kind: str
-    inputs: tuple[int, ...]  # argument positions of the tensors it multiplies (activations or weights)
-    weight_axis: Callable[[int, int], int]  # (argument position, weight rank) -> output-channel axis
-
-
-def _first(pos: int, rank: int) -> int:
-    return 0
-
-
-def _last(pos: int, rank: int) -> int:
-    return max(rank - 1, 0)
-
-
-OP_KINDS: dict[object, OpPattern] = {
-    aten.linear.default: OpPattern("linear", (0, 1), _first),
-    aten.conv1d.default: OpPattern("conv", (0, 1), _first),
-    aten.conv2d.default: OpPattern("conv", (0, 1), _first),
-    aten.conv3d.default: OpPattern("conv", (0, 1), _first),
-    aten.addmm.default: OpPattern("addmm", (1, 2), _last),  # Conv1D: bias + x @ W, W is (in, out)
-    aten.matmul.default: OpPattern("matmul", (0, 1), _last),
-    aten.bmm.default: OpPattern("matmul", (0, 1), _last),
-    aten.mm.default: OpPattern("matmul", (0, 1), _last),
-    # fused attention: its Q·Kᵀ and P·V happen inside; Q, K and V are quantized on the way in
-    aten.scaled_dot_product_attention.default: OpPattern("attention", (0, 1, 2), _first),
-    aten.embedding.default: OpPattern("embedding", (0,), _first),  # the table; indices are integers
-    aten.add.Tensor: OpPattern("add", (0, 1), _first),
-}
 
 
 def _floating(node: object) -> bool:
@@ -64,6 +34,16 @@ def _floating(node: object) -> bool:
 
 def _is_weight(node: torch.fx.Node) -> bool:
     return node.op == "get_attr"
+
+
+def _binary(node: torch.fx.Node, pattern: OpPattern) -> bool:
+    """Whether ``node`` multiplies by a 1-bit weight (a parameter holding only +-1): it stays float, exact, and the
+    targets with a 1-bit format store that weight in one bit (:mod:`edgekit.nn.signs`)."""
+    from .params import tensor_of
+
+    gm = node.graph.owning_module
+    args = [node.args[p] for p in pattern.inputs if p < len(node.args)]
+    return any(isinstance(a, torch.fx.Node) and _is_weight(a) and is_sign_tensor(tensor_of(gm, a)) for a in args)
 
 
 _SOFTMAX = frozenset({aten.softmax.int, aten._softmax.default})
@@ -156,26 +136,6 @@ def _quantized_output(node: torch.fx.Node) -> bool:
     return ann is not None and ann.output_qspec is not None
 
 
-# activations a runtime fuses into the integer kernel before it (conv/linear + ReLU/ReLU6 -> one QLinearConv):
-# the output Q/DQ goes after them, so nothing runs in float between the kernel and its requantization
-FUSED_ACTIVATIONS = frozenset({aten.relu.default, aten.relu_.default, aten.hardtanh.default, aten.clamp.default})
-
-
-def fused_activation(node: torch.fx.Node) -> torch.fx.Node | None:
-    """The activation that is ``node``'s only reader, when a runtime fuses it into ``node``'s kernel."""
-    users = list(node.users)
-    if len(users) == 1 and users[0].op == "call_function" and users[0].target in FUSED_ACTIVATIONS:
-        return users[0]
-    return None
-
-
-def node_label(node: torch.fx.Node) -> str:
-    """``features.0.conv/conv2d_3``: the producing module and the node, as encodings.json keys it."""
-    from ..pt2e import _owner
-
-    return f"{_owner(node)}/{node.name}"
-
-
 def annotated_nodes(model: torch.fx.GraphModule) -> list[str]:
     """The op-pattern nodes an annotation pass quantized (inputs, weights or output), in graph order."""
     return [
@@ -213,7 +173,7 @@ class EdgekitQuantizer(Quantizer):
     def annotate(self, model: torch.fx.GraphModule) -> torch.fx.GraphModule:
         for node in model.graph.nodes:  # in topological order: a chained op sees its producers' annotations
             pattern = OP_KINDS.get(node.target) if node.op == "call_function" else None
-            if pattern is None or (self.exclude and node_label(node) in self.exclude):
+            if pattern is None or (self.exclude and node_label(node) in self.exclude) or _binary(node, pattern):
                 continue
             ann = self._annotation(node, pattern)
             if ann is None:

@@ -1,11 +1,20 @@
 """Capture the deploy-time model as one ``torch.export`` program (non-strict: Python runs as Python).
 
 A model that cannot be captured gets a one-line :class:`ModelError`: the first line of torch's reason (it names
-the construct) and what to try.
+the construct) and what to try. The helpers here (feeds as tensors, the dynamic axes, a quiet context) are shared
+by every quantizer that captures (edgekit's and Neural Compressor's) and by the targets that re-export a program.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
+import logging
+import warnings
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
 import torch
 
 from ...archs.base import ModelBundle
@@ -18,7 +27,7 @@ _ADVICE: tuple[tuple[str, str], ...] = (
     ("constraint", "the model fixes an axis the IO spec declares dynamic: declare it static in the inputs"),
     ("unsupported", "rewrite or remove that construct in forward()"),
 )
-_FALLBACK = "use quantizer: edgekit (module-level quantization does not capture the graph)"
+_FALLBACK = "rewrite that part of forward(), or use quantizer: native (the runtime's own quantizer)"
 
 
 def _advice(message: str) -> str:
@@ -26,15 +35,46 @@ def _advice(message: str) -> str:
     return next((a for frag, a in _ADVICE if frag in low), _FALLBACK)
 
 
-def capture(model: torch.nn.Module, bundle: ModelBundle, sample: tuple[torch.Tensor, ...]) -> torch.fx.GraphModule:
-    from ..inc import dynamic_shapes
+def as_tensors(feeds: dict[str, np.ndarray], names: list[str]) -> tuple[torch.Tensor, ...]:
+    """A batch of named numpy feeds as the model's positional tensor arguments."""
+    return tuple(torch.from_numpy(np.ascontiguousarray(feeds[n])) for n in names)
 
+
+def dynamic_shapes(bundle: ModelBundle | None, count: int = 1) -> tuple[dict[int, Any], ...]:
+    """Every named axis of the IO spec (batch, sequence) stays dynamic in the captured program; without an IO spec
+    (a bare module), the batch axis of each of its ``count`` inputs."""
+    if bundle is None:
+        return tuple({0: torch.export.Dim.AUTO} for _ in range(count))
+    return tuple({i: torch.export.Dim.AUTO for i in s.dynamic_axes} for s in bundle.inputs)
+
+
+@contextlib.contextmanager
+def quiet() -> Iterator[None]:
+    """Quantizers log every step at WARNING/INFO and torch.export prints; edgekit reports what matters itself."""
+    loggers = [logging.getLogger(n) for n in ("neural_compressor", "torch._export", "torch.export")]
+    levels = [lg.level for lg in loggers]
     try:
-        program = torch.export.export(model.eval(), sample, dynamic_shapes=dynamic_shapes(bundle), strict=False)
+        for lg in loggers:
+            lg.setLevel(logging.ERROR)
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
+
+
+def capture(
+    model: torch.nn.Module, bundle: ModelBundle | None, sample: tuple[torch.Tensor, ...]
+) -> torch.fx.GraphModule:
+    try:
+        program = torch.export.export(
+            model.eval(), sample, dynamic_shapes=dynamic_shapes(bundle, len(sample)), strict=False
+        )
     except Exception as exc:  # torch raises many types here (UserError, RuntimeError, TorchRuntimeError, ...)
         first = next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), type(exc).__name__)
         raise ModelError(
-            f"quantizer graph: torch.export could not capture the model ({type(exc).__name__}: {first[:300]}); "
-            f"try: {_advice(str(exc))}, or quantizer: edgekit"
+            f"int8: torch.export could not capture the model for quantization ({type(exc).__name__}: "
+            f"{first[:300]}); try: {_advice(str(exc))}"
         ) from None
     return program.module()

@@ -30,3 +30,12 @@ def replace_tensor(gm: torch.fx.GraphModule, node: torch.fx.Node, value: torch.T
         owner._buffers[name] = value
     else:
         setattr(owner, name, value)
+
+
+def register_tensor(gm: torch.fx.GraphModule, value: torch.Tensor, prefix: str) -> str:
+    """Put ``value`` on ``gm`` as a new buffer ``<prefix>_<i>``; returns its name (a ``get_attr`` target)."""
+    i = 0
+    while hasattr(gm, f"{prefix}_{i}"):
+        i += 1
+    gm.register_buffer(f"{prefix}_{i}", value.detach().contiguous())
+    return f"{prefix}_{i}"

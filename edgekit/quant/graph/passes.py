@@ -1,6 +1,7 @@
 """The graph quantizer's optional passes, in the order :func:`graph_quantize` runs them.
 
-Before calibration, on the captured FP32 graph: SmoothQuant (``smooth_quant``). After ``convert_pt2e``: bias
+Before calibration, on the captured FP32 graph: scale reparameterization (``scale_reparam``), then SmoothQuant
+(``smooth_quant``). After ``convert_pt2e``: bias
 correction (``bias_correction``). MSE weight clipping (``weight_clipping``) is a weight observer
 (:mod:`.clipping`), chosen by :func:`.observers.weight_spec`; it is only recorded here. Each pass adds its entry
 to the report's calibration info.
@@ -27,6 +28,10 @@ class GraphPasses:
 
     def before_calibration(self, gm: torch.fx.GraphModule, symmetric: bool) -> None:
         """On the captured graph, once for every profile (a tensor two profiles share keeps one scale)."""
+        if self.q.scale_reparam:
+            from .scale_reparam import scale_reparam
+
+            self.info["scale_reparam"] = scale_reparam(gm, self.batches)
         if self.q.smooth_quant is not None:
             from .smooth import smooth_quant
 

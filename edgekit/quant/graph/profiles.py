@@ -1,6 +1,6 @@
 """Quantization profiles: which tensors of which op kind get Q/DQ, as data (a registry keyed by name).
 
-An op kind (:data:`edgekit.quant.graph.annotate.OP_KINDS`) is quantized on its activation ``inputs``, its
+An op kind (:data:`edgekit.quant.graph.ops.OP_KINDS`) is quantized on its activation ``inputs``, its
 ``weights`` (per output channel, symmetric int8), its ``output``, or, ``chained``, on inputs and output only when
 every floating input already is a quantized output (an add between two integer convolutions, not a transformer's
 residual stream). A profile fits what a runtime fuses into integer kernels:
@@ -21,7 +21,7 @@ Attention probabilities are on LiteRT's fixed 1/256 grid under ``full_integer`` 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ...registry import Registry
 
@@ -46,6 +46,11 @@ class Profile:
 
     def wants(self, kind: str, role: str) -> bool:
         return role in self.roles.get(kind, frozenset())
+
+    def with_outputs(self) -> Profile:
+        """This placement with the output of every op it quantizes quantized too (``quantize_outputs``)."""
+        roles = {k: v | {OUTPUT} if k in _MATMULS and v else v for k, v in self.roles.items()}
+        return replace(self, roles=roles)
 
 
 PROFILES: Registry[Profile] = Registry("quantization profile")

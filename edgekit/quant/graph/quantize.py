@@ -6,26 +6,28 @@ import copy
 from typing import TYPE_CHECKING, Any
 
 import torch
+from tqdm.auto import tqdm
 
 from ...archs.base import ModelBundle
 from ...data import DataSet
-from ...errors import MissingBackendError
+from ...errors import CalibrationError, MissingBackendError
 from ...recipe import QuantSpec
 from ..encodings import EncodingSet
 from ..pt2e import ProgramResult, read_encodings
-from .capture import capture
+from .capture import as_tensors, capture, quiet
+from .ignore import ignored_nodes
 from .passes import GraphPasses
 from .profiles import DEFAULT_PROFILE, PROFILES, Profile
 
 if TYPE_CHECKING:
     from .accuracy_aware import RankingGoal
 
-PRODUCER = "edgekit graph"
+PRODUCER = "edgekit"
 
 
 def graph_quantize(
     model: torch.nn.Module,
-    bundle: ModelBundle,
+    bundle: ModelBundle | None,
     names: list[str],
     calib: DataSet,
     q: QuantSpec,
@@ -37,47 +39,57 @@ def graph_quantize(
 
 def graph_quantize_profiles(
     model: torch.nn.Module,
-    bundle: ModelBundle,
+    bundle: ModelBundle | None,
     names: list[str],
     calib: DataSet,
     q: QuantSpec,
     profiles: tuple[str, ...],
     accuracy: RankingGoal | None = None,
     log: Any = print,
+    progress: bool = False,
+    keep_float: frozenset[str] = frozenset(),
 ) -> dict[str, ProgramResult]:
     """One quantized program per profile, from one capture and the same calibration batches.
 
-    Each profile is calibrated on its own copy of the captured graph; a tensor two profiles quantize is observed
-    on the same data by the same estimator, so it gets the same scale in both (:func:`merge_encodings` checks).
-    With ``accuracy`` (accuracy-aware quantization), the nodes its search keeps in float (on the first profile)
-    are left unannotated in every profile."""
+    ``bundle`` gives the IO spec's dynamic axes (None: a bare module, batch axis dynamic). Each profile is
+    calibrated on its own copy of the captured graph; a tensor two profiles quantize is observed on the same data by
+    the same estimator, so it gets the same scale in both (:func:`merge_encodings` checks). Nodes the recipe's
+    ``ignore`` globs name, and with ``accuracy`` (accuracy-aware quantization) the nodes its search keeps in float
+    (on the first profile), are left unannotated in every profile; ``keep_float`` names such nodes directly (a
+    rebuild of a run's program from its encodings.json ``meta.fp32_nodes``, without searching again)."""
     try:
         from torchao.quantization.pt2e.quantize_pt2e import prepare_pt2e  # noqa: F401
     except ImportError:
-        raise MissingBackendError("graph", "torchao", "graph", kind="quantizer") from None
+        raise MissingBackendError("edgekit", "torchao", "graph", kind="quantizer") from None
 
-    from ..inc import _quiet, _tensors
-
+    if len(calib) == 0:
+        raise CalibrationError("calibration data is empty")
     batch = q.calibration.batch_size if q.calibration else 32
-    sample = _tensors(next(iter(calib.batches(batch)))[0], names)
-    with _quiet():
+    sample = as_tensors(next(iter(calib.batches(batch)))[0], names)
+    with quiet():
         captured = capture(model, bundle, sample)
-        passes = GraphPasses(q, lambda: (_tensors(f, names) for f, _ in calib.batches(batch)))  # recipe passes
-        passes.before_calibration(captured, bool(q.activation_symmetric))  # one SmoothQuant for every profile
-        exclude, record = frozenset[str](), None
+        passes = GraphPasses(q, lambda: (as_tensors(f, names) for f, _ in calib.batches(batch)))  # recipe passes
+        passes.before_calibration(captured, bool(q.activation_symmetric))  # once for every profile
+        ignored = ignored_nodes(captured, q.ignore)
+        kept, record = frozenset(keep_float), None
         if accuracy is not None:
             from .accuracy_aware import keep_sensitive_float
 
             first = PROFILES.get(profiles[0])
-            exclude, record = keep_sensitive_float(captured, names, calib, q, first, batch, passes, accuracy, log)
+            kept, record = keep_sensitive_float(captured, names, calib, q, first, batch, passes, accuracy, log, ignored)
+        exclude = ignored | kept
         out = {}
         for name in profiles:
             graph = copy.deepcopy(captured) if len(profiles) > 1 else captured
-            out[name] = _quantize_captured(graph, names, calib, q, PROFILES.get(name), batch, exclude)
+            out[name] = _quantize_captured(graph, names, calib, q, PROFILES.get(name), batch, exclude, progress)
             passes.after_convert(out[name])  # bias correction of this profile
+            if q.ignore:
+                out[name].info["ignored"] = {"patterns": list(q.ignore), "nodes": sorted(ignored)}
+                out[name].encodings.meta["ignored_nodes"] = sorted(ignored)
             if record is not None:
                 out[name].info["accuracy_aware"] = record
-                out[name].encodings.meta["fp32_nodes"] = sorted(exclude)
+            if kept:
+                out[name].encodings.meta["fp32_nodes"] = sorted(kept)
     return out
 
 
@@ -94,18 +106,32 @@ def _quantize_captured(
     prof: Profile,
     batch: int,
     exclude: frozenset[str] = frozenset(),
+    progress: bool = False,
 ) -> ProgramResult:
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
 
-    from ..inc import _tensors
     from .annotate import EdgekitQuantizer
 
+    if q.quantize_outputs:
+        prof = prof.with_outputs()
     symmetric = profile_symmetric(q, prof)
     prepared = prepare_pt2e(captured, EdgekitQuantizer(q, prof, symmetric, exclude))
+    steps = -(-len(calib) // batch)
     with torch.no_grad():
-        for feeds, _ in calib.batches(batch):
-            prepared(*_tensors(feeds, names))
+        for feeds, _ in tqdm(
+            calib.batches(batch),
+            total=steps,
+            desc=f"calibrate ({prof.name})",
+            unit="batch",
+            disable=None if progress else True,
+            leave=False,
+        ):
+            prepared(*as_tensors(feeds, names))
     program = convert_pt2e(prepared, fold_quantize=False)  # Q->DQ pairs on weights: LiteRT needs them
+    ops = quantized_ops(program)
+    if not ops:
+        why = f" after the ignore list {list(q.ignore)}; relax quantization.ignore" if q.ignore else ""
+        raise CalibrationError(f"int8: the model has no quantizable op (linear, conv, matmul, embedding, add){why}")
     producer = f"{PRODUCER} (profile {prof.name})"
     encodings = read_encodings(program, producer)
     encodings.meta["data"] = calib.description
@@ -114,10 +140,12 @@ def _quantize_captured(
         "path": "torch.export + PT2E (edgekit quantizer, annotated by op pattern)",
         "profile": prof.name,
         "profile_description": prof.description,
-        "quantized_ops": quantized_ops(program),
-        "activations": f"{'int8 symmetric' if symmetric else 'uint8 asymmetric'} per tensor, {q.estimator.value}",
+        "quantized_ops": ops,
+        "activations": f"{'int8 symmetric' if symmetric else 'uint8 asymmetric'} per tensor",
         "weights": f"int8 symmetric {'per channel' if q.per_channel else 'per tensor'}",
     }
+    if q.quantize_outputs:
+        info["outputs"] = "every quantized op's output too (quantize_outputs)"
     return ProgramResult(program, encodings, info)
 
 
@@ -142,14 +170,26 @@ def merge_encodings(results: dict[str, ProgramResult]) -> EncodingSet:
     return merged
 
 
+def quantized_op_nodes(program: torch.fx.GraphModule) -> list[torch.fx.Node]:
+    """The op-pattern nodes (linear, conv, matmul, ...) that read at least one dequantized tensor, in graph order."""
+    from ..pt2e import _dequantize_ops, _is
+    from .ops import OP_KINDS
+
+    return [
+        node
+        for node in program.graph.nodes
+        if node.op == "call_function"
+        and node.target in OP_KINDS
+        and any(isinstance(a, torch.fx.Node) and _is(a, *_dequantize_ops()) for a in node.args)
+    ]
+
+
 def quantized_ops(program: torch.fx.GraphModule) -> dict[str, int]:
     """Per op kind, how many graph nodes read at least one dequantized tensor (the report's coverage line)."""
-    from ..pt2e import _dequantize_ops, _is
-    from .annotate import OP_KINDS
+    from .ops import OP_KINDS
 
     out: dict[str, int] = {}
-    for node in program.graph.nodes:
-        pattern = OP_KINDS.get(node.target) if node.op == "call_function" else None
-        if pattern and any(isinstance(a, torch.fx.Node) and _is(a, *_dequantize_ops()) for a in node.args):
-            out[pattern.kind] = out.get(pattern.kind, 0) + 1
+    for node in quantized_op_nodes(program):
+        kind = OP_KINDS[node.target].kind
+        out[kind] = out.get(kind, 0) + 1
     return out

@@ -23,7 +23,7 @@ import torch
 
 from ...recipe import SmoothFold, SmoothQuantSpec
 from ..pt2e import _owner
-from .params import replace_tensor, tensor_of
+from .params import register_tensor, replace_tensor, tensor_of
 
 aten = torch.ops.aten
 _TINY = 1e-5
@@ -169,19 +169,11 @@ def _alpha_for(group: Group, spec: SmoothQuantSpec) -> float | str | None:
     return spec.alpha
 
 
-def _register(gm: torch.fx.GraphModule, value: torch.Tensor) -> str:
-    i = 0
-    while hasattr(gm, f"_smooth_scale_{i}"):
-        i += 1
-    gm.register_buffer(f"_smooth_scale_{i}", value.contiguous())
-    return f"_smooth_scale_{i}"
-
-
 def _multiply(gm: torch.fx.GraphModule, x: torch.fx.Node, factor: torch.Tensor, readers: list[torch.fx.Node]):
     """Insert ``x * factor`` (per last-axis channel) and make ``readers`` read it instead of ``x``."""
     graph = gm.graph
     with graph.inserting_after(x):
-        attr = graph.get_attr(_register(gm, factor.to(x.meta["val"].dtype)))
+        attr = graph.get_attr(register_tensor(gm, factor.to(x.meta["val"].dtype), "_smooth_scale"))
     with graph.inserting_after(attr):
         mul = graph.call_function(aten.mul.Tensor, (x, attr))
     attr.meta["val"] = getattr(gm, attr.target)

@@ -1,4 +1,4 @@
-"""quantizer: graph: capture + op-pattern annotation (any class), estimators as observers, lowering to onnx/openvino."""
+"""edgekit's quantizer: capture + op-pattern annotation (any class), estimators as observers, lowering to targets."""
 
 from __future__ import annotations
 
@@ -68,7 +68,7 @@ def _quantize(model, spec: TensorSpec, data: np.ndarray, profile="ort_ov", **qua
     from edgekit.quant.graph import graph_quantize
 
     bundle = ModelBundle(model.eval(), (spec,), family="custom", task="classification", is_transformer=False)
-    q = QuantSpec(calibration=DataSpec("given", batch_size=8), quantizer=Quantizer.GRAPH, **quant)
+    q = QuantSpec(calibration=DataSpec("given", batch_size=8), **quant)
     return graph_quantize(model, bundle, [spec.name], DataSet({spec.name: data}, None, "test"), q, profile)
 
 
@@ -151,7 +151,7 @@ def test_profiles_share_scales_on_shared_tensors(same_net):
     model, data = same_net
     spec = TensorSpec("x", ("batch", 3, 27, 27))
     bundle = ModelBundle(model, (spec,), family="custom", task="classification", is_transformer=False)
-    q = QuantSpec(calibration=DataSpec("given", batch_size=8), quantizer=Quantizer.GRAPH, activation_symmetric=False)
+    q = QuantSpec(calibration=DataSpec("given", batch_size=8), activation_symmetric=False)
     calib = DataSet({"x": data}, None, "test")
     results = graph_quantize_profiles(model, bundle, ["x"], calib, q, ("ort_ov", "full_integer", "tensorrt"))
     merged = merge_encodings(results)
@@ -264,13 +264,17 @@ def test_uncapturable_model_is_one_line_model_error():
     data = np.ones((8, 4), np.float32)
     with pytest.raises(ModelError, match=r"torch\.export could not capture") as info:
         _quantize(DataDependent(), TensorSpec("x", ("batch", 4)), data)
-    assert "\n" not in str(info.value) and "quantizer: edgekit" in str(info.value)
+    assert "\n" not in str(info.value) and "torch.where/torch.cond" in str(info.value)
 
 
-def test_recipe_rejects_module_only_options():
+def test_old_graph_spelling_loads_and_other_quantizers_refuse_edgekit_options():
     base = {"name": "g", "model": {"source": "vit"}, "targets": [{"name": "onnx"}]}
-    with pytest.raises(RecipeError, match=r"quantizer graph does not take quantization\.scale_reparam"):
-        recipe_from_dict({**base, "quantization": {"quantizer": "graph", "scale_reparam": True}})
+    q = {"quantizer": "graph", "calibration": {"source": "digits"}, "scale_reparam": True, "ignore": ["*.classifier"]}
+    assert recipe_from_dict({**base, "quantization": q}).quantization.quantizer is Quantizer.EDGEKIT
+    with pytest.raises(RecipeError, match=r"quantizer native does not take quantization\.scale_reparam"):
+        recipe_from_dict({**base, "quantization": {"quantizer": "native", "scale_reparam": True}})
+    with pytest.raises(RecipeError, match=r"quantizer neural-compressor does not take quantization\.ignore"):
+        recipe_from_dict({**base, "quantization": {"quantizer": "neural-compressor", "ignore": ["x"]}})
 
 
 def _onnx_dq_consumers(path) -> collections.Counter:
@@ -291,7 +295,7 @@ def test_export_cli_every_target_agrees_with_its_profiles_program(run_cli, tmp_p
     code, _, err = run_cli(
         "export", "vit", *flags, "--input", "pixel_values:batch,1,8,8", "--calib", "digits", "--calib-samples",
         "32", "--val", "digits:test", "--val-samples", "50", "--target", "onnx,openvino,tflite,executorch,coreml",
-        "--quantizer", "graph", "--precision", "int8", "--no-bench", "--out", out,
+        "--precision", "int8", "--no-bench", "--out", out,
     )  # fmt: skip
     assert code == 0, err
     report = json.loads((out / "report.json").read_text())
@@ -315,7 +319,7 @@ def test_export_cli_every_target_agrees_with_its_profiles_program(run_cli, tmp_p
     assert consumers["Conv"] == 2 * quantized["conv"]
     assert not consumers["Add"] and not consumers["Softmax"]
     for target, row in rows.items():
-        assert row["quantizer"] == "graph"
+        assert row["quantizer"] == "edgekit"
         assert row["accuracy"]["sqnr_vs_sim_db"] > 30.0, target
     enc = json.loads((out / "encodings.json").read_text())
     assert len(enc["tensors"]) == report["calibration"]["encodings"] > 0

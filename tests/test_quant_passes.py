@@ -1,4 +1,4 @@
-"""quantizer: graph passes: SmoothQuant (exact in FP32), bias correction, MSE weight clipping; their recipe checks."""
+"""edgekit quantizer passes: SmoothQuant (exact in FP32), bias correction, MSE weight clipping; their recipe checks."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ from edgekit.data.base import DataSet
 from edgekit.errors import RecipeError
 from edgekit.recipe import (
     DataSpec,
-    Quantizer,
     QuantSpec,
     SmoothFold,
     SmoothQuantSpec,
@@ -103,7 +102,7 @@ def test_smooth_quant_is_exact_in_fp32_and_moves_the_scale_into_weights(block, m
 def _quantize(model, spec, data, **quant):
     from edgekit.quant.graph import graph_quantize
 
-    q = QuantSpec(calibration=DataSpec("given", batch_size=16), quantizer=Quantizer.GRAPH, **quant)
+    q = QuantSpec(calibration=DataSpec("given", batch_size=16), **quant)
     return graph_quantize(model, _bundle(model, spec), [spec.name], DataSet({spec.name: data}, None, "t"), q)
 
 
@@ -217,15 +216,18 @@ BASE = {"name": "g", "model": {"source": "vit"}, "targets": [{"name": "onnx", "p
 @pytest.mark.parametrize(
     ("quant", "message"),
     [
-        ({"quantizer": "graph", "smooth_quant": {"alpha": 1.5}}, r"smooth_quant\.alpha must be a number in \[0, 1\]"),
-        ({"quantizer": "graph", "smooth_quant": 2}, r"smooth_quant\.alpha must be a number in \[0, 1\]"),
-        ({"quantizer": "graph", "smooth_quant": {"alpha": "best"}}, r"in \[0, 1\] or 'auto', got 'best'"),
-        ({"quantizer": "graph", "smooth_quant": {"per_layer": {"*.fc": -1}}}, r"smooth_quant\.per_layer\.\*\.fc"),
-        ({"quantizer": "graph", "smooth_quant": {"unfoldable": "mul"}}, r"'mul' is not valid"),
-        ({"quantizer": "graph", "weight_clipping": "mes"}, r"weight_clipping: 'mes' is not valid \(did you mean 'mse'"),
-        ({"quantizer": "graph", "bias_correction": "yes"}, r"bias_correction: expected bool"),
-        ({"smooth_quant": 0.5}, r"quantizer edgekit does not take quantization\.smooth_quant: .*quantizer: graph"),
-        ({"weight_clipping": "mse"}, r"quantizer edgekit does not take quantization\.weight_clipping"),
+        ({"smooth_quant": {"alpha": 1.5}}, r"smooth_quant\.alpha must be a number in \[0, 1\]"),
+        ({"smooth_quant": 2}, r"smooth_quant\.alpha must be a number in \[0, 1\]"),
+        ({"smooth_quant": {"alpha": "best"}}, r"in \[0, 1\] or 'auto', got 'best'"),
+        ({"smooth_quant": {"per_layer": {"*.fc": -1}}}, r"smooth_quant\.per_layer\.\*\.fc"),
+        ({"smooth_quant": {"unfoldable": "mul"}}, r"'mul' is not valid"),
+        ({"weight_clipping": "mes"}, r"weight_clipping: 'mes' is not valid \(did you mean 'mse'"),
+        ({"bias_correction": "yes"}, r"bias_correction: expected bool"),
+        ({"quantizer": "native", "smooth_quant": 0.5}, r"native does not take quantization\.smooth_quant: .*edgekit"),
+        (
+            {"quantizer": "native", "weight_clipping": "mse"},
+            r"quantizer native does not take quantization\.weight_clip",
+        ),
         ({"quantizer": "neural-compressor", "bias_correction": True}, r"neural-compressor does not take .*bias_corr"),
     ],
 )
@@ -236,7 +238,7 @@ def test_bad_option_values_are_one_line_recipe_errors(quant, message):
 
 
 def test_recipe_check_catches_a_bad_smooth_quant_and_takes_a_good_one(run_cli, tmp_path):
-    good = {"quantizer": "graph", "smooth_quant": {"alpha": "auto", "unfoldable": "multiply"}, "bias_correction": True}
+    good = {"smooth_quant": {"alpha": "auto", "unfoldable": "multiply"}, "bias_correction": True}
     code, out, err = run_cli("recipe", "check", write_yaml(tmp_path / "ok.yaml", {**BASE, "quantization": good}))
     assert code == 0 and "ok" in out, err
     bad = {**good, "smooth_quant": {"alpha": 7}}
@@ -249,7 +251,6 @@ def test_run_with_all_three_passes_lowers_to_onnx_and_openvino(run_cli, tmp_path
 
     quant = {
         "calibration": {"source": "digits", "split": "train", "samples": 32},
-        "quantizer": "graph",
         "smooth_quant": {"alpha": "auto", "unfoldable": "multiply"},
         "bias_correction": True,
         "weight_clipping": "mse",
