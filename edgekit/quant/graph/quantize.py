@@ -99,8 +99,10 @@ def _quantize_captured(
 
     from ..inc import _tensors
     from .annotate import EdgekitQuantizer
+    from .rewrites import apply_rewrites
 
     symmetric = profile_symmetric(q, prof)
+    rewritten = apply_rewrites(captured, prof.rewrites)
     prepared = prepare_pt2e(captured, EdgekitQuantizer(q, prof, symmetric, exclude))
     with torch.no_grad():
         for feeds, _ in calib.batches(batch):
@@ -114,11 +116,19 @@ def _quantize_captured(
         "path": "torch.export + PT2E (edgekit quantizer, annotated by op pattern)",
         "profile": prof.name,
         "profile_description": prof.description,
-        "quantized_ops": quantized_ops(program),
-        "activations": f"{'int8 symmetric' if symmetric else 'uint8 asymmetric'} per tensor, {q.estimator.value}",
+        "quantized_ops": quantized_ops(program, prof),
+        "activations": f"{_activation_grid(prof, symmetric)} per tensor, {q.estimator.value}",
         "weights": f"int8 symmetric {'per channel' if q.per_channel else 'per tensor'}",
     }
+    if rewritten:
+        info["rewrites"] = rewritten
     return ProgramResult(program, encodings, info)
+
+
+def _activation_grid(prof: Profile, symmetric: bool) -> str:
+    if prof.activation_bits == 16:
+        return "int16 symmetric"
+    return "int8 symmetric" if symmetric else "uint8 asymmetric"
 
 
 def merge_encodings(results: dict[str, ProgramResult]) -> EncodingSet:
@@ -142,14 +152,17 @@ def merge_encodings(results: dict[str, ProgramResult]) -> EncodingSet:
     return merged
 
 
-def quantized_ops(program: torch.fx.GraphModule) -> dict[str, int]:
-    """Per op kind, how many graph nodes read at least one dequantized tensor (the report's coverage line)."""
+def quantized_ops(program: torch.fx.GraphModule, prof: Profile | None = None) -> dict[str, int]:
+    """Per op kind (of those ``prof`` quantizes), how many graph nodes read at least one dequantized tensor (the
+    report's coverage line)."""
     from ..pt2e import _dequantize_ops, _is
     from .annotate import OP_KINDS
 
     out: dict[str, int] = {}
     for node in program.graph.nodes:
         pattern = OP_KINDS.get(node.target) if node.op == "call_function" else None
+        if pattern and prof is not None and pattern.kind not in prof.roles:
+            continue
         if pattern and any(isinstance(a, torch.fx.Node) and _is(a, *_dequantize_ops()) for a in node.args):
             out[pattern.kind] = out.get(pattern.kind, 0) + 1
     return out
