@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import json
 from collections import Counter
 
@@ -154,10 +155,9 @@ def test_conversion_failure_reason_names_the_error_and_where():
     assert converter_reason(ValueError("plain")) == "plain"
 
 
-def test_full_integer_bert_with_padding_masks_its_scores_on_their_own_grid(tmp_path):
-    """HF adds finfo.min to masked scores: quantized on its own range that mask left no grid for the scores (the
-    simulated MiniLM fell to cosine 0.35) and its int8 ADD aborted LiteRT's XNNPACK on load. The mask is now
-    quantized on the scores' grid and the scores' range leaves the masked positions out."""
+def _padded_bert(profile: str, tmp_path):
+    """A 1-layer random BERT quantized by the graph quantizer under ``profile`` on padded random sentences:
+    (compile context, its simulated and FP32 outputs on 8 of them, their feeds)."""
     from edgekit.data import DataSet
     from edgekit.quant.graph import graph_quantize_profiles
     from edgekit.recipe import Quantizer
@@ -172,13 +172,72 @@ def test_full_integer_bert_with_padding_masks_its_scores_on_their_own_grid(tmp_p
     mask[::3, 12:] = 0
     data = DataSet({"input_ids": ids, "attention_mask": mask}, None, "padded random ids")
     q = QuantSpec(calibration=DataSpec("given", batch_size=8), quantizer=Quantizer.GRAPH)
-    res = graph_quantize_profiles(bundle.module, bundle, names, data, q, ("full_integer",))["full_integer"]
-    feeds = [torch.from_numpy(data.inputs[n][:8]) for n in names]
+    res = graph_quantize_profiles(bundle.module, bundle, names, data, q, (profile,))[profile]
+    feeds = {n: data.inputs[n][:8] for n in names}
     with torch.no_grad():
-        ref, sim = bundle.module(*feeds).numpy(), res.program(*feeds).numpy()
-    assert cosine(sim, ref) > 0.95
+        args = [torch.from_numpy(v) for v in feeds.values()]
+        ref, sim = bundle.module(*args).numpy(), res.program(*args).numpy()
     ctx = CompileContext(bundle, bundle.module, res.program, res.encodings, q, data, tmp_path / "work")
     ctx.workdir.mkdir()
+    return ctx, sim, ref, feeds
+
+
+def test_full_integer_bert_with_padding_masks_its_scores_on_their_own_grid(tmp_path):
+    """HF adds finfo.min to masked scores: quantized on its own range that mask left no grid for the scores (the
+    simulated MiniLM fell to cosine 0.35) and its int8 ADD aborted LiteRT's XNNPACK on load. The mask is now
+    quantized on the scores' grid and the scores' range leaves the masked positions out."""
+    ctx, sim, ref, feeds = _padded_bert("full_integer", tmp_path)
+    assert cosine(sim, ref) > 0.95
     t, art = _compile(ctx, Precision.INT8, tmp_path)
-    out = t.run(t.load(art), {n: data.inputs[n][:8] for n in names})
+    out = t.run(t.load(art), feeds)
     assert cosine(out, sim) > 0.98
+
+
+# float kernels a 16x8 BERT embedder keeps: the word-embedding lookup (litert-torch folds the table's Q/DQ), the
+# padding mask built once from the int32 mask, and the pooling and L2 normalization on the model's float output
+BERT_16X8_FLOAT = {"EMBEDDING_LOOKUP", "RESHAPE", "SELECT_V2", "BROADCAST_TO", "CAST", "MUL", "SUM", "MAXIMUM"}
+BERT_16X8_FLOAT |= {"DIV", "ABS", "SQRT"}
+
+
+def test_int16_activations_make_every_encoder_kernel_integer(tmp_path):
+    """``activations: int16`` (LiteRT 16x8, graph profile full_integer_16x8): the program converts (litert-torch
+    refused int16 activations next to int8 GELU and converter-quantized constants), every matmul, attention,
+    GELU and LayerNorm kernel is int16 x int8, and LiteRT computes what the simulated program does."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    from edgekit.targets.tflite_kernels import kernel_census
+
+    ctx, sim, ref, feeds = _padded_bert("full_integer_16x8", tmp_path)
+    assert cosine(sim, ref) > 0.999
+    t, art = _compile(ctx, Precision.INT8, tmp_path, activations="int16")
+    assert cosine(t.run(t.load(art), feeds), sim) > 0.999
+    flat = (art.path / art.file).read_bytes()
+    census = kernel_census(flat)
+    assert census.int16 > 20 and set(census.floating) <= BERT_16X8_FLOAT and art.notes[0].startswith("16x8")
+    it = Interpreter(model_content=flat)
+    dtypes = {d["index"]: d["dtype"].__name__ for d in it.get_tensor_details()}
+    by_op = collections.defaultdict(set)
+    for op in it._get_ops_details():
+        by_op[op["op_name"]].add((dtypes[op["inputs"][0]], dtypes[op["outputs"][0]]))
+    assert by_op["FULLY_CONNECTED"] == {("int16", "int16")}  # LiteRT's int8-in/int16-out FC computes zeros
+    for name in ("BATCH_MATMUL", "SOFTMAX", "LOGISTIC", "MEAN", "RSQRT", "ADD"):
+        assert by_op[name] == {("int16", "int16")}, name
+
+
+def test_int16_activations_option():
+    from edgekit.errors import RecipeError
+
+    t = get_target("tflite")
+    assert t.profile(t.parse_options({})) == "full_integer"
+    assert t.profile(t.parse_options({"activations": "int16"})) == "full_integer_16x8"
+    with pytest.raises(RecipeError, match="int4"):
+        t.parse_options({"activations": "int4"})
+    with pytest.raises(RecipeError, match="dynamic"):
+        t.parse_options({"dynamic": True, "activations": "int16"})
+
+
+def test_int16_activations_need_the_graph_quantizer(vit, tmp_path):
+    from edgekit.errors import UnsupportedOpError
+
+    with pytest.raises(UnsupportedOpError, match="quantizer: graph"):
+        _compile(vit, Precision.INT8, tmp_path, activations="int16")
