@@ -241,3 +241,25 @@ def test_int16_activations_need_the_graph_quantizer(vit, tmp_path):
 
     with pytest.raises(UnsupportedOpError, match="quantizer: graph"):
         _compile(vit, Precision.INT8, tmp_path, activations="int16")
+
+
+def test_int16_activations_vit_convolution_biases_are_int64(tmp_path):
+    """LiteRT's int16 (DEPTHWISE_)CONV_2D takes an int64 bias; litert-torch writes int32, which the depthwise kernel
+    refused at load and CONV_2D read as garbage. The tflite target widens them; the class token's concat is
+    rewritten as pads and an add (no int16 CONCATENATION)."""
+    from edgekit.quant.graph import graph_quantize_profiles
+    from edgekit.recipe import Quantizer
+
+    bundle = load_model(ModelSpec("vit", TINY_VIT))
+    calib = load_data(DataSpec("digits", "train", samples=32), bundle)
+    q = QuantSpec(calibration=DataSpec("given", batch_size=16), quantizer=Quantizer.GRAPH)
+    res = graph_quantize_profiles(bundle.module, bundle, ["pixel_values"], calib, q, ("full_integer_16x8",))
+    program = res["full_integer_16x8"].program
+    ctx = CompileContext(bundle, bundle.module, program, None, q, calib, tmp_path / "work")
+    ctx.workdir.mkdir()
+    t, art = _compile(ctx, Precision.INT8, tmp_path, activations="int16")
+    assert any("stored as int64" in n for n in art.notes)
+    x = calib.inputs["pixel_values"][:16]
+    with torch.no_grad():
+        sim = program(torch.from_numpy(x)).numpy()
+    assert cosine(t.run(t.load(art), {"pixel_values": x}), sim) > 0.999

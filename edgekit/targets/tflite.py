@@ -35,6 +35,7 @@ from ..errors import CalibrationError, UnsupportedOpError, first_line_or_type
 from ..recipe import Precision, Quantizer, QuantSpec, TensorSpec
 from .base import TARGETS, Artifact, CompileContext, Target, ids_as_int32, static_sample
 from .pt2e_lowering import pt2e_form, source
+from .tflite_16x8 import widen_conv_biases
 from .tflite_kernels import kernel_note
 
 
@@ -125,6 +126,10 @@ class TFLiteTarget(Target):
                     "set quantization.quantizer: graph"
                 )
             flat = self._convert(*named(pt2e_form(ctx.sim)), static=True)
+            if options.activations == "int16":
+                flat, widened = widen_conv_biases(flat)
+                if widened:
+                    art.notes.append(f"{widened} int16 convolution biases stored as int64 (LiteRT's 16x8 kernels)")
             art.quantizer = ctx.quant.quantizer.value
             art.notes.append(kernel_note(flat, source(ctx.quant)))
         else:

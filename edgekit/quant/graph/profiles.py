@@ -117,7 +117,7 @@ PROFILES.add(
         symmetric=True,
         fixed_probabilities=True,
         activation_bits=16,
-        rewrites=("gelu_sigmoid", "layer_norm_ops", "scalar_operands", "broadcast_adds"),
+        rewrites=("gelu_sigmoid", "layer_norm_ops", "concat_as_adds", "scalar_operands", "broadcast_adds"),
         description="LiteRT 16x8: the full_integer placement with int16 activations and int8 weights, LayerNorm, "
         "GELU (tanh form) and elementwise ops with constants on int16 too",
     ),

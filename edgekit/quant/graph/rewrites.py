@@ -14,6 +14,8 @@ kernel for and that carries its own Q/DQ, so the converter quantizes nothing its
 * ``scalar_operands``: a Python number multiplied, divided, added or subtracted -> a graph constant (division
   by ``c`` becomes multiplication by ``1/c``), which the annotation gives an int16 grid; left to the converter a
   constant is quantized to int8 and meets int16 in ``tfl.mul`` ("operands of mixed element types").
+* ``concat_as_adds``: ``cat([a, b], d)`` -> ``pad(a) + pad(b)`` along ``d`` (``tfl.concatenation`` takes no
+  int16; PAD and ADD do): a ViT's class token joining its patch embeddings.
 * ``broadcast_adds``: an add whose operand broadcasts (the padding mask against the attention scores, a bias)
   reads that operand expanded to the output's shape, since ``tfl.add`` on int16 verifies only for equal shapes.
 
@@ -179,6 +181,31 @@ def broadcast_adds(gm: torch.fx.GraphModule) -> int:
                 arg if shape == out else _call(gm, aten.expand_as.default, (arg, full), node)
                 for arg, shape in zip(node.args, shapes)
             )
+        count += 1
+    return _finish(gm, count)
+
+
+@REWRITES.register("concat_as_adds")
+def concat_as_adds(gm: torch.fx.GraphModule) -> int:
+    count = 0
+    for node in _nodes(gm, aten.cat.default):
+        parts = node.args[0]
+        dim = node.args[1] if len(node.args) > 1 else 0
+        rank = node.meta["val"].dim()
+        axis = dim % rank
+        sizes = [p.meta["val"].shape[axis] if isinstance(p, torch.fx.Node) else None for p in parts]
+        if len(parts) < 2 or not all(_floating(p) for p in parts) or not all(isinstance(n, int) for n in sizes):
+            continue
+        with gm.graph.inserting_before(node):
+            padded = []
+            for i, part in enumerate(parts):
+                pads = [0, 0] * (rank - axis)  # constant_pad_nd: (before, after) from the last axis backwards
+                pads[-2:] = [sum(sizes[:i]), sum(sizes[i + 1 :])]
+                padded.append(_call(gm, aten.constant_pad_nd.default, (part, pads, 0.0), node))
+            out = padded[0]
+            for part in padded[1:]:
+                out = _call(gm, aten.add.Tensor, (out, part), node)
+        _replace(gm, node, out)
         count += 1
     return _finish(gm, count)
 
