@@ -56,7 +56,9 @@ def rebuild(root: Path, target: str) -> tuple[ModelBundle, torch.fx.GraphModule,
     else:
         from .quant.graph import graph_quantize_profiles
 
-        profile = get_target(target).quant_profile
+        t = get_target(target)
+        spec = next((s for s in recipe.targets if s.name == target), None)
+        profile = t.profile(t.parse_options(spec.options if spec else None))
         keep = frozenset(saved.meta.get("fp32_nodes", []))
         spec = replace(q, accuracy_aware=None)
         res = graph_quantize_profiles(bundle.module, bundle, ctx.names, ctx.calib, spec, (profile,), keep_float=keep)

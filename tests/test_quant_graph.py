@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from edgekit.archs.base import ModelBundle
 from edgekit.data.base import DataSet
 from edgekit.errors import ModelError, RecipeError
+from edgekit.metrics import cosine
 from edgekit.recipe import DataSpec, Estimator, Quantizer, QuantSpec, TensorSpec, recipe_from_dict
 
 from .conftest import TINY_VIT
@@ -21,6 +22,7 @@ from .conftest import TINY_VIT
 pytest.importorskip("torchao.quantization.pt2e")
 
 _Q = torch.ops.quantized_decomposed
+aten = torch.ops.aten
 DEQUANTIZE = (_Q.dequantize_per_tensor.default, _Q.dequantize_per_channel.default)
 
 
@@ -373,3 +375,45 @@ def test_executorch_floats_only_layers_whose_output_is_float(same_net):
     res = _quantize(model, TensorSpec("x", ("batch", 3, 27, 27)), data, profile="full_integer")
     # the convs requantize after their ReLU: XNNPACK takes them as int8; only the float-logits head is floated
     assert float_weights_of_float_layers(weights_folded(res.program)) == ["head"]
+
+
+def test_16x8_rewrites_keep_the_function_and_leave_no_int8_activation():
+    """full_integer_16x8: GELU, LayerNorm, scalar operands and broadcasting adds are rewritten into ops with int16
+    kernels (exact in FP32 but for GELU's tanh form), and every activation Q/DQ of the program is int16."""
+    from edgekit.archs import load_model
+    from edgekit.quant.graph import PROFILES, graph_quantize
+    from edgekit.quant.graph.capture import capture
+    from edgekit.quant.graph.rewrites import apply_rewrites
+    from edgekit.recipe import ModelSpec
+
+    torch.manual_seed(0)
+    bundle = load_model(ModelSpec("bert", {"num_hidden_layers": 1, "vocab_size": 500}))
+    ids = np.random.default_rng(0).integers(0, 500, (8, 16)).astype(np.int64)
+    mask = np.ones_like(ids)
+    mask[::2, 10:] = 0
+    args = (torch.from_numpy(ids), torch.from_numpy(mask))
+    gm = capture(bundle.module, bundle, args)
+    with torch.no_grad():
+        ref = gm(*args)
+        counts = apply_rewrites(gm, PROFILES.get("full_integer_16x8").rewrites)
+        out = gm(*args)
+    # 1 GELU, 3 LayerNorms; scalars: the attention scale, GELU's two, each LayerNorm's eps; broadcast adds: the
+    # mask, each LayerNorm's eps and bias, the position embeddings (batch 1) onto the token embeddings
+    assert counts == {
+        "gelu_sigmoid": 1,
+        "layer_norm_ops": 3,
+        "concat_as_adds": 0,
+        "scalar_operands": 6,
+        "broadcast_adds": 8,
+    }
+    assert not {aten.gelu.default, aten.layer_norm.default} & {n.target for n in gm.graph.nodes}
+    torch.testing.assert_close(out, ref, atol=1e-3, rtol=0)
+
+    data = DataSet({"input_ids": ids, "attention_mask": mask}, None, "random ids")
+    q = QuantSpec(calibration=DataSpec("given", batch_size=8))
+    res = graph_quantize(bundle.module, bundle, ["input_ids", "attention_mask"], data, q, "full_integer_16x8")
+    grids = {(n.target, n.args[-1]) for n in res.program.graph.nodes if n.target in DEQUANTIZE}
+    assert grids == {(_Q.dequantize_per_tensor.default, torch.int16), (_Q.dequantize_per_channel.default, torch.int8)}
+    assert res.info["activations"].startswith("int16") and res.info["rewrites"] == counts
+    with torch.no_grad():
+        assert cosine(res.program(*args).numpy(), ref.numpy()) > 0.999

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import json
 from collections import Counter
 
@@ -171,10 +172,9 @@ def test_conversion_failure_reason_names_the_error_and_where():
     assert converter_reason(ValueError("plain")) == "plain"
 
 
-def test_full_integer_bert_with_padding_masks_its_scores_on_their_own_grid(tmp_path):
-    """HF adds finfo.min to masked scores: quantized on its own range that mask left no grid for the scores (the
-    simulated MiniLM fell to cosine 0.35) and its int8 ADD aborted LiteRT's XNNPACK on load. The mask is now
-    quantized on the scores' grid and the scores' range leaves the masked positions out."""
+def _padded_bert(profile: str, tmp_path):
+    """A 1-layer random BERT quantized by the graph quantizer under ``profile`` on padded random sentences:
+    (compile context, its simulated and FP32 outputs on 8 of them, their feeds)."""
     from edgekit.data import DataSet
     from edgekit.quant.graph import graph_quantize_profiles
 
@@ -188,13 +188,97 @@ def test_full_integer_bert_with_padding_masks_its_scores_on_their_own_grid(tmp_p
     mask[::3, 12:] = 0
     data = DataSet({"input_ids": ids, "attention_mask": mask}, None, "padded random ids")
     q = QuantSpec(calibration=DataSpec("given", batch_size=8))
-    res = graph_quantize_profiles(bundle.module, bundle, names, data, q, ("full_integer",))["full_integer"]
-    feeds = [torch.from_numpy(data.inputs[n][:8]) for n in names]
+    res = graph_quantize_profiles(bundle.module, bundle, names, data, q, (profile,))[profile]
+    feeds = {n: data.inputs[n][:8] for n in names}
     with torch.no_grad():
-        ref, sim = bundle.module(*feeds).numpy(), res.program(*feeds).numpy()
-    assert cosine(sim, ref) > 0.95
+        args = [torch.from_numpy(v) for v in feeds.values()]
+        ref, sim = bundle.module(*args).numpy(), res.program(*args).numpy()
     ctx = CompileContext(bundle, bundle.module, res.program, res.encodings, q, data, tmp_path / "work")
     ctx.workdir.mkdir()
+    return ctx, sim, ref, feeds
+
+
+def test_full_integer_bert_with_padding_masks_its_scores_on_their_own_grid(tmp_path):
+    """HF adds finfo.min to masked scores: quantized on its own range that mask left no grid for the scores (the
+    simulated MiniLM fell to cosine 0.35) and its int8 ADD aborted LiteRT's XNNPACK on load. The mask is now
+    quantized on the scores' grid and the scores' range leaves the masked positions out."""
+    ctx, sim, ref, feeds = _padded_bert("full_integer", tmp_path)
+    assert cosine(sim, ref) > 0.95
     t, art = _compile(ctx, Precision.INT8, tmp_path)
-    out = t.run(t.load(art), {n: data.inputs[n][:8] for n in names})
+    out = t.run(t.load(art), feeds)
     assert cosine(out, sim) > 0.98
+
+
+# float kernels a 16x8 BERT embedder keeps: the word-embedding lookup (litert-torch folds the table's Q/DQ), the
+# padding mask built once from the int32 mask, and the pooling and L2 normalization on the model's float output
+BERT_16X8_FLOAT = {"EMBEDDING_LOOKUP", "RESHAPE", "SELECT_V2", "BROADCAST_TO", "CAST", "MUL", "SUM", "MAXIMUM"}
+BERT_16X8_FLOAT |= {"DIV", "ABS", "SQRT"}
+
+
+def test_int16_activations_make_every_encoder_kernel_integer(tmp_path):
+    """``activations: int16`` (LiteRT 16x8, graph profile full_integer_16x8): the program converts (litert-torch
+    refused int16 activations next to int8 GELU and converter-quantized constants), every matmul, attention,
+    GELU and LayerNorm kernel is int16 x int8, and LiteRT computes what the simulated program does."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    from edgekit.targets.tflite_kernels import kernel_census
+
+    ctx, sim, ref, feeds = _padded_bert("full_integer_16x8", tmp_path)
+    assert cosine(sim, ref) > 0.999
+    t, art = _compile(ctx, Precision.INT8, tmp_path, activations="int16")
+    assert cosine(t.run(t.load(art), feeds), sim) > 0.999
+    flat = (art.path / art.file).read_bytes()
+    census = kernel_census(flat)
+    assert census.int16 > 20 and set(census.floating) <= BERT_16X8_FLOAT and art.notes[0].startswith("16x8")
+    it = Interpreter(model_content=flat)
+    dtypes = {d["index"]: d["dtype"].__name__ for d in it.get_tensor_details()}
+    by_op = collections.defaultdict(set)
+    for op in it._get_ops_details():
+        by_op[op["op_name"]].add((dtypes[op["inputs"][0]], dtypes[op["outputs"][0]]))
+    assert by_op["FULLY_CONNECTED"] == {("int16", "int16")}  # LiteRT's int8-in/int16-out FC computes zeros
+    for name in ("BATCH_MATMUL", "SOFTMAX", "LOGISTIC", "MEAN", "RSQRT", "ADD"):
+        assert by_op[name] == {("int16", "int16")}, name
+
+
+def test_int16_activations_option():
+    from edgekit.errors import RecipeError
+
+    t = get_target("tflite")
+    assert t.profile(t.parse_options({})) == "full_integer"
+    assert t.profile(t.parse_options({"activations": "int16"})) == "full_integer_16x8"
+    with pytest.raises(RecipeError, match="int4"):
+        t.parse_options({"activations": "int4"})
+    with pytest.raises(RecipeError, match="dynamic"):
+        t.parse_options({"dynamic": True, "activations": "int16"})
+
+
+def test_int16_activations_need_edgekits_quantizer(vit, tmp_path):
+    import dataclasses
+
+    from edgekit.errors import UnsupportedOpError
+    from edgekit.recipe import Quantizer
+
+    inc = dataclasses.replace(vit, quant=QuantSpec(quantizer=Quantizer.NEURAL_COMPRESSOR))
+    with pytest.raises(UnsupportedOpError, match="quantizer: edgekit"):
+        _compile(inc, Precision.INT8, tmp_path, activations="int16")
+
+
+def test_int16_activations_vit_convolution_biases_are_int64(tmp_path):
+    """LiteRT's int16 (DEPTHWISE_)CONV_2D takes an int64 bias; litert-torch writes int32, which the depthwise kernel
+    refused at load and CONV_2D read as garbage. The tflite target widens them; the class token's concat is
+    rewritten as pads and an add (no int16 CONCATENATION)."""
+    from edgekit.quant.graph import graph_quantize_profiles
+
+    bundle = load_model(ModelSpec("vit", TINY_VIT))
+    calib = load_data(DataSpec("digits", "train", samples=32), bundle)
+    q = QuantSpec(calibration=DataSpec("given", batch_size=16))
+    res = graph_quantize_profiles(bundle.module, bundle, ["pixel_values"], calib, q, ("full_integer_16x8",))
+    program = res["full_integer_16x8"].program
+    ctx = CompileContext(bundle, bundle.module, program, None, q, calib, tmp_path / "work")
+    ctx.workdir.mkdir()
+    t, art = _compile(ctx, Precision.INT8, tmp_path, activations="int16")
+    assert any("stored as int64" in n for n in art.notes)
+    x = calib.inputs["pixel_values"][:16]
+    with torch.no_grad():
+        sim = program(torch.from_numpy(x)).numpy()
+    assert cosine(t.run(t.load(art), {"pixel_values": x}), sim) > 0.999

@@ -21,6 +21,11 @@ class PlanItem:
     spec: TargetSpec
     implied: bool = False  # expanded from `all`; a named target the model cannot be represented on fails the run
 
+    @property
+    def profile(self) -> str:
+        """The quantization profile this item's INT8 artifact lowers (its target's, under its options)."""
+        return self.target.profile(self.target.parse_options(self.spec.options))
+
 
 def plan_targets(recipe: Recipe) -> tuple[list[PlanItem], list[dict[str, Any]]]:
     """Resolve target specs; ``all`` expands to every target that can run here (the rest become skipped rows)."""
@@ -79,5 +84,5 @@ def requested(row: Row, named: bool) -> Row:
 
 def graph_profiles(plan: list[PlanItem]) -> tuple[str, ...]:
     """The quantization profiles the planned INT8 targets lower, in plan order, each once."""
-    names = [i.target.quant_profile for i in plan if Precision.INT8 in i.spec.precisions]
+    names = [i.profile for i in plan if Precision.INT8 in i.spec.precisions]
     return tuple(dict.fromkeys(names))

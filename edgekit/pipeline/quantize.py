@@ -106,7 +106,11 @@ def _edgekit_quantize(recipe, bundle, names, tmp, val, calib, progress, info, pr
     first = results[profiles[0]].info
     info.update({k: v for k, v in first.items() if k not in ("profile", "profile_description", "quantized_ops")})
     info["profiles"] = {
-        name: {"description": PROFILES.get(name).description, "quantized_ops": res.info["quantized_ops"]}
+        name: {
+            "description": PROFILES.get(name).description,
+            "activations": res.info["activations"],
+            "quantized_ops": res.info["quantized_ops"],
+        }
         for name, res in results.items()
     }
     info["encodings"] = len(encodings)

@@ -95,8 +95,7 @@ def compile_contexts(
     contexts = profile_contexts(ctx, quantized)
     for item in plan:
         for precision in item.spec.precisions:
-            if precision is Precision.INT8 and item.target.quant_profile in contexts:
-                profile = item.target.quant_profile
-                yield item, precision, contexts[profile], quantized.for_target(profile)
+            if precision is Precision.INT8 and item.profile in contexts:
+                yield item, precision, contexts[item.profile], quantized.for_target(item.profile)
             else:
                 yield item, precision, ctx, quantized.primary

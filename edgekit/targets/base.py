@@ -120,6 +120,11 @@ class Target(ABC):
         """Why this target cannot take the recipe's INT8 encodings (None when it can)."""
         return None
 
+    def profile(self, options: Any) -> str:
+        """The quantization profile this target lowers under its parsed ``options``: ``quant_profile`` unless
+        an option picks another (tflite's ``activations: int16``)."""
+        return self.quant_profile
+
     def cannot_express(self, quant: QuantSpec) -> str | None:
         """Why this target cannot lower the INT8 program of the recipe's quantizer (None when it can). The run
         gets a row with status ``unsupported`` and this reason instead of the artifact."""

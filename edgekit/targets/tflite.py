@@ -35,6 +35,7 @@ from ..errors import CalibrationError, UnsupportedOpError, first_line_or_type
 from ..recipe import Precision, Quantizer, QuantSpec, TensorSpec
 from .base import TARGETS, Artifact, CompileContext, Target, ids_as_int32, static_sample
 from .pt2e_lowering import pt2e_form, source
+from .tflite_16x8 import widen_conv_biases
 from .tflite_kernels import kernel_note
 
 
@@ -64,12 +65,23 @@ def _static_config():
     return qc.QuantConfig(pt2e_quantizer=pq.PT2EQuantizer().set_global(cfg))
 
 
+ACTIVATIONS = {"int8": "full_integer", "int16": "full_integer_16x8"}  # -> the quantization profile
+
+
 @dataclass(frozen=True)
 class TFLiteOptions:
     """``dynamic``: int8 as dynamic-range quantization (PT2E dynamic: int8 weights, activations quantized at run
-    time) instead of edgekit's static encodings."""
+    time) instead of edgekit's static encodings. ``activations``: the static program's activation type, ``int8``
+    or ``int16`` (16x8: int8 weights; a program of edgekit's quantizer, profile ``full_integer_16x8``)."""
 
     dynamic: bool = False
+    activations: str = "int8"
+
+    def __post_init__(self) -> None:
+        if self.activations not in ACTIVATIONS:
+            raise ValueError(f"activations '{self.activations}' is not one of {', '.join(ACTIVATIONS)}")
+        if self.dynamic and self.activations != "int8":
+            raise ValueError("dynamic-range int8 quantizes activations at run time: drop activations or dynamic")
 
 
 class TFLiteTarget(Target):
@@ -84,6 +96,9 @@ class TFLiteTarget(Target):
         if quant.quantizer is Quantizer.NATIVE:
             return "tflite: the native path is options: {dynamic: true} (PT2E dynamic); use quantizer: edgekit"
         return None
+
+    def profile(self, options: TFLiteOptions) -> str:
+        return ACTIVATIONS[options.activations]
 
     def compile(self, ctx: CompileContext, precision: Precision, options: TFLiteOptions, out: Path) -> Artifact:
         self.require()
@@ -105,7 +120,16 @@ class TFLiteTarget(Target):
         elif precision is Precision.INT8:
             if ctx.sim is None:
                 raise CalibrationError("tflite int8 needs calibration: set quantization.calibration")
+            if options.activations != "int8" and ctx.quant.quantizer is not Quantizer.EDGEKIT:
+                raise UnsupportedOpError(
+                    f"tflite: activations: {options.activations} is a program of edgekit's quantizer (profile "
+                    f"full_integer_16x8), not of {ctx.quant.quantizer.value}; set quantization.quantizer: edgekit"
+                )
             flat = self._convert(*named(pt2e_form(ctx.sim)), static=True)
+            if options.activations == "int16":
+                flat, widened = widen_conv_biases(flat)
+                if widened:
+                    art.notes.append(f"{widened} int16 convolution biases stored as int64 (LiteRT's 16x8 kernels)")
             art.quantizer = ctx.quant.quantizer.value
             art.notes.append(kernel_note(flat, source(ctx.quant)))
         else:

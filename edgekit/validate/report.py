@@ -94,6 +94,14 @@ def text_table(report: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
+def _activations(c: dict) -> str:
+    """The activation grid: per graph profile (``int16 symmetric`` under 16x8), else the recipe's symmetry."""
+    named = {name: p["activations"] for name, p in (c.get("profiles") or {}).items() if p.get("activations")}
+    if named:
+        return "activations " + "; ".join(f"{name}: {grid}" for name, grid in named.items())
+    return f"{'symmetric' if c.get('activation_symmetric') else 'asymmetric'} activations"
+
+
 def summary_lines(report: dict[str, Any]) -> list[str]:
     ref = report["reference"]
     metric = report["metric"]
@@ -114,10 +122,9 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
             source = f"{c.get('producer', c.get('quantizer', 'the quantizer'))}'s PT2E program"
         lines.append(f"Simulated INT8 (PyTorch, {source}): {_fmt(ref['sim_int8'], 2 if metric == 'top1' else 4)}")
     if c:
-        grid = c.get("activations") or f"{'symmetric' if c.get('activation_symmetric') else 'asymmetric'} activations"
         lines.append(
             f"Calibration: {c['data']} ({c['samples']} samples), estimator {c['estimator']}, "
-            f"{c['encodings']} tensors encoded; activations {grid.removesuffix(' activations')}"
+            f"{c['encodings']} tensors encoded, {_activations(c)}"
         )
     b = report.get("benchmark")
     if b:

@@ -70,6 +70,9 @@ class OpenVINOSession:
         return np.array(self.request.get_output_tensor(0).data, copy=True)
 
 
+_QUANTIZED = (np.int8, np.uint8, np.int16)  # int16: LiteRT's 16x8 mode
+
+
 class LiteRTSession:
     """ai-edge-litert's Interpreter (or tflite_runtime on old boards). Quantized int8 inputs/outputs are
     converted with the scales stored in the file; a batch larger than the file's static batch is looped."""
@@ -113,7 +116,7 @@ class LiteRTSession:
     def _to_file(value, detail: dict):
         dtype = detail["dtype"]
         scale, zero = detail["quantization"]
-        if dtype in (np.int8, np.uint8) and scale:
+        if dtype in _QUANTIZED and scale:
             info = np.iinfo(dtype)
             return np.clip(np.rint(value / scale) + zero, info.min, info.max).astype(dtype)
         return value.astype(dtype)
@@ -130,7 +133,7 @@ class LiteRTSession:
         self.it.invoke()
         out = self.it.get_tensor(self.output["index"])
         scale, zero = self.output["quantization"]
-        if out.dtype in (np.int8, np.uint8) and scale:
+        if out.dtype in _QUANTIZED and scale:
             return (out.astype(np.float32) - zero) * scale
         return out.copy()
 

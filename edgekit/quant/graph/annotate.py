@@ -8,6 +8,11 @@ other floating input is an activation, quantized per tensor. Nodes named in ``ex
 encodings.json keys them; capture is deterministic, so names hold across captures and copies) get no annotation:
 accuracy-aware quantization and ``quantization.ignore`` leave them in float. A product with a 1-bit weight (only
 +-1) is left in float too.
+
+The elementwise kinds (``mul``, ``sub``, ``mean``, ``rsqrt``, ``sigmoid``) are quantized only by a profile that
+names them (``full_integer_16x8``); there a constant operand of ``add``/``sub``/``mul`` is quantized per tensor on
+the activations' grid (:func:`.observers.constant_spec`), not per channel like a matmul's weight, and a sigmoid's
+output goes on the fixed grid of LiteRT's LOGISTIC.
 """
 
 from __future__ import annotations
@@ -18,8 +23,8 @@ from torchao.quantization.pt2e.quantizer import DerivedQuantizationSpec, Quantiz
 from ...nn.signs import is_sign_tensor
 from ...recipe import QuantSpec
 from ..pt2e import node_label
-from .observers import MASKED, activation_spec, probability_spec, scores_spec, weight_spec
-from .ops import OP_KINDS, OpPattern, fused_activation
+from .observers import MASKED, activation_spec, constant_spec, probability_spec, scores_spec, weight_spec
+from .ops import ELEMENTWISE, OP_KINDS, OpPattern, fused_activation
 from .profiles import CHAINED, INPUTS, OUTPUT, WEIGHTS, Profile
 
 aten = torch.ops.aten
@@ -59,6 +64,7 @@ _VALUE_PRESERVING = frozenset(
         aten.transpose.int,
         aten.permute.default,
         aten.expand.default,
+        aten.expand_as.default,
     }
 )
 
@@ -165,10 +171,12 @@ class EdgekitQuantizer(Quantizer):
     def __init__(self, q: QuantSpec, profile: Profile, symmetric: bool, exclude: frozenset[str] = frozenset()):
         super().__init__()
         self.q, self.profile, self.exclude = q, profile, exclude
-        self.act = activation_spec(q, symmetric)
-        self.scores = activation_spec(q, True)  # Q and K under ``scores_only``: int8 MHA takes symmetric int8
-        self.probabilities = probability_spec(symmetric)
-        self.masked_scores = scores_spec(q, symmetric)
+        bits = profile.activation_bits
+        self.act = activation_spec(q, symmetric, bits)
+        self.scores = activation_spec(q, True, bits)  # Q and K under ``scores_only``: int8 MHA takes symmetric int8
+        self.probabilities = probability_spec(symmetric, bits)
+        self.masked_scores = scores_spec(q, symmetric, bits)
+        self.constant = constant_spec(bits)
 
     def annotate(self, model: torch.fx.GraphModule) -> torch.fx.GraphModule:
         for node in model.graph.nodes:  # in topological order: a chained op sees its producers' annotations
@@ -203,7 +211,11 @@ class EdgekitQuantizer(Quantizer):
                 continue
             if _is_weight(arg):
                 if self.profile.wants(pattern.kind, WEIGHTS):
-                    qmap[arg] = weight_spec(self.q, pattern.weight_axis(pos, arg.meta["val"].dim()))
+                    qmap[arg] = (
+                        self.constant
+                        if pattern.kind in ELEMENTWISE
+                        else weight_spec(self.q, pattern.weight_axis(pos, arg.meta["val"].dim()))
+                    )
             elif self.profile.wants(pattern.kind, INPUTS):
                 if self.profile.pads_inside and pattern.kind == "conv" and self._pad_inside(arg):
                     continue
@@ -215,10 +227,15 @@ class EdgekitQuantizer(Quantizer):
                     continue
                 qmap[arg] = self.probabilities if self.profile.fixed_probabilities and _is_softmax(arg) else self.act
         wants_out = self.profile.wants(pattern.kind, OUTPUT) and _floating(node) and not _is_model_output(node)
-        out = (self.masked_scores if _feeds_softmax(node) else self.act) if wants_out else None
+        out = self._output_spec(node, pattern) if wants_out else None
         if not qmap and out is None:
             return None
         return QuantizationAnnotation(input_qspec_map=qmap, output_qspec=out, _annotated=True)
+
+    def _output_spec(self, node: torch.fx.Node, pattern: OpPattern):
+        if pattern.kind == "sigmoid":  # in [0, 1]: LiteRT's LOGISTIC has the softmax's fixed output grid
+            return self.probabilities
+        return self.masked_scores if _feeds_softmax(node) else self.act
 
     def _pad_inside(self, arg: torch.fx.Node) -> bool:
         """When ``arg`` is a zero pad, quantize its input instead (Q/DQ -> pad -> conv) and say so."""

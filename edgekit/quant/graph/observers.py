@@ -4,6 +4,9 @@ Activations: :class:`EstimatorObserver` keeps torchao's exact running min/max an
 minmax, edgekit's bounded sample (:class:`edgekit.quant.observers.Observer`); at convert time the estimator turns
 them into the clipping range, and torchao's grid arithmetic gives scale and zero point. Weights: symmetric int8
 per output channel (torchao's per-channel min/max observer), or per tensor when ``per_channel`` is off.
+
+``bits=16`` (a profile's ``activation_bits``, LiteRT's 16x8 mode): activations int16 symmetric, zero point 0, on
+[-32768, 32767], as LiteRT's int16 kernels take them; weights stay int8.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from ...recipe import Estimator, QuantSpec, WeightClipping
 from ..observers import ESTIMATORS, Observer
 
 QMIN, QMAX = -128, 127
+QMIN16, QMAX16 = -32768, 32767
 # weights: the restricted symmetric range, scale = amax / 127 (torchao's symmetric scale is amax / ((qmax - qmin)
 # / 2): on [-128, 127] the largest weight of a channel lands on 127.5 and is clipped, which costs EfficientNet-Lite1's
 # 9-weight depthwise channels cosine 0.988 vs 0.995); LiteRT's per-channel int8 weights use this range too
@@ -64,21 +68,30 @@ class MaskedScoresObserver(EstimatorObserver):
         return x
 
 
-def scores_spec(q: QuantSpec, symmetric: bool) -> QuantizationSpec:
+def _spec(ctr, symmetric: bool, bits: int) -> QuantizationSpec:
+    if bits == 16:
+        return QuantizationSpec(torch.int16, ctr, QMIN16, QMAX16, torch.per_tensor_symmetric)
+    if symmetric:
+        return QuantizationSpec(torch.int8, ctr, QMIN, QMAX, torch.per_tensor_symmetric)
+    return QuantizationSpec(torch.uint8, ctr, 0, 255, torch.per_tensor_affine)
+
+
+def scores_spec(q: QuantSpec, symmetric: bool, bits: int = 8) -> QuantizationSpec:
     """:func:`activation_spec` for a tensor a softmax normalizes (masked attention scores)."""
-    ctr = MaskedScoresObserver.with_args(estimator=q.estimator.value, percentile=q.percentile)
-    if symmetric:
-        return QuantizationSpec(torch.int8, ctr, QMIN, QMAX, torch.per_tensor_symmetric)
-    return QuantizationSpec(torch.uint8, ctr, 0, 255, torch.per_tensor_affine)
+    return _spec(MaskedScoresObserver.with_args(estimator=q.estimator.value, percentile=q.percentile), symmetric, bits)
 
 
-def activation_spec(q: QuantSpec, symmetric: bool) -> QuantizationSpec:
+def activation_spec(q: QuantSpec, symmetric: bool, bits: int = 8) -> QuantizationSpec:
     """Symmetric: int8, zero point 0. Asymmetric: uint8, the grid ONNX Runtime's fast x86 kernels take (u8 x s8);
-    LiteRT gets the same grid as int8 (:func:`edgekit.quant.pt2e.activations_as_int8`)."""
-    ctr = EstimatorObserver.with_args(estimator=q.estimator.value, percentile=q.percentile)
-    if symmetric:
-        return QuantizationSpec(torch.int8, ctr, QMIN, QMAX, torch.per_tensor_symmetric)
-    return QuantizationSpec(torch.uint8, ctr, 0, 255, torch.per_tensor_affine)
+    LiteRT gets the same grid as int8 (:func:`edgekit.quant.pt2e.activations_as_int8`). 16 bits: int16, zero
+    point 0 (symmetric whatever ``symmetric`` says)."""
+    return _spec(EstimatorObserver.with_args(estimator=q.estimator.value, percentile=q.percentile), symmetric, bits)
+
+
+def constant_spec(bits: int) -> QuantizationSpec:
+    """A constant operand of an elementwise op (a LayerNorm's gamma, the attention scale) on the activations'
+    integer type, per tensor and symmetric: LiteRT's int16 MUL and ADD take int16 on both sides."""
+    return _spec(MinMaxObserver, True, bits)
 
 
 def weight_spec(q: QuantSpec, axis: int) -> QuantizationSpec:
@@ -92,9 +105,12 @@ def weight_spec(q: QuantSpec, axis: int) -> QuantizationSpec:
     return QuantizationSpec(torch.int8, obs, W_QMIN, W_QMAX, torch.per_channel_symmetric, ch_axis=axis)
 
 
-def probability_spec(symmetric: bool) -> FixedQParamsQuantizationSpec:
+def probability_spec(symmetric: bool, bits: int = 8) -> FixedQParamsQuantizationSpec:
     """A softmax output (attention probabilities in [0, 1]) on the fixed grid 1/256: LiteRT's int8 SOFTMAX
-    refuses any other output scale, and a calibrated range buys nothing on a tensor bounded by construction."""
+    refuses any other output scale, and a calibrated range buys nothing on a tensor bounded by construction.
+    16 bits: 1/32768, zero point 0, the only output grid of LiteRT's int16 SOFTMAX and LOGISTIC."""
+    if bits == 16:
+        return FixedQParamsQuantizationSpec(torch.int16, 1.0 / 32768, 0, QMIN16, QMAX16, torch.per_tensor_symmetric)
     if symmetric:
         return FixedQParamsQuantizationSpec(torch.int8, 1.0 / 128, 0, QMIN, QMAX, torch.per_tensor_symmetric)
     return FixedQParamsQuantizationSpec(torch.uint8, 1.0 / 256, 0, 0, 255, torch.per_tensor_affine)

@@ -42,7 +42,15 @@ OP_KINDS: dict[object, OpPattern] = {
     aten.scaled_dot_product_attention.default: OpPattern("attention", (0, 1, 2), _first),
     aten.embedding.default: OpPattern("embedding", (0,), _first),  # the table; indices are integers
     aten.add.Tensor: OpPattern("add", (0, 1), _first),
+    # elementwise: quantized by the profiles that name them (full_integer_16x8)
+    aten.sub.Tensor: OpPattern("sub", (0, 1), _first),
+    aten.mul.Tensor: OpPattern("mul", (0, 1), _first),
+    aten.mean.dim: OpPattern("mean", (0,), _first),
+    aten.rsqrt.default: OpPattern("rsqrt", (0,), _first),
+    aten.sigmoid.default: OpPattern("sigmoid", (0,), _first),
 }
+# kinds whose constant operand is a value on the activations' grid (a LayerNorm's gamma), not a matmul weight
+ELEMENTWISE = frozenset({"add", "sub", "mul"})
 
 
 # activations a runtime fuses into the integer kernel before it (conv/linear + ReLU/ReLU6 -> one QLinearConv):

@@ -14,9 +14,15 @@ residual stream). A profile fits what a runtime fuses into integer kernels:
 * ``full_integer`` (LiteRT, ExecuTorch/XNNPACK, Core ML W8A8): every tensor on the integer path, residual adds
   and embeddings included, since those runtimes make a layer integer only where its output is quantized too.
 * ``tensorrt``: the ``ort_ov`` placement with symmetric int8 activations (TensorRT's Q/DQ rules).
+* ``full_integer_16x8`` (LiteRT's 16x8 mode, ``tflite`` with ``options: {activations: int16}``): every activation
+  int16 (zero point 0), weights int8 per channel. The elementwise kinds are quantized too, their constant operands
+  (``weights``) on the int16 grid, after :mod:`.rewrites` gave GELU, LayerNorm, scalar operands and broadcasting
+  adds forms with int16 kernels: litert-torch cannot requantize between int8 and int16, so nothing on the
+  integer path may stay int8.
 
 The model's own output stays float in every profile: requantizing logits to 8 bits flips near-tied top-1s.
-Attention probabilities are on LiteRT's fixed 1/256 grid under ``full_integer`` only.
+Attention probabilities are on LiteRT's fixed grid under ``full_integer`` (1/256) and ``full_integer_16x8``
+(1/32768) only.
 """
 
 from __future__ import annotations
@@ -42,6 +48,10 @@ class Profile:
     # a convolution's zero padding (TF-style "same", padded in forward) on the integer side of its Q/DQ, so the
     # runtime folds the pad into the convolution (OpenVINO); exact, since 0 is on every activation grid
     pads_inside: bool = False
+    # 16: int16 activations (LiteRT 16x8); weights stay int8
+    activation_bits: int = 8
+    # :data:`.rewrites.REWRITES` applied in order to this profile's copy of the captured graph before annotation
+    rewrites: tuple[str, ...] = ()
     description: str = ""
 
     def wants(self, kind: str, role: str) -> bool:
@@ -58,6 +68,7 @@ PROFILES: Registry[Profile] = Registry("quantization profile")
 _MATMULS = ("linear", "conv", "addmm", "matmul", "attention")
 _IN_W = frozenset({INPUTS, WEIGHTS})
 _ALL = frozenset({INPUTS, WEIGHTS, OUTPUT})
+_IN_OUT = frozenset({INPUTS, OUTPUT})
 # ONNX Runtime / OpenVINO: float out of matmuls, integer chains of convolutions
 _X86 = {**{k: _IN_W for k in _MATMULS}, "conv": _ALL, "embedding": frozenset({WEIGHTS}), "add": frozenset({CHAINED})}
 
@@ -93,13 +104,27 @@ PROFILES.add(
         "tables",
     ),
 )
+_FULL = {**{k: _ALL for k in _MATMULS}, "embedding": frozenset({WEIGHTS, OUTPUT}), "add": _IN_OUT}
 PROFILES.add(
     "full_integer",
     Profile(
         "full_integer",
-        {**{k: _ALL for k in _MATMULS}, "embedding": frozenset({WEIGHTS, OUTPUT}), "add": frozenset({INPUTS, OUTPUT})},
+        _FULL,
         fixed_probabilities=True,
         description="every tensor on the integer path: matmul/conv inputs, weights and outputs, embeddings, adds",
+    ),
+)
+PROFILES.add(
+    "full_integer_16x8",
+    Profile(
+        "full_integer_16x8",
+        {**_FULL, "add": _ALL, "sub": _ALL, "mul": _ALL, "mean": _IN_OUT, "rsqrt": _IN_OUT, "sigmoid": _IN_OUT},
+        symmetric=True,
+        fixed_probabilities=True,
+        activation_bits=16,
+        rewrites=("gelu_sigmoid", "layer_norm_ops", "concat_as_adds", "scalar_operands", "broadcast_adds"),
+        description="LiteRT 16x8: the full_integer placement with int16 activations and int8 weights, LayerNorm, "
+        "GELU (tanh form) and elementwise ops with constants on int16 too",
     ),
 )
 PROFILES.add(

@@ -111,10 +111,12 @@ def _quantize_captured(
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
 
     from .annotate import EdgekitQuantizer
+    from .rewrites import apply_rewrites
 
     if q.quantize_outputs:
         prof = prof.with_outputs()
     symmetric = profile_symmetric(q, prof)
+    rewritten = apply_rewrites(captured, prof.rewrites)
     prepared = prepare_pt2e(captured, EdgekitQuantizer(q, prof, symmetric, exclude))
     steps = -(-len(calib) // batch)
     with torch.no_grad():
@@ -128,7 +130,7 @@ def _quantize_captured(
         ):
             prepared(*as_tensors(feeds, names))
     program = convert_pt2e(prepared, fold_quantize=False)  # Q->DQ pairs on weights: LiteRT needs them
-    ops = quantized_ops(program)
+    ops = quantized_ops(program, prof)
     if not ops:
         why = f" after the ignore list {list(q.ignore)}; relax quantization.ignore" if q.ignore else ""
         raise CalibrationError(f"int8: the model has no quantizable op (linear, conv, matmul, embedding, add){why}")
@@ -141,12 +143,20 @@ def _quantize_captured(
         "profile": prof.name,
         "profile_description": prof.description,
         "quantized_ops": ops,
-        "activations": f"{'int8 symmetric' if symmetric else 'uint8 asymmetric'} per tensor",
+        "activations": f"{_activation_grid(prof, symmetric)} per tensor",
         "weights": f"int8 symmetric {'per channel' if q.per_channel else 'per tensor'}",
     }
     if q.quantize_outputs:
         info["outputs"] = "every quantized op's output too (quantize_outputs)"
+    if rewritten:
+        info["rewrites"] = rewritten
     return ProgramResult(program, encodings, info)
+
+
+def _activation_grid(prof: Profile, symmetric: bool) -> str:
+    if prof.activation_bits == 16:
+        return "int16 symmetric"
+    return "int8 symmetric" if symmetric else "uint8 asymmetric"
 
 
 def merge_encodings(results: dict[str, ProgramResult]) -> EncodingSet:
@@ -170,8 +180,9 @@ def merge_encodings(results: dict[str, ProgramResult]) -> EncodingSet:
     return merged
 
 
-def quantized_op_nodes(program: torch.fx.GraphModule) -> list[torch.fx.Node]:
-    """The op-pattern nodes (linear, conv, matmul, ...) that read at least one dequantized tensor, in graph order."""
+def quantized_op_nodes(program: torch.fx.GraphModule, prof: Profile | None = None) -> list[torch.fx.Node]:
+    """The op-pattern nodes (linear, conv, matmul, ...; of the kinds ``prof`` quantizes) that read at least one
+    dequantized tensor, in graph order."""
     from ..pt2e import _dequantize_ops, _is
     from .ops import OP_KINDS
 
@@ -180,16 +191,18 @@ def quantized_op_nodes(program: torch.fx.GraphModule) -> list[torch.fx.Node]:
         for node in program.graph.nodes
         if node.op == "call_function"
         and node.target in OP_KINDS
+        and (prof is None or OP_KINDS[node.target].kind in prof.roles)
         and any(isinstance(a, torch.fx.Node) and _is(a, *_dequantize_ops()) for a in node.args)
     ]
 
 
-def quantized_ops(program: torch.fx.GraphModule) -> dict[str, int]:
-    """Per op kind, how many graph nodes read at least one dequantized tensor (the report's coverage line)."""
+def quantized_ops(program: torch.fx.GraphModule, prof: Profile | None = None) -> dict[str, int]:
+    """Per op kind (of those ``prof`` quantizes), how many graph nodes read at least one dequantized tensor (the
+    report's coverage line)."""
     from .ops import OP_KINDS
 
     out: dict[str, int] = {}
-    for node in quantized_op_nodes(program):
+    for node in quantized_op_nodes(program, prof):
         kind = OP_KINDS[node.target].kind
         out[kind] = out.get(kind, 0) + 1
     return out
