@@ -98,7 +98,7 @@ def inc_quantize(
 
     with quiet():
         try:
-            captured = export(model.eval(), sample, dynamic_shapes=dynamic_shapes(bundle, len(sample)))
+            captured = export(model.eval(), sample, dynamic_shapes=dynamic_shapes(bundle, len(sample), model))
         except RuntimeError as exc:
             raise ModelError(
                 f"neural-compressor: torch.export could not capture the model ({str(exc).splitlines()[0]}); "

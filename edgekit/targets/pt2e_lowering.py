@@ -65,7 +65,7 @@ def _rename(model: onnx.ModelProto, old: str, new: str) -> None:
     for node in model.graph.node:
         node.input[:] = [new if i == old else i for i in node.input]
         node.output[:] = [new if o == old else o for o in node.output]
-    for value in [*model.graph.output, *model.graph.value_info]:
+    for value in [*model.graph.output, *model.graph.value_info, *model.graph.initializer]:
         if value.name == old:
             value.name = new
 

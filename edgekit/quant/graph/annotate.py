@@ -23,9 +23,9 @@ from torchao.quantization.pt2e.quantizer import DerivedQuantizationSpec, Quantiz
 from ...nn.signs import is_sign_tensor
 from ...recipe import QuantSpec
 from ..pt2e import node_label
-from .observers import MASKED, activation_spec, constant_spec, probability_spec, scores_spec, weight_spec
+from .observers import MASK_MARGIN, MASKED, activation_spec, constant_spec, probability_spec, scores_spec, weight_spec
 from .ops import ELEMENTWISE, OP_KINDS, OpPattern, fused_activation
-from .profiles import CHAINED, INPUTS, OUTPUT, WEIGHTS, Profile
+from .profiles import CHAINED, INPUTS, JOINED, OUTPUT, WEIGHTS, Profile
 
 aten = torch.ops.aten
 
@@ -108,16 +108,23 @@ def _is_additive_mask(node: object) -> bool:
     return any(isinstance(a, (int, float)) and a <= MASKED for a in node.args[1:])
 
 
-def _first_observer_qparams(observers: list) -> tuple[torch.Tensor, torch.Tensor]:
-    return observers[0].calculate_qparams()
+def _mask_qparams(observers: list) -> tuple[torch.Tensor, torch.Tensor]:
+    """The grid of an additive mask, from its scores' observer: [-(score span + MASK_MARGIN), 0]. The mask holds
+    only 0 and a huge negative number; on this grid 0 stays exact and a masked position becomes a value that puts
+    the sum at least MASK_MARGIN below every real score, whatever the scores' own range. (On the scores' own grid a
+    masked position only reached the smallest score: a narrow range left the mask nearly without effect.)"""
+    scores = observers[0]
+    lo, hi = scores.value_range()
+    depth = max(hi, 0.0) - min(lo, 0.0) + MASK_MARGIN
+    return scores._calculate_qparams(torch.tensor(-depth), torch.tensor(0.0))
 
 
-def _on_grid_of(source: torch.fx.Node, node: torch.fx.Node, like) -> DerivedQuantizationSpec:
-    """Quantize an input of ``node`` with the scale and zero point of its ``source`` input's observer (which
-    observes only ``source``: a shared observer would widen its range to this input's)."""
+def _mask_grid(scores: torch.fx.Node, node: torch.fx.Node, like) -> DerivedQuantizationSpec:
+    """Quantize the additive mask input of ``node`` on :func:`_mask_qparams`'s grid, derived from the observer of its
+    ``scores`` input (which observes only the scores: a shared observer would widen its range to the mask's)."""
     return DerivedQuantizationSpec(
-        derived_from=[(source, node)],
-        derive_qparams_fn=_first_observer_qparams,
+        derived_from=[(scores, node)],
+        derive_qparams_fn=_mask_qparams,
         dtype=like.dtype,
         quant_min=like.quant_min,
         quant_max=like.quant_max,
@@ -140,6 +147,22 @@ def _is_model_output(node: torch.fx.Node) -> bool:
 def _quantized_output(node: torch.fx.Node) -> bool:
     ann = node.meta.get("quantization_annotation")
     return ann is not None and ann.output_qspec is not None
+
+
+_SCALAR_OPS = frozenset({aten.mul.Tensor, aten.div.Tensor, aten.mul.Scalar, aten.div.Scalar})
+
+
+def _on_integer_path(node: torch.fx.Node) -> bool:
+    """Whether ``node`` is a quantized output, or one moved, reshaped or scaled by a number (attention scores
+    divided by sqrt(d)), whose integer kernel a runtime keeps on the integer path."""
+    while node.op == "call_function" and (
+        node.target in _VALUE_PRESERVING
+        or (node.target in _SCALAR_OPS and len(node.args) > 1 and isinstance(node.args[1], (int, float)))
+    ):
+        if _quantized_output(node) or not isinstance(node.args[0], torch.fx.Node):
+            break
+        node = node.args[0]
+    return _quantized_output(node)
 
 
 def annotated_nodes(model: torch.fx.GraphModule) -> list[str]:
@@ -200,8 +223,8 @@ class EdgekitQuantizer(Quantizer):
         return model
 
     def _annotation(self, node: torch.fx.Node, pattern: OpPattern) -> QuantizationAnnotation | None:
-        if self.profile.wants(pattern.kind, CHAINED):
-            return self._chained(node, pattern)
+        if self.profile.wants(pattern.kind, CHAINED) or self.profile.wants(pattern.kind, JOINED):
+            return self._chained(node, pattern, every=self.profile.wants(pattern.kind, CHAINED))
         if self.profile.scores_only and pattern.kind in ("matmul", "attention"):
             return self._scores(node, pattern)
         qmap = {}
@@ -221,9 +244,9 @@ class EdgekitQuantizer(Quantizer):
                     continue
                 scores = next((a for a in node.args[:2] if a is not arg and isinstance(a, torch.fx.Node)), None)
                 if pattern.kind == "add" and scores is not None and _is_additive_mask(arg):
-                    # the mask on the scores' own grid: masked positions saturate at its minimum (the integer
-                    # add needs comparable scales; a grid spanning finfo.min has none)
-                    qmap[arg] = _on_grid_of(scores, node, self.act)
+                    # the mask on a grid sized from the scores (the integer add needs comparable scales; a grid
+                    # spanning finfo.min has none): masked positions end up MASK_MARGIN below every real score
+                    qmap[arg] = _mask_grid(scores, node, self.act)
                     continue
                 qmap[arg] = self.probabilities if self.profile.fixed_probabilities and _is_softmax(arg) else self.act
         wants_out = self.profile.wants(pattern.kind, OUTPUT) and _floating(node) and not _is_model_output(node)
@@ -275,14 +298,22 @@ class EdgekitQuantizer(Quantizer):
         elif ann.output_qspec is None:
             ann.output_qspec = self.scores
 
-    def _chained(self, node: torch.fx.Node, pattern: OpPattern) -> QuantizationAnnotation | None:
-        """Inputs and output quantized only when every floating input is already a quantized output."""
+    def _chained(self, node: torch.fx.Node, pattern: OpPattern, every: bool) -> QuantizationAnnotation | None:
+        """Inputs and output quantized when every (``chained``) or at least one (``joined``) floating input is
+        already on the integer path; an additive attention mask goes on a grid sized from the scores, and an output
+        a softmax normalizes leaves the masked positions out of its range."""
         args = [a for a in (node.args[p] for p in pattern.inputs if p < len(node.args)) if _floating(a)]
-        if not args or not all(_quantized_output(a) for a in args) or _is_model_output(node):
+        on_path = [_on_integer_path(a) for a in args]
+        if not args or _is_model_output(node) or not (all(on_path) if every else any(on_path)):
             return None
-        return QuantizationAnnotation(
-            input_qspec_map=dict.fromkeys(args, self.act), output_qspec=self.act, _annotated=True
-        )
+        qmap = {}
+        for arg in args:
+            scores = next((a for a in args if a is not arg), None)
+            qmap[arg] = (
+                _mask_grid(scores, node, self.act) if scores is not None and _is_additive_mask(arg) else self.act
+            )
+        out = self.masked_scores if _feeds_softmax(node) else self.act
+        return QuantizationAnnotation(input_qspec_map=qmap, output_qspec=out, _annotated=True)
 
     def validate(self, model: torch.fx.GraphModule) -> None:
         return None

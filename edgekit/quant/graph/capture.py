@@ -8,6 +8,7 @@ by every quantizer that captures (edgekit's and Neural Compressor's) and by the 
 from __future__ import annotations
 
 import contextlib
+import inspect
 import io
 import logging
 import warnings
@@ -40,12 +41,20 @@ def as_tensors(feeds: dict[str, np.ndarray], names: list[str]) -> tuple[torch.Te
     return tuple(torch.from_numpy(np.ascontiguousarray(feeds[n])) for n in names)
 
 
-def dynamic_shapes(bundle: ModelBundle | None, count: int = 1) -> tuple[dict[int, Any], ...]:
+def dynamic_shapes(bundle: ModelBundle | None, count: int = 1, model: Any = None) -> tuple[Any, ...]:
     """Every named axis of the IO spec (batch, sequence) stays dynamic in the captured program; without an IO spec
-    (a bare module), the batch axis of each of its ``count`` inputs."""
+    (a bare module), the batch axis of each of its ``count`` inputs. ``model``: the module being exported, whose
+    ``forward(*inputs)`` (edgekit's wrapper of an HF checkpoint) takes them as one tuple argument."""
     if bundle is None:
-        return tuple({0: torch.export.Dim.AUTO} for _ in range(count))
-    return tuple({i: torch.export.Dim.AUTO for i in s.dynamic_axes} for s in bundle.inputs)
+        shapes = tuple({0: torch.export.Dim.AUTO} for _ in range(count))
+    else:
+        shapes = tuple({i: torch.export.Dim.AUTO for i in s.dynamic_axes} for s in bundle.inputs)
+    forward = getattr(model, "forward", None)
+    if forward is not None and not isinstance(model, torch.fx.GraphModule):
+        kinds = [p.kind for p in inspect.signature(forward).parameters.values()]
+        if kinds and kinds[0] is inspect.Parameter.VAR_POSITIONAL:
+            return (shapes,)
+    return shapes
 
 
 @contextlib.contextmanager
@@ -69,7 +78,7 @@ def capture(
 ) -> torch.fx.GraphModule:
     try:
         program = torch.export.export(
-            model.eval(), sample, dynamic_shapes=dynamic_shapes(bundle, len(sample)), strict=False
+            model.eval(), sample, dynamic_shapes=dynamic_shapes(bundle, len(sample), model), strict=False
         )
     except Exception as exc:  # torch raises many types here (UserError, RuntimeError, TorchRuntimeError, ...)
         first = next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), type(exc).__name__)
