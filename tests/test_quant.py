@@ -35,6 +35,20 @@ def test_estimators_stay_inside_minmax(estimator):
         assert hi < 40.0  # the rare outlier is clipped
 
 
+def test_entropy_ignores_the_zeros_of_a_relu():
+    """After a ReLU/ReLU6 most values are exactly 0; in the |x| histogram that spike made the KL search clip the
+    range to a sliver (EfficientNet-Lite1's ReLU6 outputs to [0, 0.37]: cosine 0.02)."""
+    obs = Observer()
+    rng = np.random.default_rng(0)
+    for _ in range(4):
+        x = np.minimum(rng.exponential(0.3, 8192), 6.0)  # mostly small, 80% zeros, a few saturated at 6
+        x[rng.random(8192) < 0.8] = 0.0
+        x[:50] = 6.0
+        obs.update(torch.from_numpy(x.astype(np.float32)))
+    lo, hi = ESTIMATORS.get("entropy")(obs, QuantSpec())
+    assert lo == 0.0 and hi > 3.0  # with the zeros in the histogram: 0.375
+
+
 def _tiny_mlp():
     torch.manual_seed(0)
     return torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.GELU(), torch.nn.Linear(16, 4))
