@@ -94,11 +94,20 @@ def text_table(report: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
+def _counted(data: str, samples: int) -> str:
+    """``digits/train (64 samples)``; a description that already counts its samples is not counted twice."""
+    return data if "samples)" in data else f"{data} ({samples} samples)"
+
+
 def _activations(c: dict) -> str:
-    """The activation grid: per graph profile (``int16 symmetric`` under 16x8), else the recipe's symmetry."""
-    named = {name: p["activations"] for name, p in (c.get("profiles") or {}).items() if p.get("activations")}
-    if named:
-        return "activations " + "; ".join(f"{name}: {grid}" for name, grid in named.items())
+    """The activation grid per profile, profiles on the same grid together (``int16 symmetric`` under 16x8), else
+    the recipe's symmetry."""
+    grids: dict[str, list[str]] = {}
+    for name, p in (c.get("profiles") or {}).items():
+        if p.get("activations"):
+            grids.setdefault(p["activations"], []).append(name)
+    if grids:
+        return "activations " + "; ".join(f"{grid} ({', '.join(names)})" for grid, names in grids.items())
     return f"{'symmetric' if c.get('activation_symmetric') else 'asymmetric'} activations"
 
 
@@ -108,7 +117,7 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
     lines = [
         f"Model: {report['model']['source']} ({report['model']['family']}, "
         f"{report['model']['parameters']:,} parameters)",
-        f"Validation: {report['validation']['data']} ({report['validation']['samples']} samples); "
+        f"Validation: {_counted(report['validation']['data'], report['validation']['samples'])}; "
         f"metric {METRIC_LABEL[metric]}, budget: drop <= {report['budget']}",
         f"FP32 PyTorch: {_fmt(ref['fp32_torch'], 2 if metric == 'top1' else 4)}",
     ]
@@ -123,7 +132,7 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
         lines.append(f"Simulated INT8 (PyTorch, {source}): {_fmt(ref['sim_int8'], 2 if metric == 'top1' else 4)}")
     if c:
         lines.append(
-            f"Calibration: {c['data']} ({c['samples']} samples), estimator {c['estimator']}, "
+            f"Calibration: {_counted(c['data'], c['samples'])}, estimator {c['estimator']}, "
             f"{c['encodings']} tensors encoded, {_activations(c)}"
         )
     b = report.get("benchmark")

@@ -25,7 +25,7 @@ from ...recipe import QuantSpec
 from ..pt2e import node_label
 from .observers import MASK_MARGIN, MASKED, activation_spec, constant_spec, probability_spec, scores_spec, weight_spec
 from .ops import ELEMENTWISE, OP_KINDS, OpPattern, fused_activation
-from .profiles import CHAINED, INPUTS, JOINED, OUTPUT, WEIGHTS, Profile
+from .profiles import CHAINED, INPUTS, OUTPUT, WEIGHTS, Profile
 
 aten = torch.ops.aten
 
@@ -223,8 +223,8 @@ class EdgekitQuantizer(Quantizer):
         return model
 
     def _annotation(self, node: torch.fx.Node, pattern: OpPattern) -> QuantizationAnnotation | None:
-        if self.profile.wants(pattern.kind, CHAINED) or self.profile.wants(pattern.kind, JOINED):
-            return self._chained(node, pattern, every=self.profile.wants(pattern.kind, CHAINED))
+        if self.profile.wants(pattern.kind, CHAINED):
+            return self._chained(node, pattern)
         if self.profile.scores_only and pattern.kind in ("matmul", "attention"):
             return self._scores(node, pattern)
         qmap = {}
@@ -298,20 +298,18 @@ class EdgekitQuantizer(Quantizer):
         elif ann.output_qspec is None:
             ann.output_qspec = self.scores
 
-    def _chained(self, node: torch.fx.Node, pattern: OpPattern, every: bool) -> QuantizationAnnotation | None:
-        """Inputs and output quantized when every (``chained``) or at least one (``joined``) floating input is
-        already on the integer path; an additive attention mask goes on a grid sized from the scores, and an output
-        a softmax normalizes leaves the masked positions out of its range."""
+    def _chained(self, node: torch.fx.Node, pattern: OpPattern) -> QuantizationAnnotation | None:
+        """Inputs and output quantized when every floating input is already on the integer path, an additive
+        attention mask aside; the mask goes on a grid sized from the scores, and an output a softmax normalizes
+        leaves the masked positions out of its range."""
         args = [a for a in (node.args[p] for p in pattern.inputs if p < len(node.args)) if _floating(a)]
-        on_path = [_on_integer_path(a) for a in args]
-        if not args or _is_model_output(node) or not (all(on_path) if every else any(on_path)):
+        masks = {a for a in args if len(args) > 1 and _is_additive_mask(a)}
+        if not args or _is_model_output(node) or not all(_on_integer_path(a) for a in args if a not in masks):
             return None
         qmap = {}
         for arg in args:
             scores = next((a for a in args if a is not arg), None)
-            qmap[arg] = (
-                _mask_grid(scores, node, self.act) if scores is not None and _is_additive_mask(arg) else self.act
-            )
+            qmap[arg] = _mask_grid(scores, node, self.act) if arg in masks else self.act
         out = self.masked_scores if _feeds_softmax(node) else self.act
         return QuantizationAnnotation(input_qspec_map=qmap, output_qspec=out, _annotated=True)
 

@@ -2,10 +2,9 @@
 
 An op kind (:data:`edgekit.quant.graph.ops.OP_KINDS`) is quantized on its activation ``inputs``, its
 ``weights`` (per output channel, symmetric int8), its ``output``, or, ``chained``, on inputs and output only when
-every floating input already is a quantized output (an add between two integer convolutions, not a transformer's
-residual stream), or, ``joined``, when at least one is (an add on the integer path: a residual add, not the
-``variance + eps`` of an RMSNorm or a rotary embedding's sum of products, whose inputs are float ops). A profile
-fits what a runtime fuses into integer kernels:
+every floating input already is a quantized output, an additive attention mask aside (an add between two integer
+convolutions, the scores plus their mask; not a transformer's residual stream, nor the ``variance + eps`` of an
+RMSNorm or a rotary embedding's sum of products). A profile fits what a runtime fuses into integer kernels:
 
 * ``ort_ov`` (the x86 placement; the default of :func:`graph_quantize`): matmul/linear inputs and weights, nothing
   after (ONNX Runtime's MatMulIntegerToFloat and OpenVINO's int8 MatMul take float out); convolutions also
@@ -13,10 +12,11 @@ fits what a runtime fuses into integer kernels:
   ``DQ -> Conv -> Q`` (QLinearConv), and adds between them are chained, so a conv net stays on the integer path;
   int8 embedding tables. The targets use its two refinements, measured on MiniLM side by side:
   ``onnxruntime`` (float embedding tables) and ``openvino`` (float attention matmuls).
-* ``full_integer`` (LiteRT, ExecuTorch/XNNPACK, Core ML W8A8): every tensor on the integer path, residual adds
-  and embeddings included, since those runtimes make a layer integer only where its output is quantized too.
-  Adds are ``joined``: quantizing every add (36 in a 2-layer Gemma 3, most inside RMSNorm and rotary embeddings,
-  which LiteRT runs in float anyway) took a tiny random Gemma 3 from cosine 0.998 to 0.911.
+* ``full_integer`` (LiteRT, ExecuTorch/XNNPACK, Core ML W8A8): matmul/conv inputs, weights and outputs and
+  embeddings, since those runtimes make a layer integer only where its output is quantized too; adds are
+  ``chained``. Quantizing every add put a transformer's residual stream on one per-tensor int8 grid, where its large
+  common component leaves the signal a few steps (tiny random ViT-MSN: cosine 0.35, 0.997 with float residual adds;
+  36 adds in a 2-layer Gemma 3, most inside RMSNorm and rotary embeddings: 0.911 vs 0.998).
 * ``tensorrt``: the ``ort_ov`` placement with symmetric int8 activations (TensorRT's Q/DQ rules).
 * ``full_integer_16x8`` (LiteRT's 16x8 mode, ``tflite`` with ``options: {activations: int16}``): every activation
   int16 (zero point 0), weights int8 per channel. The elementwise kinds are quantized too, their constant operands
@@ -35,7 +35,7 @@ from dataclasses import dataclass, field, replace
 
 from ...registry import Registry
 
-INPUTS, WEIGHTS, OUTPUT, CHAINED, JOINED = "inputs", "weights", "output", "chained", "joined"
+INPUTS, WEIGHTS, OUTPUT, CHAINED = "inputs", "weights", "output", "chained"
 
 
 @dataclass(frozen=True)
@@ -108,7 +108,7 @@ PROFILES.add(
         "tables",
     ),
 )
-_FULL = {**{k: _ALL for k in _MATMULS}, "embedding": frozenset({WEIGHTS, OUTPUT}), "add": frozenset({JOINED})}
+_FULL = {**{k: _ALL for k in _MATMULS}, "embedding": frozenset({WEIGHTS, OUTPUT}), "add": frozenset({CHAINED})}
 PROFILES.add(
     "full_integer",
     Profile(
