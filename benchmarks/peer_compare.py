@@ -65,6 +65,7 @@ from edgekit.recipe import (
     SmoothQuantSpec,
     TargetSpec,
     ValidationSpec,
+    WeightRoundingSpec,
 )
 from edgekit.targets.base import CompileContext, get_target
 from edgekit.validate.latency import bench_local
@@ -137,12 +138,12 @@ VARIANTS = {
 }
 BEST_ORT_OPS = ["MatMul", "Conv", "Gemm"]
 # the graph quantizer's recipe options per model, as NNCF gets its model_type per family: SmoothQuant for the
-# transformers, bias correction for the conv net (README, "quantizer: graph")
+# transformers, Hessian-aware weight rounding and bias correction for the conv net (README, "quantizer: graph")
 TRANSFORMER_GRAPH = {"smooth_quant": SmoothQuantSpec(alpha="auto", unfoldable=SmoothFold.MULTIPLY)}
 GRAPH_OPTIONS = {
     "deit-s": TRANSFORMER_GRAPH,
     "minilm": TRANSFORMER_GRAPH,
-    "efficientnet-lite1": {"bias_correction": True},
+    "efficientnet-lite1": {"bias_correction": True, "weight_rounding": WeightRoundingSpec()},
 }
 
 
