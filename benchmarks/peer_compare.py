@@ -64,6 +64,7 @@ from edgekit.recipe import (
     SmoothQuantSpec,
     TargetSpec,
     ValidationSpec,
+    WeightRoundingSpec,
 )
 from edgekit.targets.base import CompileContext, get_target
 from edgekit.validate.latency import bench_local
@@ -135,12 +136,12 @@ VARIANTS = {
 }
 BEST_ORT_OPS = ["MatMul", "Conv", "Gemm"]
 # edgekit's recipe options per model, as NNCF gets its model_type per family: SmoothQuant for the transformers,
-# bias correction for the conv net (README, "edgekit's quantizer")
+# Hessian-aware weight rounding and bias correction for the conv net (README, "edgekit's quantizer")
 TRANSFORMER = {"smooth_quant": SmoothQuantSpec(alpha="auto", unfoldable=SmoothFold.MULTIPLY)}
 EDGEKIT_OPTIONS = {
     "deit-s": TRANSFORMER,
     "minilm": TRANSFORMER,
-    "efficientnet-lite1": {"bias_correction": True},
+    "efficientnet-lite1": {"bias_correction": True, "weight_rounding": WeightRoundingSpec()},
 }
 
 

@@ -263,6 +263,31 @@ class WeightClipping(str, enum.Enum):
     MSE = "mse"
 
 
+class RoundingScope(str, enum.Enum):
+    """Which layers Hessian-aware weight rounding re-rounds."""
+
+    ALL = "all"  # every per-channel conv/linear with more calibration rows than inputs
+    INPUT = "input"  # only the layers that read a model input (a CNN's stem): the largest gain, the least time
+
+
+@dataclass(frozen=True)
+class WeightRoundingSpec:
+    """Hessian-aware (GPTQ) rounding of int8 weights (``quantization.weight_rounding``, graph quantizer): after
+    convert, the chosen layers' weights are rounded one input at a time, each rounding error spread over the inputs
+    not yet rounded by the inverse of the layer's input correlation H = sum x xᵀ on the calibration data (damped by
+    ``damp`` times its mean diagonal), on the observer's scales. ``layers: all`` (default) re-rounds every per-channel
+    conv and linear with more calibration rows than inputs; ``input`` only the layers that read a model input (an
+    image CNN's stem)."""
+
+    layers: RoundingScope = RoundingScope.ALL
+    damp: float = 0.01
+
+    def __post_init__(self) -> None:
+        require_finite_numbers(damp=self.damp)
+        if self.damp <= 0:
+            raise ValueError(f"weight_rounding.damp must be > 0, got {self.damp}")
+
+
 class SmoothFold(str, enum.Enum):
     """SmoothQuant, where 1/s cannot be folded exactly into the activation's producer (a LayerNorm or linear whose
     output only linears read): ``skip`` leaves that group unsmoothed; ``multiply`` inserts a per-channel multiply
@@ -327,10 +352,12 @@ class QuantSpec:
     accuracy_aware: AccuracyAwareSpec | None = None  # keep the most sensitive nodes in FP32 until the budget holds
     inc: IncSpec | None = None  # options of quantizer: neural-compressor
     # passes of edgekit's quantizer: SmoothQuant before calibration ({alpha: 0.5} or a number), bias correction after
-    # convert, MSE-optimal per-channel weight clipping
+    # convert, MSE-optimal per-channel weight clipping, Hessian-aware weight rounding after convert ({} or
+    # {layers: input})
     smooth_quant: SmoothQuantSpec | float | None = None
     bias_correction: bool = False
     weight_clipping: WeightClipping = WeightClipping.MINMAX
+    weight_rounding: WeightRoundingSpec | None = None
 
     def __post_init__(self) -> None:
         if self.bits != 8:
@@ -349,10 +376,10 @@ class QuantSpec:
             self._check_edgekit_only()
 
     def _check_edgekit_only(self) -> None:
-        """SmoothQuant, bias correction, weight clipping, scale reparameterization, output quantization and the
-        ignore list are edgekit's passes and annotation choices on its captured graph."""
+        """SmoothQuant, bias correction, weight clipping and rounding, scale reparameterization, output quantization
+        and the ignore list are edgekit's passes and annotation choices on its captured graph."""
         why = "it is part of edgekit's quantizer; set quantizer: edgekit"
-        own = ("smooth_quant", "bias_correction", "scale_reparam", "quantize_outputs", "ignore")
+        own = ("smooth_quant", "bias_correction", "weight_rounding", "scale_reparam", "quantize_outputs", "ignore")
         self._refuse(self.quantizer.value, dict.fromkeys(own, why))
         if self.weight_clipping is not WeightClipping.MINMAX:
             raise ValueError(f"quantizer {self.quantizer.value} does not take quantization.weight_clipping: {why}")

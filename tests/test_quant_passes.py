@@ -1,4 +1,5 @@
-"""edgekit quantizer passes: SmoothQuant (exact in FP32), bias correction, MSE weight clipping; their recipe checks."""
+"""edgekit quantizer passes: SmoothQuant (exact in FP32), bias correction, MSE weight clipping; their recipe checks;
+one run with every pass (weight rounding's own tests: test_quant_rounding.py)."""
 
 from __future__ import annotations
 
@@ -246,7 +247,7 @@ def test_recipe_check_catches_a_bad_smooth_quant_and_takes_a_good_one(run_cli, t
     assert code != 0 and "smooth_quant.alpha must be a number in [0, 1]" in err
 
 
-def test_run_with_all_three_passes_lowers_to_onnx_and_openvino(run_cli, tmp_path):
+def test_run_with_all_four_passes_lowers_to_onnx_and_openvino(run_cli, tmp_path):
     from .conftest import TINY_VIT
 
     quant = {
@@ -254,6 +255,7 @@ def test_run_with_all_three_passes_lowers_to_onnx_and_openvino(run_cli, tmp_path
         "smooth_quant": {"alpha": "auto", "unfoldable": "multiply"},
         "bias_correction": True,
         "weight_clipping": "mse",
+        "weight_rounding": {},
     }
     recipe = {
         "name": "smooth-vit",
@@ -275,6 +277,7 @@ def test_run_with_all_three_passes_lowers_to_onnx_and_openvino(run_cli, tmp_path
     assert cal["smooth_quant"]["layer_norm"] == 2 * TINY_VIT["num_hidden_layers"]
     assert cal["smooth_quant"]["fp32_max_rel_change"] < 1e-4
     assert cal["bias_correction"]["layers"] > 0 and cal["weight_clipping"].startswith("mse")
+    assert cal["weight_rounding"]["scope"] == "all" and cal["weight_rounding"]["layers"]
     for row in report["rows"]:
         assert row["status"] == "ok", row
         assert row["accuracy"]["sqnr_vs_sim_db"] > 30.0, row["target"]

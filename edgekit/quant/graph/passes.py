@@ -1,10 +1,10 @@
 """The graph quantizer's optional passes, in the order :func:`graph_quantize` runs them.
 
 Before calibration, on the captured FP32 graph: scale reparameterization (``scale_reparam``), then SmoothQuant
-(``smooth_quant``). After ``convert_pt2e``: bias
-correction (``bias_correction``). MSE weight clipping (``weight_clipping``) is a weight observer
-(:mod:`.clipping`), chosen by :func:`.observers.weight_spec`; it is only recorded here. Each pass adds its entry
-to the report's calibration info.
+(``smooth_quant``). After ``convert_pt2e``: Hessian-aware weight rounding (``weight_rounding``, with its layers'
+own mean-shift correction when ``bias_correction`` is on), then bias correction (``bias_correction``) of the other
+layers. MSE weight clipping (``weight_clipping``) is a weight observer (:mod:`.clipping`), chosen by
+:func:`.observers.weight_spec`; it is only recorded here. Each pass adds its entry to the report's calibration info.
 """
 
 from __future__ import annotations
@@ -40,6 +40,12 @@ class GraphPasses:
     def after_convert(self, res: ProgramResult) -> None:
         """On one profile's converted program (biases are not quantized, so its encodings stay valid)."""
         res.info.update(self.info)
+        if self.q.weight_rounding is not None:  # first: bias correction sees a re-rounded weight as exact
+            from .rounding import round_weights
+
+            res.info["weight_rounding"] = round_weights(
+                res.program, self.batches, self.q.weight_rounding, self.q.bias_correction
+            )
         if self.q.bias_correction:
             from .bias_correction import correct_bias
 
