@@ -42,9 +42,11 @@ lint: $(VENV)/.installed
 	$(BIN)/ruff check edgekit tests benchmarks
 	$(BIN)/ruff format --check edgekit tests benchmarks
 
+# edgekit INT8 vs NNCF / ORT quantize_static / Neural Compressor on three models (about 1 h on 2 cores)
 bench: $(VENV)/.installed data
-	$(BIN)/python benchmarks/peer_compare.py --model deit-s
-	$(BIN)/python benchmarks/peer_compare.py --model minilm
+	$(BIN)/python benchmarks/peer_compare.py --model deit-s --targets onnx,openvino
+	$(BIN)/python benchmarks/peer_compare.py --model minilm --targets onnx,openvino,tflite
+	$(BIN)/python benchmarks/peer_compare.py --model efficientnet-lite1 --targets onnx,openvino,tflite
 	$(BIN)/python benchmarks/runner_vs_benchmark_app.py
 
 clean:

@@ -10,10 +10,12 @@ FP32 (cosine, top-1 agreement, SQNR, task metric where labels exist) and latency
       | onnx int8 neural-compressor (INC 3.x PT2E static program, lowered by edgekit: dynamo Q/DQ ONNX)
     openvino fp32 | openvino int8 edgekit (profile openvino) | openvino int8 NNCF quantize (defaults, model_type
       per family) | openvino int8 neural-compressor (the same INC Q/DQ ONNX read by OpenVINO)
-    tflite fp32 | tflite int8 edgekit (profile full_integer)   (with ``--targets ...,tflite``)
+    tflite fp32 | tflite int8 edgekit (profile full_integer) | tflite int8 edgekit-16x8 (``options: {activations:
+      int16}``, profile full_integer_16x8: int16 activations, int8 weights)   (with ``--targets ...,tflite``)
 
-``--quantizers`` picks the INT8 variants (default: edgekit,native,native-best,neural-compressor); a variant a
-target has no peer for (native and neural-compressor on tflite) is left out. ``--targets`` picks the runtimes.
+``--quantizers`` picks the INT8 variants (default: edgekit,edgekit-16x8,native,native-best,neural-compressor); a
+variant a target has no peer for (native and neural-compressor on tflite) is left out. ``--targets`` picks the
+runtimes.
 
 Every variant gets the same calibration samples, validation samples and runtime settings. Latency: each
 artifact in its own process, the variants alternated over ``--rounds`` rounds (rotating the order each round,
@@ -127,14 +129,15 @@ def setup(name: str, calib_n: int, val_n: int):
 MODELS = ["deit-s", "minilm", "efficientnet-lite1"]
 INC = Quantizer.NEURAL_COMPRESSOR
 EDGEKIT = Quantizer.EDGEKIT
-# variant label -> (quantizer, the targets it has a variant on)
+# variant label -> (quantizer, the targets it has a variant on); VARIANT_OPTIONS: its target options
+VARIANT_OPTIONS = {"native-best": {"op_types": ["MatMul", "Conv", "Gemm"]}, "edgekit-16x8": {"activations": "int16"}}
 VARIANTS = {
     "edgekit": (EDGEKIT, ("onnx", "openvino", "tflite")),
+    "edgekit-16x8": (EDGEKIT, ("tflite",)),
     "native": (Quantizer.NATIVE, ("onnx", "openvino")),
     "native-best": (Quantizer.NATIVE, ("onnx",)),
     "neural-compressor": (INC, ("onnx", "openvino")),
 }
-BEST_ORT_OPS = ["MatMul", "Conv", "Gemm"]
 # edgekit's recipe options per model, as NNCF gets its model_type per family: SmoothQuant for the transformers,
 # Hessian-aware weight rounding and bias correction for the conv net (README, "edgekit's quantizer")
 TRANSFORMER = {"smooth_quant": SmoothQuantSpec(alpha="auto", unfoldable=SmoothFold.MULTIPLY)}
@@ -207,7 +210,14 @@ def main() -> int:
         seconds["neural_compressor"] = time.perf_counter() - t0
         print(f"neural-compressor: {inc.info['config']}, {len(inc.encodings)} tensors", flush=True)
     edgekit_spec = QuantSpec(calibration=DataSpec("given"), activation_symmetric=False, **EDGEKIT_OPTIONS[a.model])
-    profiles = tuple(dict.fromkeys(get_target(t).quant_profile for t in targets))
+    profiles = tuple(
+        dict.fromkeys(
+            get_target(t).profile(get_target(t).parse_options(VARIANT_OPTIONS.get(v)))
+            for t in targets
+            for v in labels
+            if VARIANTS[v][0] is EDGEKIT and t in VARIANTS[v][1]
+        )
+    )
     if EDGEKIT in chosen:
         t0 = time.perf_counter()
         programs = graph_quantize_profiles(bundle.module, bundle, names, calib, edgekit_spec, profiles)
@@ -230,11 +240,11 @@ def main() -> int:
         ctx = CompileContext(bundle, bundle.module, None, None, qspec, calib, Path(tmp) / "work")
         ctx.workdir.mkdir()
         # each PT2E program has its own context, which keeps its Q/DQ ONNX apart from the others'
-        own = {}  # (variant, profile) -> the context of that PT2E program
-        lowered = [("neural-compressor", None, inc, inc_spec)] if inc else []
-        lowered += [("edgekit", name, res, edgekit_spec) for name, res in (programs or {}).items()]
+        own = {}  # (quantizer, profile) -> the context of that PT2E program
+        lowered = [(INC, None, inc, inc_spec)] if inc else []
+        lowered += [(EDGEKIT, name, res, edgekit_spec) for name, res in (programs or {}).items()]
         for label_, profile, res, spec in lowered:
-            workdir = Path(tmp) / f"{label_}_{profile}"
+            workdir = Path(tmp) / f"{label_.value}_{profile}"
             own[label_, profile] = CompileContext(
                 bundle, bundle.module, res.program, res.encodings, spec, calib, workdir
             )
@@ -245,9 +255,9 @@ def main() -> int:
             quantizer = VARIANTS[variant][0] if variant else None
             # ORT's quantize_static default is per-tensor weights (native-best: per channel); NNCF chooses its own.
             ctx.quant = replace(qspec, quantizer=quantizer or Quantizer.EDGEKIT, per_channel=variant != "native")
-            options = {"op_types": BEST_ORT_OPS} if variant == "native-best" else {}
-            profile = target.quant_profile if variant == "edgekit" else None
-            use = own.get((variant, profile), ctx)
+            options = VARIANT_OPTIONS.get(variant, {})
+            profile = target.profile(target.parse_options(options)) if quantizer is EDGEKIT else None
+            use = own.get((quantizer, profile), ctx)
             label = f"{target_name} {precision.value}" + (f" {variant}" if variant else "")
             print(f"compile {label}", flush=True)
             adir = Path(tmp) / label.replace(" ", "_")
