@@ -57,6 +57,10 @@ def qdq_onnx_export(program: torch.fx.GraphModule, bundle: ModelBundle, path: Pa
     fold_constant_casts(model)
     model = finalize_qdq(model)
     del model.graph.value_info[:]  # the exporter's shapes of weight DQ outputs are stale once weights are transposed
+    for node in model.graph.node:
+        # the exporter's per-node provenance (stack traces with this machine's paths, FX node text): twice the size
+        # of a small model's weights, and not the deployment's business
+        del node.metadata_props[:]
     onnx.save(model, str(path))
     return model
 
