@@ -56,9 +56,13 @@ def test_w8a8_carries_the_programs_encodings(ctx, tmp_path):
     ops = _ops(art)
     n_weights = sum(k.endswith(".weight") for k in ctx.encodings.tensors)
     n_activations = len(ctx.encodings) - n_weights
+    # a reshape/transpose re-quantizes its input with the input's encoding, so the program may hold more
+    # activation Q nodes than encodings
+    program_q = sum(str(n.target) == "quantized_decomposed.quantize_per_tensor.default" for n in ctx.sim.graph.nodes)
+    assert program_q >= n_activations
     assert ops["constexpr_affine_dequantize"] >= n_weights  # int8 weights (and any quantized constant)
     # every activation Q/DQ of the program is a quantize/dequantize op (shared ones may be written once)
-    assert 0 < ops["quantize"] <= n_activations and ops["dequantize"] >= ops["quantize"]
+    assert 0 < ops["quantize"] <= program_q and ops["dequantize"] >= ops["quantize"]
     x = load_data(DataSpec("digits", "test", samples=16), ctx.bundle).inputs["pixel_values"]
     sim = ctx.sim(torch.from_numpy(x)).detach().numpy()
     assert cosine(t.run(t.load(art), {"pixel_values": x}), sim) > 0.999  # the reference interpreter runs it

@@ -70,7 +70,8 @@ class OpenVINOSession:
         return np.array(self.request.get_output_tensor(0).data, copy=True)
 
 
-_QUANTIZED = (np.int8, np.uint8, np.int16)  # int16: LiteRT's 16x8 mode
+# dtype names, not numpy types: this module is imported before main() checks that numpy exists
+_QUANTIZED = ("int8", "uint8", "int16")  # int16: LiteRT's 16x8 mode
 
 
 class LiteRTSession:
@@ -116,7 +117,7 @@ class LiteRTSession:
     def _to_file(value, detail: dict):
         dtype = detail["dtype"]
         scale, zero = detail["quantization"]
-        if dtype in _QUANTIZED and scale:
+        if np.dtype(dtype).name in _QUANTIZED and scale:
             info = np.iinfo(dtype)
             return np.clip(np.rint(value / scale) + zero, info.min, info.max).astype(dtype)
         return value.astype(dtype)
@@ -133,7 +134,7 @@ class LiteRTSession:
         self.it.invoke()
         out = self.it.get_tensor(self.output["index"])
         scale, zero = self.output["quantization"]
-        if out.dtype in _QUANTIZED and scale:
+        if out.dtype.name in _QUANTIZED and scale:
             return (out.astype(np.float32) - zero) * scale
         return out.copy()
 
