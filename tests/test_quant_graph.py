@@ -258,15 +258,44 @@ def test_fixed_probability_grid_only_where_litert_needs_it(gpt2):
     assert calibrated and all(s != 1.0 / 256 for s in calibrated)
 
 
-def test_uncapturable_model_is_one_line_model_error():
-    class DataDependent(torch.nn.Module):
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return x * 2 if x.sum() > 0 else x - 1
+class DataDependent(torch.nn.Module):
+    """Python control flow on a tensor's value: torch.export cannot capture it."""
 
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = torch.nn.Linear(4, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(x * 2 if x.sum() > 0 else x - 1)
+
+
+def test_uncapturable_model_is_one_line_model_error():
     data = np.ones((8, 4), np.float32)
     with pytest.raises(ModelError, match=r"torch\.export could not capture") as info:
         _quantize(DataDependent(), TensorSpec("x", ("batch", 4)), data)
     assert "\n" not in str(info.value) and "torch.where/torch.cond" in str(info.value)
+
+
+def test_uncapturable_model_still_gets_its_fp32_artifacts(tmp_path):
+    """No INT8 program means INT8 rows ``unsupported`` with the capture's one-line reason; FP32 still builds."""
+    import edgekit
+
+    result = edgekit.export(
+        DataDependent().eval(),
+        tmp_path / "run",
+        targets=("onnx",),
+        precisions=("fp32", "int8"),
+        calib="random",
+        val="random",
+        inputs=[{"name": "x", "shape": ["batch", 4]}],
+        progress=False,
+        benchmark=False,
+        log=lambda *_: None,
+    )
+    rows = {r["precision"]: r for r in result.report["rows"]}
+    assert rows["fp32"]["status"] == "ok" and rows["int8"]["status"] == "unsupported"
+    assert "torch.export could not capture" in rows["int8"]["notes"][0] and not result.passed
+    assert not (tmp_path / "run" / "encodings.json").exists()
 
 
 def test_old_graph_spelling_loads_and_other_quantizers_refuse_edgekit_options():

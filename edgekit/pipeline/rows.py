@@ -41,6 +41,9 @@ def compile_one(
     that failed or of an artifact that cannot run here. An INT8 artifact keeps ``sim``, the simulated program of
     its target's profile, to be compared with."""
     target, tmp = item.target, run.workdir()
+    if precision is Precision.INT8 and run.quantized.failure:
+        row = status_row(target.name, precision, Status.UNSUPPORTED, run.quantized.failure)
+        return requested(row, not item.implied)
     adir = tmp / target.name / precision.value
     adir.mkdir(parents=True)
     what = f"{target.name} {precision.value}"

@@ -19,8 +19,10 @@ from ..archs import load_model
 from ..data import DataSet, load_data
 from ..data.predict import predict_torch
 from ..device.runner import read_meta
+from ..errors import ModelError
 from ..evaluate import bench_rows, resolve_metric
 from ..metrics import DEFAULT_BUDGET, task_metric
+from ..quant.simulated import Quantized
 from ..status import Status
 from ..targets.base import CompileContext, layer_probes
 from ..train.stage import checkpoint_dir, outlier_sample, run_training, teacher_copy
@@ -135,25 +137,31 @@ class Reference:
 
 @dataclass(frozen=True)
 class Quantize:
-    """Calibrate once: the simulated INT8 program(s) and the one encodings.json every target lowers."""
+    """Calibrate once: the simulated INT8 program(s) and the one encodings.json every target lowers. A model that
+    cannot be captured has no INT8 program: its INT8 rows are ``unsupported`` with the reason, the rest builds."""
 
     name: str = "quantize"
 
     def run(self, ctx: RunContext) -> None:
         bundle, val = ctx.model(), ctx.val
         goal = (ctx.metric, ctx.budget)
-        ctx.quantized = quantize(
-            ctx.recipe,
-            bundle,
-            ctx.names,
-            ctx.calib,
-            ctx.workdir(),
-            val,
-            ctx.progress,
-            goal,
-            ctx.log,
-            graph_profiles(ctx.plan),
-        )
+        try:
+            ctx.quantized = quantize(
+                ctx.recipe,
+                bundle,
+                ctx.names,
+                ctx.calib,
+                ctx.workdir(),
+                val,
+                ctx.progress,
+                goal,
+                ctx.log,
+                graph_profiles(ctx.plan),
+            )
+        except ModelError as exc:  # the model cannot be captured: no INT8 program, the FP32 artifacts still build
+            ctx.log(f"int8: {exc}")
+            ctx.quantized = Quantized(failure=str(exc))
+            return
         primary = ctx.quantized.primary
         if primary is not None and primary.outputs is not None:
             ctx.sim_metric = task_metric(ctx.metric, primary.outputs, ctx.fp32_out, val.labels)

@@ -35,6 +35,7 @@ class Quantized:
     encodings: EncodingSet | None = None
     info: dict[str, Any] | None = None
     by_profile: dict[str, Simulation] = field(default_factory=dict)
+    failure: str | None = None  # why there is no INT8 program (the model could not be captured): its rows' reason
 
     def for_target(self, profile: str) -> Simulation | None:
         """The simulation a target of ``profile`` lowers and is validated against."""
