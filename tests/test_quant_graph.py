@@ -136,6 +136,33 @@ def test_openvino_profile_puts_same_padding_inside_the_qdq(same_net):
     assert _sqnr(ref, a) > 25.0 and abs(_sqnr(ref, a) - _sqnr(ref, b)) < 3.0
 
 
+def test_two_d_linear_lowers_to_an_integer_matmul_in_onnx(same_net, tmp_path):
+    """A linear on a 2-D input (SameNet's head) is a Gemm in the dynamo ONNX; ONNX Runtime runs DQ -> Gemm in
+    float after dequantizing the whole weight, so the Q/DQ ONNX carries it as MatMul + Add on a [K, N] int8 weight
+    (per-channel axis 1), which ONNX Runtime fuses into an integer matmul. Same numbers as the program."""
+    import onnxruntime as ort
+
+    from edgekit.targets.pt2e_lowering import qdq_onnx_export
+
+    model, data = same_net
+    spec = TensorSpec("x", ("batch", 3, 27, 27))
+    res = _quantize(model, spec, data, profile="onnxruntime")
+    bundle = ModelBundle(model, (spec,), family="custom", task="classification", is_transformer=False)
+    onnx_model = qdq_onnx_export(res.program, bundle, tmp_path / "m.onnx", 18)
+    ops = collections.Counter(n.op_type for n in onnx_model.graph.node)
+    assert ops["Gemm"] == 0 and ops["MatMul"] == 1, ops
+    inits = {i.name: i for i in onnx_model.graph.initializer}
+    matmul = next(n for n in onnx_model.graph.node if n.op_type == "MatMul")
+    weight_dq = next(n for n in onnx_model.graph.node if n.output[0] == matmul.input[1])
+    assert list(inits[weight_dq.input[0]].dims) == [8, 5]  # [K, N]
+    assert next(a.i for a in weight_dq.attribute if a.name == "axis") == 1
+    x = data[:5]
+    out = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    with torch.no_grad():
+        sim = res.program(torch.from_numpy(x)).numpy()
+    assert _sqnr(sim, out) > 30.0
+
+
 def test_full_integer_profile_quantizes_adds_keeps_logits_float(same_net):
     model, data = same_net
     res = _quantize(model, TensorSpec("x", ("batch", 3, 27, 27)), data, profile="full_integer")
