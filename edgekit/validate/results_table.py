@@ -186,8 +186,9 @@ def render(runs: list[tuple[Path, dict[str, Any], dict[str, Any]]], command: str
         f"- Machine: {machine_line(runs)}",
     ]
     if bench:
+        threads = f"{bench['threads']} thread" + ("s" if bench["threads"] != 1 else "")
         lines.append(
-            f"- Latency: batch {bench['batch_size']}, {bench['threads']} threads, {bench['warmup']} warm-up + "
+            f"- Latency: batch {bench['batch_size']}, {threads}, {bench['warmup']} warm-up + "
             f"{bench['iterations']} timed runs, each artifact in its own process; p50 in ms; speedup = the target's "
             "FP32 p50 / this p50. `not measured here`: the runtime cannot run on this machine (see each note)."
         )
