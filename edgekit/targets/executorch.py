@@ -87,8 +87,9 @@ class ExecuTorchTarget(Target):
             art.notes.append(f"int8 from {source(ctx.quant)} (PT2E-form Q/DQ, weights folded to int8 constants)")
             if floated:
                 art.notes.append(
-                    f"{_few(floated, 2)}: float output in the program, so the layer runs in float with its "
-                    "dequantized int8 weights (XNNPACK's int8 kernels need a quantized output)"
+                    f"{_few(floated, 2)}: run in float with their dequantized int8 weights (XNNPACK takes an "
+                    "int8 weight only in a conv/linear whose output is quantized, not a float-output layer or an "
+                    "embedding lookup)"
                 )
         elif precision is Precision.FP16:
             import copy
@@ -143,10 +144,12 @@ def _requantized(node: torch.fx.Node) -> bool:
 
 
 def float_weights_of_float_layers(gm: torch.fx.GraphModule) -> list[str]:
-    """Replace ``dequantize_per_channel(int8 weight)`` by its float values where every conv/linear reading it has a
-    float output (the graph quantizer keeps logits float); returns those layers. The values are exactly the
-    program's, and the layer then runs in float: XNNPACK matches int8 linear/conv only as DQ -> op -> Q, and the
-    dequantize it leaves outside has no portable kernel ("Missing out variants")."""
+    """Replace ``dequantize_per_channel(int8 weight)`` by its float values unless every reader is a conv/linear
+    whose output is quantized; returns the layers that read them. XNNPACK takes a per-channel int8 weight only as
+    DQ -> conv/linear -> Q, and a dequantize it leaves outside has no portable kernel ("Missing out variants"):
+    a layer with a float output (the graph quantizer keeps logits float) or an int8 embedding table (``full_integer``
+    quantizes tables; XNNPACK has no int8 lookup). The values are exactly the program's; those layers run in
+    float."""
     from ..quant.pt2e import _value
 
     found = []
@@ -156,8 +159,8 @@ def float_weights_of_float_layers(gm: torch.fx.GraphModule) -> list[str]:
         weight = node.args[0]
         if not isinstance(weight, torch.fx.Node) or weight.op != "get_attr" or not node.users:
             continue
-        if not all(any(k in str(u.target) for k in _WEIGHT_OPS) and not _requantized(u) for u in node.users):
-            continue
+        if all(any(k in str(u.target) for k in _WEIGHT_OPS) and _requantized(u) for u in node.users):
+            continue  # XNNPACK's int8 conv/linear
         q, scale, zp, axis, *_ = node.args
         with torch.no_grad():
             values = node.target(_value(gm, q), _value(gm, scale), _value(gm, zp), *node.args[3:])
