@@ -173,12 +173,12 @@ def gemm_as_matmul(model: onnx.ModelProto) -> int:
         if any(u.op_type == "QuantizeLinear" for u in users.get(gemm.output[0], [])):
             continue  # DQ -> Gemm -> Q is ONNX Runtime's QGemm already
         if attrs.get("transB", 0):
-            name = f"{weight.name}_kn"
             transposed = np.ascontiguousarray(numpy_helper.to_array(weight).T)
-            graph.initializer.append(numpy_helper.from_array(transposed, name))
-            if len(users.get(weight.name, [])) == 1:
-                graph.initializer.remove(weight)
-            w_dq.input[0] = name
+            if len(users.get(weight.name, [])) == 1:  # in place: the initializer keeps its name
+                weight.CopyFrom(numpy_helper.from_array(transposed, weight.name))
+            else:
+                graph.initializer.append(numpy_helper.from_array(transposed, f"{weight.name}_kn"))
+                w_dq.input[0] = f"{weight.name}_kn"
             axis = int_attr(w_dq, "axis", 1)  # meaningful only for a per-channel scale; harmless otherwise
             for a in list(w_dq.attribute):
                 if a.name == "axis":
