@@ -424,13 +424,13 @@ def test_tflite_full_integer_conv_net_has_no_layout_transposes(same_net, tmp_pat
 
 
 def test_executorch_floats_only_layers_whose_output_is_float(same_net):
-    from edgekit.targets.executorch import float_weights_of_float_layers
+    from edgekit.targets.executorch import float_weights_xnnpack_cannot_take
     from edgekit.targets.pt2e_lowering import weights_folded
 
     model, data = same_net
     res = _quantize(model, TensorSpec("x", ("batch", 3, 27, 27)), data, profile="full_integer")
     # the convs requantize after their ReLU: XNNPACK takes them as int8; only the float-logits head is floated
-    assert float_weights_of_float_layers(weights_folded(res.program)) == ["head"]
+    assert float_weights_xnnpack_cannot_take(weights_folded(res.program)) == ["head"]
 
 
 def test_16x8_rewrites_keep_the_function_and_leave_no_int8_activation():

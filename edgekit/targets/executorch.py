@@ -82,7 +82,7 @@ class ExecuTorchTarget(Target):
             if ctx.sim is None:
                 raise CalibrationError("executorch int8 needs calibration: set quantization.calibration")
             model = _folded(pt2e_form(ctx.sim), sample)
-            floated = float_weights_of_float_layers(model)
+            floated = float_weights_xnnpack_cannot_take(model)
             art.quantizer = ctx.quant.quantizer.value
             art.notes.append(f"int8 from {source(ctx.quant)} (PT2E-form Q/DQ, weights folded to int8 constants)")
             if floated:
@@ -143,7 +143,7 @@ def _requantized(node: torch.fx.Node) -> bool:
     return bool(node.users) and all("quantize_per_tensor" in str(u.target) for u in node.users)
 
 
-def float_weights_of_float_layers(gm: torch.fx.GraphModule) -> list[str]:
+def float_weights_xnnpack_cannot_take(gm: torch.fx.GraphModule) -> list[str]:
     """Replace ``dequantize_per_channel(int8 weight)`` by its float values unless every reader is a conv/linear
     whose output is quantized; returns the layers that read them. XNNPACK takes a per-channel int8 weight only as
     DQ -> conv/linear -> Q, and a dequantize it leaves outside has no portable kernel ("Missing out variants"):
